@@ -1,0 +1,60 @@
+#include "actors/ops_routes.h"
+#include <string.h>
+#include "runtime/metrics.h"
+
+static int is_get(h2o_req_t *req)
+{
+    return h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
+           h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+}
+
+static int exact_path(h2o_req_t *req, const char *path)
+{
+    return h2o_memis(req->path_normalized.base, req->path_normalized.len, path, strlen(path));
+}
+
+static int not_allowed(h2o_req_t *req)
+{
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET, HEAD"));
+    static const char body[] = "{\"type\":\"about:blank\",\"title\":\"Method Not Allowed\","
+                               "\"status\":405}";
+    net_http_respond(req, 405, "Method Not Allowed", "application/problem+json", body,
+                     sizeof(body) - 1);
+    return 0;
+}
+
+static int on_healthz(h2o_req_t *req, void *data)
+{
+    if (!exact_path(req, "/healthz"))
+        return -1;
+    if (!is_get(req))
+        return not_allowed(req);
+    static const char body[] = "{\"status\":\"ok\"}";
+    net_http_respond(req, 200, "OK", "application/json", body, sizeof(body) - 1);
+    return 0;
+}
+
+static int on_metrics(h2o_req_t *req, void *data)
+{
+    rt_runtime_t *rt = data;
+    if (!exact_path(req, "/metrics"))
+        return -1;
+    if (!is_get(req))
+        return not_allowed(req);
+    size_t cap = 16384;
+    char *buf = h2o_mem_alloc_pool(&req->pool, cap);
+    size_t len = rt_metrics_render(rt, buf, cap);
+    if (len >= cap) { /* more workers than the first guess covered: render once more */
+        cap = len + 1;
+        buf = h2o_mem_alloc_pool(&req->pool, cap);
+        len = rt_metrics_render(rt, buf, cap);
+    }
+    net_http_respond(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", buf, len);
+    return 0;
+}
+
+void ops_routes_register(net_http_server_t *http, rt_runtime_t *rt)
+{
+    net_http_route(http, "/healthz", on_healthz, rt);
+    net_http_route(http, "/metrics", on_metrics, rt);
+}

@@ -1,0 +1,226 @@
+#include "net/http_server.h"
+#include <assert.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "runtime/log.h"
+
+#define MAX_ROUTES 64
+
+typedef struct st_route_handler_t {
+    h2o_handler_t super;
+    net_http_handler_fn fn;
+    void *data;
+} route_handler_t;
+
+struct st_net_http_server_t {
+    h2o_globalconf_t globalconf;
+    h2o_hostconf_t *hostconf;
+    struct sockaddr_in address;
+    rt_waiter_t waiter;
+};
+
+/* Per-worker state, owned by the worker's thread. */
+typedef struct st_worker_http_t {
+    net_http_server_t *server;
+    rt_worker_t *worker;
+    h2o_evloop_t *loop;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listener;
+    h2o_socket_t *wake_sock;
+    uint64_t requests_in_flight;
+} worker_http_t;
+
+static __thread worker_http_t *current_http;
+
+/* Runs when a request's memory pool is released, i.e. when the request is over, whether the
+ * handler answered at once or later. Used to know when a draining worker is idle. */
+static void on_request_done(void *unused)
+{
+    assert(current_http != NULL && current_http->requests_in_flight > 0);
+    --current_http->requests_in_flight;
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    route_handler_t *route = (route_handler_t *)self;
+    worker_http_t *wh = current_http;
+    atomic_fetch_add_explicit(&wh->worker->metrics.http_requests, 1, memory_order_relaxed);
+    ++wh->requests_in_flight;
+    h2o_mem_alloc_shared(&req->pool, 1, on_request_done);
+    return route->fn(req, route->data);
+}
+
+net_http_server_t *net_http_create(const char *bind_address, uint16_t port)
+{
+    net_http_server_t *server = calloc(1, sizeof(*server));
+    if (server == NULL)
+        return NULL;
+    server->address.sin_family = AF_INET;
+    server->address.sin_port = htons(port);
+    if (inet_pton(AF_INET, bind_address, &server->address.sin_addr) != 1) {
+        rt_log_error("http", "BIND_ADDRESS '%s' is not an IPv4 address", bind_address);
+        free(server);
+        return NULL;
+    }
+    h2o_config_init(&server->globalconf);
+    server->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("intentd"));
+    server->hostconf =
+        h2o_config_register_host(&server->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    return server;
+}
+
+void net_http_route(net_http_server_t *server, const char *path, net_http_handler_fn handler,
+                    void *data)
+{
+    h2o_pathconf_t *pathconf = h2o_config_register_path(server->hostconf, path, 0);
+    route_handler_t *route = (route_handler_t *)h2o_create_handler(pathconf, sizeof(*route));
+    route->super.on_req = on_req;
+    route->fn = handler;
+    route->data = data;
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    worker_http_t *wh = listener->data;
+    if (err != NULL)
+        return;
+    /* bounded: accept what is queued now, up to a batch, so one loop turn stays short */
+    for (int i = 0; i != 64; ++i) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL)
+            break;
+        h2o_accept(&wh->accept_ctx, sock);
+    }
+}
+
+static void on_wake(h2o_socket_t *sock, const char *err)
+{
+    uint64_t value;
+    while (read(h2o_socket_get_fd(sock), &value, sizeof(value)) == sizeof(value))
+        ;
+}
+
+static int open_listener(net_http_server_t *server)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int on = 1;
+    if (fd < 0)
+        return -1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
+        bind(fd, (struct sockaddr *)&server->address, sizeof(server->address)) != 0 ||
+        listen(fd, SOMAXCONN) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+static void *waiter_init(rt_worker_t *worker, int wake_fd, void *data)
+{
+    net_http_server_t *server = data;
+    int listen_fd = open_listener(server);
+    if (listen_fd < 0) {
+        char addr[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &server->address.sin_addr, addr, sizeof(addr));
+        rt_log_error("http", "cannot listen on %s:%d: %s", addr, ntohs(server->address.sin_port),
+                     strerror(errno));
+        return NULL;
+    }
+    worker_http_t *wh = calloc(1, sizeof(*wh));
+    if (wh == NULL) {
+        close(listen_fd);
+        return NULL;
+    }
+    wh->server = server;
+    wh->worker = worker;
+    wh->loop = h2o_evloop_create();
+    h2o_context_init(&wh->ctx, wh->loop, &server->globalconf);
+    wh->accept_ctx.ctx = &wh->ctx;
+    wh->accept_ctx.hosts = server->globalconf.hosts;
+    wh->listener = h2o_evloop_socket_create(wh->loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    wh->listener->data = wh;
+    h2o_socket_read_start(wh->listener, on_accept);
+    /* h2o owns (and may close) the fds of its sockets, so it gets its own dup of the eventfd */
+    int h2o_wake_fd = dup(wake_fd);
+    if (h2o_wake_fd < 0) {
+        rt_log_error("http", "dup: %s", strerror(errno));
+        return NULL;
+    }
+    wh->wake_sock = h2o_evloop_socket_create(wh->loop, h2o_wake_fd, H2O_SOCKET_FLAG_DONT_READ);
+    wh->wake_sock->data = wh;
+    h2o_socket_read_start(wh->wake_sock, on_wake);
+    current_http = wh;
+    return wh;
+}
+
+static void waiter_wait(void *ctx, int timeout_ms)
+{
+    worker_http_t *wh = ctx;
+    /* -1 with EINTR is an ordinary wake-up: an io_uring completion's task work interrupted
+     * epoll_wait; the completion is reaped on the next loop turn */
+    h2o_evloop_run(wh->loop, timeout_ms);
+}
+
+static void waiter_begin_drain(void *ctx)
+{
+    worker_http_t *wh = ctx;
+    if (wh->listener != NULL) {
+        h2o_socket_read_stop(wh->listener);
+        h2o_socket_close(wh->listener);
+        wh->listener = NULL;
+    }
+    /* closes idle keep-alive connections and asks HTTP/2 peers to go away */
+    h2o_context_request_shutdown(&wh->ctx);
+}
+
+static bool waiter_is_idle(void *ctx)
+{
+    worker_http_t *wh = ctx;
+    return wh->requests_in_flight == 0;
+}
+
+static void waiter_dispose(void *ctx)
+{
+    worker_http_t *wh = ctx;
+    if (wh->listener != NULL)
+        h2o_socket_close(wh->listener);
+    /* h2o 2.2.5 asserts when a context or loop is destroyed while connections (even idle
+     * keep-alive ones) still hold timeouts, and offers no public way to enumerate them; like
+     * h2o's own server, we leave the loop to process exit. Its wake socket wraps a dup of the
+     * runtime's eventfd (see waiter_init), so nothing the runtime owns is touched. */
+    current_http = NULL;
+    free(wh);
+}
+
+rt_waiter_t *net_http_waiter(net_http_server_t *server)
+{
+    server->waiter = (rt_waiter_t){waiter_init,    waiter_wait,    waiter_begin_drain,
+                                   waiter_is_idle, waiter_dispose, server};
+    return &server->waiter;
+}
+
+void net_http_free(net_http_server_t *server)
+{
+    h2o_config_dispose(&server->globalconf);
+    free(server);
+}
+
+void net_http_respond(h2o_req_t *req, int status, const char *reason, const char *content_type,
+                      const char *body, size_t body_len)
+{
+    req->res.status = status;
+    req->res.reason = reason;
+    req->res.content_length = body_len; /* lets h2o skip chunked encoding */
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
+                   strlen(content_type));
+    h2o_send_inline(req, body, body_len);
+}

@@ -1,0 +1,40 @@
+/*
+ * The HTTP server: one h2o context per worker, on the worker's own thread.
+ *
+ * net_http_waiter() is the runtime waiter (runtime/worker.h) that makes each worker sleep in
+ * h2o_evloop_run instead of poll(2): the worker's wake eventfd is registered with h2o as a
+ * socket it only watches (H2O_SOCKET_FLAG_DONT_READ), so one epoll_wait covers HTTP sockets,
+ * ring completions and cross-worker wake-ups. Every worker opens its own listening socket on
+ * the same address with SO_REUSEPORT, and the kernel spreads connections over them.
+ *
+ * Routes are registered before the runtime starts and are read-only afterwards. net/ knows
+ * nothing of intents: the domain registers its own handlers.
+ */
+#ifndef NET_HTTP_SERVER_H
+#define NET_HTTP_SERVER_H
+
+#include <h2o.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "runtime/worker.h"
+
+typedef struct st_net_http_server_t net_http_server_t;
+
+/** A request handler: return 0 when it answered (or will answer), -1 to pass (404). */
+typedef int (*net_http_handler_fn)(h2o_req_t *req, void *data);
+
+/** Creates the server configuration; nothing listens until the runtime starts. */
+net_http_server_t *net_http_create(const char *bind_address, uint16_t port);
+/** Registers `handler` for requests whose path starts with `path`. Before start only. */
+void net_http_route(net_http_server_t *server, const char *path, net_http_handler_fn handler,
+                    void *data);
+/** The runtime waiter that runs this server on every worker. */
+rt_waiter_t *net_http_waiter(net_http_server_t *server);
+/** Frees the configuration, after the runtime has stopped. */
+void net_http_free(net_http_server_t *server);
+
+/** Answers with `status` and a body (copied into the request's pool). */
+void net_http_respond(h2o_req_t *req, int status, const char *reason, const char *content_type,
+                      const char *body, size_t body_len);
+
+#endif
