@@ -165,6 +165,11 @@ bool rt_actor_try_send(rt_actor_t *to, rt_msg_t *msg, uint32_t max_pending)
     return true;
 }
 
+void rt_actor_send_stop(rt_actor_t *actor)
+{
+    enqueue(actor, rt_msg_new(RT_MSG_STOP, 0));
+}
+
 void rt_actor_request(rt_actor_t *self, rt_actor_t *to, rt_msg_t *msg, uint64_t corr)
 {
     assert(msg->reply_to == NULL);
@@ -200,11 +205,12 @@ bool rt__actor_run(rt_worker_t *w, rt_actor_t *a)
             rt_msg_free(msg);
             continue;
         }
-        bool was_stopped = a->stopped;
         a->behaviour(a, msg);
+        if (msg->type == RT_MSG_STOP)
+            a->stopped = 1; /* the behaviour has cleaned up; now the runtime stops it */
         if ((msg->flags & MSG_FLAG_KEPT) == 0)
             rt_msg_free(msg);
-        if (!was_stopped && a->stopped)
+        if (a->stopped)
             rt_actor_release(a); /* the alive reference; ours (the run queue's) remains */
     }
     if (bounded != 0)

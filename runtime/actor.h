@@ -38,6 +38,7 @@ typedef struct st_rt_msg_t rt_msg_t;
 enum {
     RT_MSG_TIMER = 1, /* an actor timer fired; msg->corr is the timer's tag */
     RT_MSG_IO = 2,    /* an I/O operation completed; payload is rt_io_result_t */
+    RT_MSG_STOP = 3,  /* rt_actor_send_stop: clean up (cancel timers); the runtime then stops it */
 };
 
 /** Handles one message. `msg` is freed after return unless rt_msg_keep(msg) was called. */
@@ -89,6 +90,10 @@ void rt_actor_release(rt_actor_t *actor);
 /** Stops the calling actor after the current message; later messages are dropped. Only from
  * its own behaviour. */
 void rt_actor_stop(rt_actor_t *self);
+
+/** Asks `actor` to stop, from anywhere: it gets RT_MSG_STOP after what is already queued, may
+ * clean up in its behaviour, and is stopped by the runtime when that returns. */
+void rt_actor_send_stop(rt_actor_t *actor);
 
 /** Allocates a message with `payload_size` zeroed payload bytes, from the calling worker's slab
  * when on a worker (malloc otherwise). */

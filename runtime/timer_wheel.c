@@ -4,8 +4,6 @@
 #include <string.h>
 
 #define SLOT_MASK ((uint64_t)RT_WHEEL_SLOTS - 1)
-/* Farthest placement relative to now: beyond it a timer is parked and re-filed later. */
-#define MAX_SPAN_MS ((UINT64_C(1) << (RT_WHEEL_LEVELS * RT_WHEEL_SLOT_BITS)) - 1)
 
 static inline unsigned level_shift(int level)
 {
@@ -21,16 +19,14 @@ void rt_wheel_init(rt_timer_wheel_t *wheel, uint64_t now_ms)
             wheel->slots[l][s].next = wheel->slots[l][s].prev = &wheel->slots[l][s];
 }
 
-/* Files a timer by the highest bit in which its (clamped) expiry differs from now: timers that
- * differ only in the low 6 bits land on level 0, and so on. Its slot at that level is always
+/* Files a timer by the highest bit in which its expiry (or now, if past) differs from now: timers
+ * that differ only in the low 6 bits land on level 0, and so on. Its slot at that level is always
  * ahead of now's index there, so it is cascaded exactly when now reaches that slot. */
 static void file_timer(rt_timer_wheel_t *wheel, rt_timer_t *timer)
 {
     uint64_t at = timer->expires_ms;
     if (at < wheel->now_ms)
         at = wheel->now_ms;
-    if (at - wheel->now_ms > MAX_SPAN_MS)
-        at = wheel->now_ms + MAX_SPAN_MS;
     uint64_t diff = at ^ wheel->now_ms;
     int level = diff < RT_WHEEL_SLOTS ? 0 : (63 - __builtin_clzll(diff)) / RT_WHEEL_SLOT_BITS;
     assert(level < RT_WHEEL_LEVELS);
@@ -91,7 +87,8 @@ uint64_t rt_wheel_next_event_ms(const rt_timer_wheel_t *wheel)
         if (mask == 0)
             continue;
         uint64_t slot = (uint64_t)__builtin_ctzll(mask);
-        uint64_t block = now & ~((UINT64_C(1) << (shift + RT_WHEEL_SLOT_BITS)) - 1);
+        unsigned block_bits = shift + RT_WHEEL_SLOT_BITS; /* the top level spans all 64 bits */
+        uint64_t block = block_bits >= 64 ? 0 : now & ~((UINT64_C(1) << block_bits) - 1);
         uint64_t when = block | (slot << shift);
         if (when < best)
             best = when;
@@ -127,10 +124,7 @@ static uint64_t process_tick(rt_timer_wheel_t *wheel, rt_timer_cb cb, void *cb_d
     while (head->next != head) {
         rt_timer_t *t = head->next;
         unlink_timer(wheel, t);
-        if (t->expires_ms > now) { /* parked far timer that came round early */
-            file_timer(wheel, t);
-            continue;
-        }
+        assert(t->expires_ms <= now);
         --wheel->armed;
         ++fired;
         cb(t, cb_data);

@@ -1,8 +1,8 @@
 /*
  * Hierarchical timing wheel with 1 ms ticks (single-threaded: one per worker).
  *
- * Six levels of 64 slots cover 2^36 ms (about two years) ahead; a timer further out is parked
- * in the farthest slot and re-filed when it comes round. Insert and cancel are O(1); advancing
+ * Eleven levels of 64 slots cover every 64-bit time, so no timer ever needs parking and
+ * re-filing (the lower six levels already reach two years). Insert and cancel are O(1); advancing
  * costs O(timers fired + timers cascaded) plus O(levels) per non-empty slot visited, because
  * per-level occupancy bitmaps let the wheel jump straight over empty stretches of time. A timer
  * is an intrusive node that the caller owns (typically inside an actor's state), so a million
@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define RT_WHEEL_LEVELS 6
+#define RT_WHEEL_LEVELS 11
 #define RT_WHEEL_SLOT_BITS 6
 #define RT_WHEEL_SLOTS (1 << RT_WHEEL_SLOT_BITS)
 
