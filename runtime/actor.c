@@ -6,7 +6,6 @@
 #include "runtime/worker.h"
 
 /* Message flags */
-#define MSG_FLAG_KEPT 0x1    /* the behaviour took ownership */
 #define MSG_FLAG_BOUNDED 0x2 /* counted in the target's bounded_pending */
 
 _Static_assert(sizeof(rt_actor_t) <= 64, "an idle actor must stay small");
@@ -133,12 +132,16 @@ void rt_msg_free(rt_msg_t *msg)
 
 void rt_msg_keep(rt_msg_t *msg)
 {
-    msg->flags |= MSG_FLAG_KEPT;
+    /* recorded on the worker, not in the message: once kept, the behaviour may forward the
+     * message and another worker may free it before this turn ends, so the run loop must not
+     * read the message again */
+    rt_worker_t *w = rt_worker_current();
+    assert(w != NULL && w->current_msg == msg);
+    w->current_msg_kept = true;
 }
 
 static void enqueue(rt_actor_t *to, rt_msg_t *msg)
 {
-    msg->flags &= (uint16_t)~MSG_FLAG_KEPT;
     rt_mpsc_push(&to->mailbox, &msg->node);
     /* schedule on the idle -> busy edge; the seq_cst pair with the consumer's
      * "store 0 then re-check the mailbox" guarantees that one of the two sides schedules */
@@ -205,10 +208,14 @@ bool rt__actor_run(rt_worker_t *w, rt_actor_t *a)
             rt_msg_free(msg);
             continue;
         }
+        uint32_t type = msg->type;
+        w->current_msg = msg;
+        w->current_msg_kept = false;
         a->behaviour(a, msg);
-        if (msg->type == RT_MSG_STOP)
+        w->current_msg = NULL;
+        if (type == RT_MSG_STOP)
             a->stopped = 1; /* the behaviour has cleaned up; now the runtime stops it */
-        if ((msg->flags & MSG_FLAG_KEPT) == 0)
+        if (!w->current_msg_kept)
             rt_msg_free(msg);
         if (a->stopped)
             rt_actor_release(a); /* the alive reference; ours (the run queue's) remains */

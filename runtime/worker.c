@@ -170,6 +170,8 @@ static bool worker_open(rt_worker_t *w)
 {
     struct io_uring_params params;
     memset(&params, 0, sizeof(params));
+    /* default task-run mode: measured against COOP_TASKRUN|SINGLE_ISSUER (docs/architecture.md),
+     * same wake-up latency and message rate, and no rule about which thread may submit */
     params.flags = IORING_SETUP_CLAMP;
     int ret = io_uring_queue_init_params(w->rt->config.ring_entries, &w->ring, &params);
     if (ret < 0) {

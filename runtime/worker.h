@@ -73,6 +73,8 @@ struct st_rt_worker_t {
     void *waiter_ctx;
     uint64_t io_in_flight; /* ring operations submitted on behalf of actors, not yet completed */
     uint64_t cached_now_ms;
+    rt_msg_t *current_msg; /* the message a behaviour is handling now */
+    bool current_msg_kept; /* rt_msg_keep was called for it */
     rt_worker_metrics_t metrics __attribute__((aligned(64)));
 } __attribute__((aligned(64)));
 

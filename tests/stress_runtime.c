@@ -68,10 +68,23 @@ typedef struct {
     long remaining;
 } pinger_t;
 
+/* Answers every other ping by forwarding the request message itself back (kept, then sent), so
+ * that ownership moving across workers mid-turn runs under TSan too. */
 static void ponger_behaviour(rt_actor_t *self, rt_msg_t *msg)
 {
-    if (msg->type == MSG_PING)
+    static __thread long turn;
+    if (msg->type != MSG_PING)
+        return;
+    if (++turn % 2 == 0) {
         rt_actor_reply(msg, rt_msg_new(MSG_PONG, 16));
+        return;
+    }
+    rt_actor_t *to = msg->reply_to;
+    msg->reply_to = NULL;
+    msg->type = MSG_PONG;
+    rt_msg_keep(msg);
+    rt_actor_send(to, msg);
+    rt_actor_release(to); /* the reference the request held */
 }
 
 static void pinger_behaviour(rt_actor_t *self, rt_msg_t *msg)

@@ -281,3 +281,51 @@ Test(actor, timers_and_io_completions_arrive_as_messages, .timeout = 60)
     close(fds[0]);
     close(fds[1]);
 }
+
+/* ---- a kept message forwarded back and forth across workers (ownership moves with it) ---- */
+
+typedef struct {
+    rt_actor_t *peer;
+} bouncer_t;
+
+static _Atomic long bounces_done;
+
+static void bouncer_behaviour(rt_actor_t *self, rt_msg_t *msg)
+{
+    bouncer_t *st = rt_actor_state(self);
+    if (msg->type != MSG_PING)
+        return;
+    long *remaining = rt_msg_payload(msg);
+    if (--*remaining == 0) {
+        atomic_fetch_add(&bounces_done, 1);
+        return; /* not kept: the runtime frees it */
+    }
+    rt_msg_keep(msg);
+    rt_actor_send(st->peer, msg); /* from here on the peer's worker may free it */
+}
+
+Test(actor, kept_message_is_forwarded_and_freed_once, .timeout = 60)
+{
+    enum { PAIRS = 50, BOUNCES = 2000 };
+    start_runtime();
+    rt_actor_t *actors[2 * PAIRS];
+    for (int i = 0; i != 2 * PAIRS; ++i)
+        actors[i] = rt_actor_spawn(rt, i % 2, bouncer_behaviour, sizeof(bouncer_t));
+    for (int i = 0; i != 2 * PAIRS; ++i)
+        ((bouncer_t *)rt_actor_state(actors[i]))->peer = actors[i ^ 1];
+    for (int p = 0; p != PAIRS; ++p) {
+        rt_msg_t *msg = rt_msg_new(MSG_PING, sizeof(long));
+        *(long *)rt_msg_payload(msg) = BOUNCES;
+        rt_actor_send(actors[2 * p], msg);
+    }
+    cr_assert_eq(wait_for(&bounces_done, PAIRS, 30000), PAIRS);
+    long handled = 0;
+    for (int i = 0; i != rt->num_workers; ++i)
+        handled += (long)atomic_load(&rt->workers[i].metrics.messages_handled);
+    cr_assert_geq(handled, (long)PAIRS * BOUNCES);
+    for (int i = 0; i != 2 * PAIRS; ++i) {
+        rt_actor_send_stop(actors[i]);
+        rt_actor_release(actors[i]);
+    }
+    stop_runtime();
+}
