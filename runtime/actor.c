@@ -125,6 +125,8 @@ rt_msg_t *rt_msg_new(uint32_t type, size_t payload_size)
 
 void rt_msg_free(rt_msg_t *msg)
 {
+    if (msg->dispose != NULL)
+        msg->dispose(msg);
     if (msg->reply_to != NULL)
         rt_actor_release(msg->reply_to);
     free_object(rt__process_runtime, msg, msg->alloc_size, msg->owner);

@@ -53,6 +53,9 @@ struct st_rt_msg_t {
     uint32_t payload_size;
     rt_actor_t *reply_to; /* holds a reference when set */
     uint64_t corr;        /* correlation id for request/reply, or a timer's tag */
+    /* releases what the payload owns (a PGresult, say) when the message is freed, whether it
+     * was handled or dropped; NULL for plain payloads */
+    void (*dispose)(rt_msg_t *msg);
     /* payload follows, 16-byte aligned */
 } __attribute__((aligned(16)));
 
