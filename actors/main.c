@@ -14,6 +14,9 @@
 #include "runtime/config.h"
 #include "runtime/log.h"
 #include "runtime/worker.h"
+#include "store/migrate.h"
+#include "store/pg.h"
+#include "store/redis.h"
 
 /* Options marked "(not used yet)" are read by components still being built; they are listed so
  * that ops can prepare one configuration for the whole product. */
@@ -26,8 +29,18 @@ static rt_option_t options[] = {
     {"SHUTDOWN_TIMEOUT_MS", "10000", "how long a graceful shutdown may drain in-flight work", false,
      NULL},
     {"RING_ENTRIES", "1024", "io_uring submission queue entries per worker", false, NULL},
-    {"DATABASE_URL", NULL, "PostgreSQL connection URL (not used yet)", false, NULL},
-    {"REDIS_URL", NULL, "Redis URL (not used yet)", false, NULL},
+    {"DATABASE_URL", NULL,
+     "PostgreSQL connection URL; migrations run at start (unset: no database, /readyz is 503)",
+     false, NULL},
+    {"PG_CONNECTIONS_PER_WORKER", "2", "PostgreSQL connections per worker (pipelined)", false,
+     NULL},
+    {"PG_QUEUE_MAX", "1024", "queries waiting per connection before answering busy (503)", false,
+     NULL},
+    {"PG_STATEMENT_TIMEOUT_MS", "10000", "longest a statement may run", false, NULL},
+    {"REDIS_URL", NULL, "Redis URL, redis://[:password@]host[:port][/db] (unset: no cache)", false,
+     NULL},
+    {"DATA_ENCRYPTION_KEY", NULL,
+     "64 hex digits: AES-256-GCM key for sensitive columns (not used yet)", true, NULL},
     {"RPC_URL", NULL, "JSON-RPC URL of the EVM chain (not used yet)", false, NULL},
     {"CHAIN_ID", NULL, "EVM chain id (not used yet)", false, NULL},
     {"CRONOS_TESTNET_RPC", NULL, "Cronos testnet JSON-RPC URL (not used yet)", false, NULL},
@@ -52,6 +65,60 @@ static bool read_int(const char *name, int64_t min, int64_t max, int64_t *out)
         return true;
     fprintf(stderr, "intentd: %s\n", err);
     return false;
+}
+
+/* Applies the schema before any worker runs: nothing should serve on a schema it cannot trust. */
+static bool run_migrations(const char *database_url)
+{
+    char err[512];
+    int applied = 0;
+    if (!store_migrate(database_url, &applied, err, sizeof(err))) {
+        rt_log_error("main", "cannot start: %s", err);
+        return false;
+    }
+    rt_log_info("main", "database schema up to date (%d migration(s) applied now)", applied);
+    return true;
+}
+
+/* Connects the PostgreSQL and Redis pools (they connect in the background and reconnect on
+ * their own). False when a setting is malformed. */
+static bool open_stores(rt_runtime_t *rt, ops_deps_t *deps)
+{
+    const char *database_url = rt_config_find(options, NUM_OPTIONS, "DATABASE_URL")->value;
+    const char *redis_url = rt_config_find(options, NUM_OPTIONS, "REDIS_URL")->value;
+    int64_t per_worker, queue_max, statement_timeout_ms;
+    if (!read_int("PG_CONNECTIONS_PER_WORKER", 1, 64, &per_worker) ||
+        !read_int("PG_QUEUE_MAX", 1, 1000000, &queue_max) ||
+        !read_int("PG_STATEMENT_TIMEOUT_MS", 100, 3600000, &statement_timeout_ms))
+        return false;
+    if (database_url != NULL) {
+        store_pg_config_t config = {.url = database_url,
+                                    .connections_per_worker = (int)per_worker,
+                                    .queue_max = (uint32_t)queue_max,
+                                    .statement_timeout_ms = (uint64_t)statement_timeout_ms};
+        deps->pg = store_pg_create(rt, &config);
+    } else {
+        rt_log_warn("main", "DATABASE_URL is not set: running without a database");
+    }
+    if (redis_url != NULL) {
+        char err[256];
+        deps->redis = store_redis_create(rt, redis_url, err, sizeof(err));
+        if (deps->redis == NULL) {
+            fprintf(stderr, "intentd: %s\n", err);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void close_stores(ops_deps_t *deps)
+{
+    if (deps->pg != NULL)
+        store_pg_free(deps->pg);
+    if (deps->redis != NULL)
+        store_redis_free(deps->redis);
+    deps->pg = NULL;
+    deps->redis = NULL;
 }
 
 /* Blocks until SIGINT or SIGTERM. The signals are blocked in every thread (workers inherit the
@@ -110,11 +177,16 @@ int main(int argc, char **argv)
                              .ring_entries = (unsigned)ring_entries,
                              .drain_timeout_ms = (uint64_t)drain_ms,
                              .waiter = net_http_waiter(http)};
+    rt_config_log(options, NUM_OPTIONS);
+    const char *database_url = rt_config_find(options, NUM_OPTIONS, "DATABASE_URL")->value;
+    if (database_url != NULL && !run_migrations(database_url))
+        return 1;
     rt_runtime_t *rt = rt_runtime_create(&rt_config);
     if (rt == NULL)
         rt_log_fatal("main", "out of memory creating the runtime");
-    ops_routes_register(http, rt);
-    rt_config_log(options, NUM_OPTIONS);
+    static ops_deps_t deps;
+    deps.rt = rt;
+    ops_routes_register(http, &deps);
 
     if (!rt_runtime_start(rt)) {
         rt_log_error("main", "cannot start the workers (see above)");
@@ -122,12 +194,24 @@ int main(int argc, char **argv)
         net_http_free(http);
         return 1;
     }
+    if (!open_stores(rt, &deps)) {
+        rt_runtime_shutdown(rt);
+        rt_runtime_join_and_free(rt);
+        net_http_free(http);
+        return 2;
+    }
     rt_log_info("main", "listening on http://%s:%d with %d workers", bind_address, (int)port,
                 rt->num_workers);
 
     int sig = wait_for_shutdown_signal(&shutdown_signals);
     rt_log_info("main", "received %s: draining (deadline %lld ms)", strsignal(sig),
                 (long long)drain_ms);
+    /* in order: stop taking requests and finish those in flight; close the stores while the
+     * actors still run (their connections answer what is pending); then stop the workers */
+    atomic_store(&deps.closing, 1);
+    if (!rt_runtime_begin_drain(rt))
+        rt_log_warn("main", "requests still in flight at the drain deadline");
+    close_stores(&deps);
     rt_runtime_shutdown(rt);
     rt_runtime_join_and_free(rt);
     net_http_free(http);

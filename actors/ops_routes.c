@@ -1,4 +1,6 @@
 #include "actors/ops_routes.h"
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include "runtime/metrics.h"
 
@@ -34,9 +36,41 @@ static int on_healthz(h2o_req_t *req, void *data)
     return 0;
 }
 
+/* Readiness: the database is required (503 without it), Redis is not (the service degrades to
+ * per-process rate limits), so its state is reported but does not fail the check. */
+static int on_readyz(h2o_req_t *req, void *data)
+{
+    ops_deps_t *deps = data;
+    if (!exact_path(req, "/readyz"))
+        return -1;
+    if (!is_get(req))
+        return not_allowed(req);
+    if (atomic_load(&deps->closing)) {
+        static const char body[] = "{\"status\":\"shutting_down\"}";
+        net_http_respond(req, 503, "Service Unavailable", "application/json", body,
+                         sizeof(body) - 1);
+        return 0;
+    }
+    const char *db = deps->pg == NULL                  ? "not_configured"
+                     : store_pg_is_connected(deps->pg) ? "up"
+                                                       : "down";
+    const char *cache = deps->redis == NULL                     ? "not_configured"
+                        : store_redis_is_connected(deps->redis) ? "up"
+                                                                : "down";
+    bool ready = strcmp(db, "up") == 0;
+    char body[256];
+    int len =
+        snprintf(body, sizeof(body), "{\"status\":\"%s\",\"database\":\"%s\",\"cache\":\"%s\"}",
+                 ready ? "ready" : "unavailable", db, cache);
+    net_http_respond(req, ready ? 200 : 503, ready ? "OK" : "Service Unavailable",
+                     "application/json", h2o_strdup(&req->pool, body, (size_t)len).base,
+                     (size_t)len);
+    return 0;
+}
+
 static int on_metrics(h2o_req_t *req, void *data)
 {
-    rt_runtime_t *rt = data;
+    rt_runtime_t *rt = ((ops_deps_t *)data)->rt;
     if (!exact_path(req, "/metrics"))
         return -1;
     if (!is_get(req))
@@ -53,8 +87,9 @@ static int on_metrics(h2o_req_t *req, void *data)
     return 0;
 }
 
-void ops_routes_register(net_http_server_t *http, rt_runtime_t *rt)
+void ops_routes_register(net_http_server_t *http, ops_deps_t *deps)
 {
-    net_http_route(http, "/healthz", on_healthz, rt);
-    net_http_route(http, "/metrics", on_metrics, rt);
+    net_http_route(http, "/healthz", on_healthz, deps);
+    net_http_route(http, "/readyz", on_readyz, deps);
+    net_http_route(http, "/metrics", on_metrics, deps);
 }

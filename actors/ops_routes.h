@@ -1,14 +1,25 @@
 /*
- * Operational endpoints: GET /healthz (the process is alive and its workers turn) and
- * GET /metrics (Prometheus text).
+ * Operational endpoints: GET /healthz (the process is alive and its workers turn),
+ * GET /readyz (200 when its dependencies are reachable, 503 otherwise, with the state of each)
+ * and GET /metrics (Prometheus text).
  */
 #ifndef ACTORS_OPS_ROUTES_H
 #define ACTORS_OPS_ROUTES_H
 
 #include "net/http_server.h"
 #include "runtime/worker.h"
+#include "store/pg.h"
+#include "store/redis.h"
 
-/** Registers /healthz and /metrics on `http`, reading counters from `rt`. */
-void ops_routes_register(net_http_server_t *http, rt_runtime_t *rt);
+/** What /readyz and /metrics look at. NULL members are not configured. */
+typedef struct st_ops_deps_t {
+    rt_runtime_t *rt;
+    store_pg_t *pg;
+    store_redis_t *redis;
+    _Atomic int closing; /* set before the stores are closed: /readyz then answers 503 */
+} ops_deps_t;
+
+/** Registers /healthz, /readyz and /metrics on `http`; `deps` must outlive the server. */
+void ops_routes_register(net_http_server_t *http, ops_deps_t *deps);
 
 #endif

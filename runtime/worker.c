@@ -48,6 +48,8 @@ uint64_t rt_now_ms(void)
 
 static void wake(rt_worker_t *w)
 {
+    if (w->wake_fd < 0)
+        return; /* a worker that failed to open: nothing to wake */
     /* pairs with the worker's "sleeping = 1, then re-check the run queue" (Dekker-style, both
      * sides seq_cst): either it sees our push or we see its flag */
     if (atomic_load_explicit(&w->sleeping, memory_order_seq_cst) &&
@@ -253,11 +255,6 @@ static void sleep_until_woken(rt_worker_t *w, bool draining)
     io_uring_cq_eventfd_toggle(&w->ring, false);
 }
 
-static bool drained(rt_worker_t *w)
-{
-    return rt_mpsc_is_empty(&w->run_queue) && w->rt->config.waiter->is_idle(w->waiter_ctx);
-}
-
 static void worker_loop(rt_worker_t *w)
 {
     rt_runtime_t *rt = w->rt;
@@ -272,12 +269,16 @@ static void worker_loop(rt_worker_t *w)
         submit_pending(w);
         atomic_fetch_add_explicit(&w->metrics.loop_iterations, 1, memory_order_relaxed);
         atomic_store_explicit(&w->metrics.slab_bytes, w->slab.bytes_reserved, memory_order_relaxed);
-        if (atomic_load_explicit(&rt->state, memory_order_acquire) != RT_STATE_RUNNING) {
+        int state = atomic_load_explicit(&rt->state, memory_order_acquire);
+        if (state != RT_STATE_RUNNING) {
             if (!draining) {
                 draining = true;
                 rt->config.waiter->begin_drain(w->waiter_ctx);
             }
-            if (drained(w) || monotonic_ms() >= rt->drain_deadline_ms)
+            bool idle = rt->config.waiter->is_idle(w->waiter_ctx);
+            atomic_store_explicit(&w->drained, idle, memory_order_release);
+            if (state == RT_STATE_STOPPING && ((idle && rt_mpsc_is_empty(&w->run_queue)) ||
+                                               monotonic_ms() >= rt->drain_deadline_ms))
                 break;
         }
         sleep_until_woken(w, draining);
@@ -351,6 +352,8 @@ rt_runtime_t *rt_runtime_create(const rt_config_t *config)
     return rt;
 }
 
+static void wake_all(rt_runtime_t *rt);
+
 bool rt_runtime_start(rt_runtime_t *rt)
 {
     /* workers inherit a mask with the shutdown signals blocked: the main thread takes them */
@@ -371,21 +374,47 @@ bool rt_runtime_start(rt_runtime_t *rt)
         usleep(1000);
     if (atomic_load(&rt->workers_failed) == 0)
         return true;
-    rt_runtime_shutdown(rt); /* the workers that did open exit at once: nothing is in flight */
+    /* the workers that did open exit at once: nothing is in flight yet */
+    atomic_store(&rt->state, RT_STATE_STOPPING);
+    wake_all(rt);
     return false;
 }
 
-void rt_runtime_shutdown(rt_runtime_t *rt)
+static void wake_all(rt_runtime_t *rt)
 {
-    int expected = RT_STATE_RUNNING;
-    rt->drain_deadline_ms = monotonic_ms() + rt->config.drain_timeout_ms;
-    if (!atomic_compare_exchange_strong(&rt->state, &expected, RT_STATE_DRAINING))
-        return;
     for (int i = 0; i != rt->num_workers; ++i) {
         rt_worker_t *w = &rt->workers[i];
         atomic_store(&w->sleeping, 1); /* force the eventfd write even if it is awake */
         wake(w);
     }
+}
+
+bool rt_runtime_begin_drain(rt_runtime_t *rt)
+{
+    int expected = RT_STATE_RUNNING;
+    if (atomic_load(&rt->state) == RT_STATE_RUNNING)
+        rt->drain_deadline_ms = monotonic_ms() + rt->config.drain_timeout_ms;
+    if (atomic_compare_exchange_strong(&rt->state, &expected, RT_STATE_DRAINING))
+        wake_all(rt);
+    /* bounded by the deadline; the workers publish their state every loop turn */
+    for (;;) {
+        int idle = 0;
+        for (int i = 0; i != rt->num_workers; ++i)
+            idle += atomic_load_explicit(&rt->workers[i].drained, memory_order_acquire);
+        if (idle == rt->num_workers)
+            return true;
+        if (monotonic_ms() >= rt->drain_deadline_ms)
+            return false;
+        usleep(1000);
+    }
+}
+
+void rt_runtime_shutdown(rt_runtime_t *rt)
+{
+    if (atomic_load(&rt->state) == RT_STATE_RUNNING)
+        rt_runtime_begin_drain(rt);
+    atomic_store(&rt->state, RT_STATE_STOPPING);
+    wake_all(rt);
 }
 
 void rt_runtime_join_and_free(rt_runtime_t *rt)

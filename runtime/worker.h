@@ -68,6 +68,7 @@ struct st_rt_worker_t {
     int wake_fd;
     rt_mpsc_t run_queue;
     _Atomic int sleeping; /* set while in (or about to enter) the wait */
+    _Atomic int drained;  /* draining, and nothing of the waiter's is in flight */
     rt_timer_wheel_t wheel;
     rt_slab_t slab;
     void *waiter_ctx;
@@ -96,7 +97,9 @@ struct st_rt_runtime_t {
     _Atomic int workers_failed;
 };
 
-enum { RT_STATE_RUNNING, RT_STATE_DRAINING, RT_STATE_STOPPED };
+/* RUNNING -> DRAINING (listeners closed, in-flight HTTP finishing, actors still run) ->
+ * STOPPING (workers exit once their run queues are empty) -> STOPPED (joined) */
+enum { RT_STATE_RUNNING, RT_STATE_DRAINING, RT_STATE_STOPPING, RT_STATE_STOPPED };
 
 /** Checks that io_uring is usable with what the runtime needs. On failure writes a clear
  * explanation (disabled by sysctl, blocked by seccomp, missing opcode) into `why` and returns
@@ -108,8 +111,13 @@ rt_runtime_t *rt_runtime_create(const rt_config_t *config);
 /** Starts the worker threads and waits until each has opened its ring and waiter. Returns
  * false (the workers exit; call rt_runtime_join_and_free) when any could not. */
 bool rt_runtime_start(rt_runtime_t *rt);
-/** Asks every worker to stop taking new work and exit once drained or at the deadline. Any
- * thread, async-signal-unsafe (call from a normal thread, e.g. after sigwait). */
+/** Stops taking new work (the waiters close their listeners) and waits until no request is in
+ * flight on any worker, or the drain deadline. Actors keep running, so the application can
+ * close what it owns (database pools) afterwards. Call from a normal thread (e.g. after
+ * sigwait). Returns false when the deadline passed first. */
+bool rt_runtime_begin_drain(rt_runtime_t *rt);
+/** Drains (if not done yet), then asks every worker to exit once its run queue is empty, or at
+ * the deadline. */
 void rt_runtime_shutdown(rt_runtime_t *rt);
 /** Waits for every worker thread to exit, then frees the runtime. */
 void rt_runtime_join_and_free(rt_runtime_t *rt);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "runtime/io.h"
 #include "runtime/log.h"
 
@@ -73,6 +74,7 @@ struct st_store_pg_t {
     store_pg_config_t config;
     int per_worker;
     rt_actor_t **conns;       /* [worker * per_worker + i] */
+    _Atomic int stopped;      /* connection actors that have closed, for a synchronous free */
     _Atomic unsigned *cursor; /* per worker round robin */
 };
 
@@ -200,6 +202,7 @@ static void drop_connection(rt_actor_t *self, conn_t *c, store_pg_status_t statu
 }
 
 static void continue_connect(rt_actor_t *self, conn_t *c);
+static void pump(rt_actor_t *self, conn_t *c);
 
 static void start_connect(rt_actor_t *self, conn_t *c)
 {
@@ -234,6 +237,7 @@ static void on_connected(rt_actor_t *self, conn_t *c)
     atomic_store(&c->connected, 1);
     rt_actor_timer_start(self, &c->watchdog_timer, WATCHDOG_PERIOD_MS, TAG_WATCHDOG);
     want_read(self, c);
+    pump(self, c); /* what arrived while connecting */
 }
 
 static void continue_connect(rt_actor_t *self, conn_t *c)
@@ -332,7 +336,9 @@ static void pump(rt_actor_t *self, conn_t *c)
 
 static void on_unit(rt_actor_t *self, conn_t *c, rt_msg_t *msg)
 {
-    if (c->state != CONN_READY) {
+    /* down (between attempts): refuse at once; connecting: wait, bounded by the connect
+     * timeout, after which the unit is failed with the connection */
+    if (c->state == CONN_DOWN) {
         rt_msg_keep(msg);
         finish_unit(msg, STORE_PG_UNAVAILABLE, "database unavailable: reconnecting");
         return;
@@ -351,7 +357,8 @@ static void on_unit(rt_actor_t *self, conn_t *c, rt_msg_t *msg)
         c->waiting_head = msg;
     c->waiting_tail = msg;
     ++c->waiting;
-    pump(self, c);
+    if (c->state == CONN_READY)
+        pump(self, c);
 }
 
 /* ---- receiving results ---- */
@@ -490,6 +497,7 @@ static void conn_behaviour(rt_actor_t *self, rt_msg_t *msg)
         c->pg = NULL;
         atomic_store(&c->connected, 0);
         free(c->url);
+        atomic_fetch_add(&c->pool->stopped, 1);
         break;
     }
 }
@@ -530,10 +538,13 @@ store_pg_t *store_pg_create(rt_runtime_t *rt, const store_pg_config_t *config)
 void store_pg_free(store_pg_t *pg)
 {
     size_t n = (size_t)pg->rt->num_workers * (size_t)pg->per_worker;
-    for (size_t i = 0; i != n; ++i) {
+    for (size_t i = 0; i != n; ++i)
         rt_actor_send_stop(pg->conns[i]);
+    /* wait (bounded) until every connection has answered its units and closed */
+    for (int waited_ms = 0; atomic_load(&pg->stopped) != (int)n && waited_ms < 10000; ++waited_ms)
+        usleep(1000);
+    for (size_t i = 0; i != n; ++i)
         rt_actor_release(pg->conns[i]);
-    }
     free(pg->conns);
     free(pg->cursor);
     free(pg);
@@ -553,8 +564,17 @@ static rt_actor_t *pick(store_pg_t *pg)
 {
     rt_worker_t *w = rt_worker_current();
     assert(w != NULL); /* queries are made by actors */
-    unsigned i = atomic_fetch_add_explicit(&pg->cursor[w->id], 1, memory_order_relaxed);
-    return pg->conns[(size_t)w->id * (size_t)pg->per_worker + i % (unsigned)pg->per_worker];
+    unsigned start = atomic_fetch_add_explicit(&pg->cursor[w->id], 1, memory_order_relaxed);
+    rt_actor_t **mine = pg->conns + (size_t)w->id * (size_t)pg->per_worker;
+    /* prefer a connected one, so that one connection reconnecting does not fail queries its
+     * siblings could run */
+    for (int k = 0; k != pg->per_worker; ++k) {
+        rt_actor_t *conn = mine[(start + (unsigned)k) % (unsigned)pg->per_worker];
+        if (atomic_load_explicit(&((conn_t *)rt_actor_state(conn))->connected,
+                                 memory_order_relaxed))
+            return conn;
+    }
+    return mine[start % (unsigned)pg->per_worker];
 }
 
 bool store_pg_transaction(store_pg_t *pg, rt_actor_t *self, uint64_t corr, int nstatements,

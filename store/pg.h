@@ -68,7 +68,8 @@ typedef struct st_store_pg_t store_pg_t;
 int store_pg_statement(const char *name, const char *sql);
 /** Spawns the connection actors on every worker of `rt` (running) and starts connecting. */
 store_pg_t *store_pg_create(rt_runtime_t *rt, const store_pg_config_t *config);
-/** Stops the connection actors (in-flight units are failed) and frees the pool. */
+/** Stops the connection actors (in-flight units are failed), waits until they have closed
+ * (bounded), and frees the pool. Call while the runtime still runs. */
 void store_pg_free(store_pg_t *pg);
 
 /** Submits one statement with text parameters (NULL for SQL NULL). The reply comes to `self`
