@@ -184,8 +184,12 @@ static void schedule_reconnect(rt_actor_t *self, conn_t *c)
     rt_actor_timer_start(self, &c->reconnect_timer, delay, TAG_RECONNECT);
 }
 
-static void drop_connection(rt_actor_t *self, conn_t *c, store_pg_status_t status, const char *why)
+static void drop_connection(rt_actor_t *self, conn_t *c, store_pg_status_t status,
+                            const char *reason)
 {
+    /* `reason` often points into the connection's own error buffer, which PQfinish frees */
+    char why[256];
+    snprintf(why, sizeof(why), "%s", reason);
     if (c->state == CONN_READY)
         rt_log_warn("pg", "connection lost: %s", why);
     cancel_polls(self, c);
@@ -559,6 +563,12 @@ bool store_pg_is_connected(store_pg_t *pg)
     return false;
 }
 
+static bool is_up(rt_actor_t *conn)
+{
+    return atomic_load_explicit(&((conn_t *)rt_actor_state(conn))->connected,
+                                memory_order_relaxed) != 0;
+}
+
 /* Picks a connection on the caller's worker, round robin. */
 static rt_actor_t *pick(store_pg_t *pg)
 {
@@ -570,11 +580,16 @@ static rt_actor_t *pick(store_pg_t *pg)
      * siblings could run */
     for (int k = 0; k != pg->per_worker; ++k) {
         rt_actor_t *conn = mine[(start + (unsigned)k) % (unsigned)pg->per_worker];
-        if (atomic_load_explicit(&((conn_t *)rt_actor_state(conn))->connected,
-                                 memory_order_relaxed))
+        if (is_up(conn))
             return conn;
     }
-    return mine[start % (unsigned)pg->per_worker];
+    /* none here (reconnecting after an outage, each on its own backoff): borrow another
+     * worker's; the reply finds its way back, at the price of a cross-worker hop */
+    size_t n = (size_t)pg->rt->num_workers * (size_t)pg->per_worker;
+    for (size_t k = 0; k != n; ++k)
+        if (is_up(pg->conns[(start + k) % n]))
+            return pg->conns[(start + k) % n];
+    return mine[start % (unsigned)pg->per_worker]; /* it answers UNAVAILABLE at once */
 }
 
 bool store_pg_transaction(store_pg_t *pg, rt_actor_t *self, uint64_t corr, int nstatements,

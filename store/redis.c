@@ -482,6 +482,12 @@ void store_redis_free(store_redis_t *redis)
     free(redis);
 }
 
+static bool conn_is_up(rt_actor_t *conn)
+{
+    return atomic_load_explicit(&((redis_conn_t *)rt_actor_state(conn))->up,
+                                memory_order_relaxed) != 0;
+}
+
 void store_redis_command(store_redis_t *redis, rt_actor_t *self, uint64_t corr, int argc,
                          const char *const *argv, const size_t *argv_len)
 {
@@ -500,7 +506,12 @@ void store_redis_command(store_redis_t *redis, rt_actor_t *self, uint64_t corr, 
     }
     rt_worker_t *w = rt_worker_current();
     assert(w != NULL); /* commands are sent by actors */
-    rt_actor_request(self, redis->conns[w->id], msg, corr);
+    rt_actor_t *conn = redis->conns[w->id];
+    /* this worker's connection reconnecting: borrow a live one rather than fail the command */
+    for (int k = 0; !conn_is_up(conn) && k != redis->rt->num_workers; ++k)
+        if (conn_is_up(redis->conns[k]))
+            conn = redis->conns[k];
+    rt_actor_request(self, conn, msg, corr);
 }
 
 void store_redis_subscribe(store_redis_t *redis, const char *channel, rt_actor_t *target)
@@ -515,5 +526,8 @@ void store_redis_subscribe(store_redis_t *redis, const char *channel, rt_actor_t
 
 bool store_redis_is_connected(store_redis_t *redis)
 {
-    return atomic_load(&((redis_conn_t *)rt_actor_state(redis->conns[0]))->up) != 0;
+    for (int w = 0; w != redis->rt->num_workers; ++w)
+        if (!conn_is_up(redis->conns[w]))
+            return false;
+    return conn_is_up(redis->subscriber);
 }

@@ -77,7 +77,8 @@ void store_redis_command(store_redis_t *redis, rt_actor_t *self, uint64_t corr, 
                          const char *const *argv, const size_t *argv_len);
 /** Delivers every message published on `channel` to `target` as STORE_REDIS_MSG_PUBLISHED. */
 void store_redis_subscribe(store_redis_t *redis, const char *channel, rt_actor_t *target);
-/** True when this process's connection on worker 0 is up (for /readyz). */
+/** True when every connection of this process (commands on each worker, and pub/sub) is up
+ * (for /readyz). */
 bool store_redis_is_connected(store_redis_t *redis);
 /** A reply's string or element text. */
 static inline const char *store_redis_text(const store_redis_reply_t *r, uint32_t offset);

@@ -25,6 +25,12 @@ static PGconn *admin(void)
     const char *url = getenv("DATABASE_URL");
     cr_assert_not_null(url, "DATABASE_URL is not set: run the tests through scripts/test.sh");
     PGconn *pg = PQconnectdb(url);
+    /* bounded retry: a previous test may have just restarted the server */
+    for (int tries = 0; PQstatus(pg) != CONNECTION_OK && tries != 100; ++tries) {
+        PQfinish(pg);
+        usleep(100000);
+        pg = PQconnectdb(url);
+    }
     cr_assert_eq(PQstatus(pg), CONNECTION_OK, "%s", PQerrorMessage(pg));
     return pg;
 }
