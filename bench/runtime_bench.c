@@ -273,6 +273,7 @@ int main(int argc, char **argv)
     report("ping-pong across workers, 1 pair (msg/s)", bench_ping_pong(1, 200000), "msg/s", "-");
     report("fan-in, 1000 senders -> 1 actor (msg/s)", bench_fan_in(1000, 2000), "msg/s", "-");
     bench_io_wake(2000);
+    printf("command: build/bench/runtime_bench %d\n", rt->num_workers);
     rt_runtime_shutdown(rt);
     rt_runtime_join_and_free(rt);
     return 0;
