@@ -31,6 +31,26 @@ const char *chain_err_str(int err)
         return "trailing bytes";
     case CHAIN_ERR_STATE:
         return "RLP lists not balanced";
+    case CHAIN_ERR_SIGNATURE:
+        return "malformed signature";
+    case CHAIN_ERR_SIGNER:
+        return "signature by another address";
+    case CHAIN_ERR_KEY:
+        return "invalid private key";
+    case CHAIN_ERR_PERMISSION:
+        return "key file accessible by group or others";
+    case CHAIN_ERR_IO:
+        return "file not readable";
+    case CHAIN_ERR_MISMATCH:
+        return "domain or chain id mismatch";
+    case CHAIN_ERR_EXPIRED:
+        return "expired";
+    case CHAIN_ERR_NOT_YET:
+        return "not yet valid";
+    case CHAIN_ERR_UNSUPPORTED:
+        return "unsupported";
+    case CHAIN_ERR_NOMEM:
+        return "out of memory";
     default:
         return "unknown error";
     }

@@ -1,6 +1,7 @@
 #include "store/crypto.h"
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/aes.h>
+#include <wolfssl/wolfcrypt/coding.h>
 #include <wolfssl/wolfcrypt/hmac.h>
 #include <assert.h>
 #include <stdio.h>
@@ -18,17 +19,6 @@ struct st_store_crypto_key_t {
     uint8_t index_key[32]; /* HMAC(aes_key, "blind-index"): never the encryption key itself */
 };
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 store_crypto_key_t *store_crypto_key_load(const char *hex, char *err, size_t err_size)
 {
     if (hex == NULL || strlen(hex) != 64) {
@@ -45,14 +35,11 @@ store_crypto_key_t *store_crypto_key_load(const char *hex, char *err, size_t err
     }
     madvise(key, (size_t)page, MADV_DONTDUMP);
     mlock(key, (size_t)page); /* best effort: RLIMIT_MEMLOCK may be 0 for unprivileged users */
-    for (int i = 0; i != 32; ++i) {
-        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            store_crypto_key_free(key);
-            snprintf(err, err_size, "DATA_ENCRYPTION_KEY must be 64 hex digits (32 bytes)");
-            return NULL;
-        }
-        key->aes_key[i] = (uint8_t)(hi << 4 | lo);
+    word32 key_len = sizeof(key->aes_key);
+    if (Base16_Decode((const byte *)hex, 64, key->aes_key, &key_len) != 0 || key_len != 32) {
+        store_crypto_key_free(key);
+        snprintf(err, err_size, "DATA_ENCRYPTION_KEY must be 64 hex digits (32 bytes)");
+        return NULL;
     }
     Hmac hmac;
     if (wc_HmacSetKey(&hmac, WC_SHA256, key->aes_key, 32) != 0 ||

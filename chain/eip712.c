@@ -1,0 +1,291 @@
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include "chain/eip712.h"
+#include "chain/hex.h"
+
+/* one member of a struct type: the single list that the type string, the hash order and the
+ * typedData JSON all follow */
+typedef struct st_chain__eip712_member_t {
+    const char *name;
+    const char *type;
+} chain__eip712_member_t;
+
+static const chain__eip712_member_t chain__eip712_domain_members[] = {
+    {"name", "string"},
+    {"version", "string"},
+    {"chainId", "uint256"},
+    {"verifyingContract", "address"},
+};
+
+static const chain__eip712_member_t chain__intent_members[] = {
+    {"owner", "address"},     {"token", "address"},        {"recipient", "address"},
+    {"amount", "uint256"},    {"minInterval", "uint64"},   {"validAfter", "uint64"},
+    {"validUntil", "uint64"}, {"maxExecutions", "uint32"}, {"salt", "bytes32"},
+};
+
+#define CHAIN__COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+void chain_eip712_struct_begin(chain_eip712_struct_t *s, const char *encoded_type)
+{
+    CHAIN_ASSERT(s != NULL && encoded_type != NULL);
+    uint8_t type_hash[CHAIN_EIP712_HASH_LEN];
+    chain_keccak256(encoded_type, strlen(encoded_type), type_hash);
+    chain_keccak256_init(&s->ctx);
+    chain_keccak256_update(&s->ctx, type_hash, sizeof(type_hash));
+}
+
+void chain_eip712_put_word(chain_eip712_struct_t *s, const uint8_t word[32])
+{
+    CHAIN_ASSERT(word != NULL);
+    chain_keccak256_update(&s->ctx, word, 32);
+}
+
+void chain_eip712_put_address(chain_eip712_struct_t *s, const chain_addr_t *a)
+{
+    CHAIN_ASSERT(a != NULL);
+    uint8_t word[32] = {0};
+    memcpy(word + 32 - CHAIN_ADDR_LEN, a->bytes, CHAIN_ADDR_LEN);
+    chain_eip712_put_word(s, word);
+}
+
+void chain_eip712_put_u256(chain_eip712_struct_t *s, const chain_u256_t *v)
+{
+    uint8_t word[32];
+    chain_u256_to_be(v, word);
+    chain_eip712_put_word(s, word);
+}
+
+void chain_eip712_put_u64(chain_eip712_struct_t *s, uint64_t v)
+{
+    chain_u256_t w = chain_u256_from_u64(v);
+    chain_eip712_put_u256(s, &w);
+}
+
+void chain_eip712_put_bytes(chain_eip712_struct_t *s, const void *data, size_t len)
+{
+    uint8_t hash[CHAIN_EIP712_HASH_LEN];
+    chain_keccak256(data, len, hash);
+    chain_eip712_put_word(s, hash);
+}
+
+void chain_eip712_struct_end(chain_eip712_struct_t *s, uint8_t out[CHAIN_EIP712_HASH_LEN])
+{
+    CHAIN_ASSERT(out != NULL);
+    chain_keccak256_final(&s->ctx, out);
+}
+
+void chain_eip712_domain_separator(const chain_eip712_domain_t *d,
+                                   uint8_t out[CHAIN_EIP712_HASH_LEN])
+{
+    CHAIN_ASSERT(d != NULL && d->name != NULL && d->version != NULL);
+    chain_eip712_struct_t s;
+    chain_eip712_struct_begin(&s, CHAIN_EIP712_DOMAIN_TYPE);
+    chain_eip712_put_bytes(&s, d->name, strlen(d->name));
+    chain_eip712_put_bytes(&s, d->version, strlen(d->version));
+    chain_eip712_put_u64(&s, d->chain_id);
+    chain_eip712_put_address(&s, &d->verifying_contract);
+    chain_eip712_struct_end(&s, out);
+}
+
+void chain_eip712_digest(const uint8_t domain_separator[CHAIN_EIP712_HASH_LEN],
+                         const uint8_t struct_hash[CHAIN_EIP712_HASH_LEN],
+                         uint8_t out[CHAIN_EIP712_HASH_LEN])
+{
+    CHAIN_ASSERT(domain_separator != NULL && struct_hash != NULL && out != NULL);
+    uint8_t buf[2 + 2 * CHAIN_EIP712_HASH_LEN] = {0x19, 0x01};
+    memcpy(buf + 2, domain_separator, CHAIN_EIP712_HASH_LEN);
+    memcpy(buf + 2 + CHAIN_EIP712_HASH_LEN, struct_hash, CHAIN_EIP712_HASH_LEN);
+    chain_keccak256(buf, sizeof(buf), out);
+}
+
+void chain_intent_domain(chain_eip712_domain_t *d, uint64_t chain_id, const chain_addr_t *registry)
+{
+    CHAIN_ASSERT(d != NULL && registry != NULL);
+    d->name = CHAIN_INTENT_DOMAIN_NAME;
+    d->version = CHAIN_INTENT_DOMAIN_VERSION;
+    d->chain_id = chain_id;
+    d->verifying_contract = *registry;
+}
+
+void chain_intent_hash(const chain_intent_t *intent, uint8_t out[CHAIN_EIP712_HASH_LEN])
+{
+    CHAIN_ASSERT(intent != NULL);
+    /* member order: chain__intent_members, which mirrors CHAIN_INTENT_TYPE */
+    chain_eip712_struct_t s;
+    chain_eip712_struct_begin(&s, CHAIN_INTENT_TYPE);
+    chain_eip712_put_address(&s, &intent->owner);
+    chain_eip712_put_address(&s, &intent->token);
+    chain_eip712_put_address(&s, &intent->recipient);
+    chain_eip712_put_u256(&s, &intent->amount);
+    chain_eip712_put_u64(&s, intent->min_interval);
+    chain_eip712_put_u64(&s, intent->valid_after);
+    chain_eip712_put_u64(&s, intent->valid_until);
+    chain_eip712_put_u64(&s, intent->max_executions);
+    chain_eip712_put_word(&s, intent->salt);
+    chain_eip712_struct_end(&s, out);
+}
+
+void chain_intent_digest(const chain_eip712_domain_t *d, const chain_intent_t *intent,
+                         uint8_t out[CHAIN_EIP712_HASH_LEN])
+{
+    uint8_t sep[CHAIN_EIP712_HASH_LEN], hash[CHAIN_EIP712_HASH_LEN];
+    chain_eip712_domain_separator(d, sep);
+    chain_intent_hash(intent, hash);
+    chain_eip712_digest(sep, hash, out);
+}
+
+int chain_intent_verify(const chain_eip712_domain_t *d, const chain_intent_t *intent,
+                        const uint8_t sig[CHAIN_SIG_LEN], uint8_t normalized[CHAIN_SIG_LEN])
+{
+    CHAIN_ASSERT(sig != NULL);
+    chain_sig_t parsed;
+    /* strict: the registry refuses a high s, so accepting one here would activate an intent
+     * that can never execute */
+    int ret = chain_sig_parse(&parsed, sig, CHAIN_SIG_STRICT);
+    if (ret != CHAIN_OK)
+        return ret;
+    uint8_t digest[CHAIN_EIP712_HASH_LEN];
+    chain_intent_digest(d, intent, digest);
+    chain_addr_t signer;
+    ret = chain_secp_recover(&signer, digest, &parsed);
+    if (ret != CHAIN_OK)
+        return ret;
+    if (!chain_addr_eq(&signer, &intent->owner))
+        return CHAIN_ERR_SIGNER;
+    if (normalized != NULL)
+        chain_sig_serialize(&parsed, normalized);
+    return CHAIN_OK;
+}
+
+uint64_t chain_intent_min_interval(chain_intent_freq_t freq, uint64_t interval_s)
+{
+    uint64_t period;
+    switch (freq) {
+    case CHAIN_INTENT_ONCE:
+        return 0;
+    case CHAIN_INTENT_DAILY:
+        period = 86400;
+        break;
+    case CHAIN_INTENT_WEEKLY:
+        period = 604800;
+        break;
+    case CHAIN_INTENT_MONTHLY:
+        period = 2419200;
+        break;
+    case CHAIN_INTENT_CUSTOM:
+        period = interval_s;
+        break;
+    default:
+        CHAIN_ASSERT(!"unknown chain_intent_freq_t");
+        return 0;
+    }
+    uint64_t slack = period / 10 < 300 ? period / 10 : 300;
+    return period - slack;
+}
+
+/* ---- typedData JSON ---- */
+
+/* sets obj[key] to a new string; false (and nothing leaks) when out of memory */
+static bool chain__json_set_str(json_t *obj, const char *key, const char *val)
+{
+    return json_object_set_new(obj, key, json_string(val)) == 0;
+}
+
+static bool chain__json_set_u64(json_t *obj, const char *key, uint64_t v)
+{
+    char buf[24];
+    snprintf(buf, sizeof(buf), "%" PRIu64, v);
+    return chain__json_set_str(obj, key, buf);
+}
+
+static bool chain__json_set_addr(json_t *obj, const char *key, const chain_addr_t *a)
+{
+    char buf[CHAIN_ADDR_STR_SIZE];
+    chain_addr_format(a, buf);
+    return chain__json_set_str(obj, key, buf);
+}
+
+/* [{"name":..,"type":..}, ...] for a member list */
+static json_t *chain__json_members(const chain__eip712_member_t *m, size_t n)
+{
+    json_t *arr = json_array();
+    bool ok = arr != NULL;
+    for (size_t i = 0; ok && i != n; ++i) {
+        json_t *o = json_object();
+        ok = o != NULL && chain__json_set_str(o, "name", m[i].name) &&
+             chain__json_set_str(o, "type", m[i].type);
+        ok = json_array_append_new(arr, o) == 0 && ok;
+    }
+    if (!ok)
+        json_decref(arr);
+    return ok ? arr : NULL;
+}
+
+static json_t *chain__json_types(void)
+{
+    json_t *types = json_object();
+    /* json_object_set_new releases its value when it fails, also for a NULL object, so both
+     * calls run whatever happened before */
+    int ret = json_object_set_new(types, "EIP712Domain",
+                                  chain__json_members(chain__eip712_domain_members,
+                                                      CHAIN__COUNT(chain__eip712_domain_members)));
+    ret |= json_object_set_new(
+        types, "PaymentIntent",
+        chain__json_members(chain__intent_members, CHAIN__COUNT(chain__intent_members)));
+    if (ret != 0) {
+        json_decref(types);
+        return NULL;
+    }
+    return types;
+}
+
+static json_t *chain__json_domain(const chain_eip712_domain_t *d)
+{
+    json_t *o = json_object();
+    bool ok = o != NULL && chain__json_set_str(o, "name", d->name) &&
+              chain__json_set_str(o, "version", d->version) &&
+              chain__json_set_u64(o, "chainId", d->chain_id) &&
+              chain__json_set_addr(o, "verifyingContract", &d->verifying_contract);
+    if (!ok)
+        json_decref(o);
+    return ok ? o : NULL;
+}
+
+static json_t *chain__json_intent(const chain_intent_t *in)
+{
+    char amount[CHAIN_U256_DEC_SIZE];
+    chain_u256_to_dec(&in->amount, amount);
+    char salt[2 + 64 + 1];
+    int ret = chain_hex_encode(salt, sizeof(salt), in->salt, sizeof(in->salt), CHAIN_HEX_0X);
+    CHAIN_ASSERT(ret == CHAIN_OK);
+    json_t *o = json_object();
+    bool ok = o != NULL && chain__json_set_addr(o, "owner", &in->owner) &&
+              chain__json_set_addr(o, "token", &in->token) &&
+              chain__json_set_addr(o, "recipient", &in->recipient) &&
+              chain__json_set_str(o, "amount", amount) &&
+              chain__json_set_u64(o, "minInterval", in->min_interval) &&
+              chain__json_set_u64(o, "validAfter", in->valid_after) &&
+              chain__json_set_u64(o, "validUntil", in->valid_until) &&
+              chain__json_set_u64(o, "maxExecutions", in->max_executions) &&
+              chain__json_set_str(o, "salt", salt);
+    if (!ok)
+        json_decref(o);
+    return ok ? o : NULL;
+}
+
+json_t *chain_intent_typed_data(const chain_eip712_domain_t *d, const chain_intent_t *intent)
+{
+    CHAIN_ASSERT(d != NULL && intent != NULL);
+    json_t *root = json_object();
+    /* json_object_set_new takes (and on failure releases) its value, also a NULL one */
+    bool ok = root != NULL && json_object_set_new(root, "types", chain__json_types()) == 0 &&
+              chain__json_set_str(root, "primaryType", "PaymentIntent") &&
+              json_object_set_new(root, "domain", chain__json_domain(d)) == 0 &&
+              json_object_set_new(root, "message", chain__json_intent(intent)) == 0;
+    if (!ok) {
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
