@@ -1,0 +1,434 @@
+#include "net/http_util.h"
+#include <assert.h>
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+/* Index order is the order methods appear in an Allow header. */
+static const struct {
+    const char *name;
+    size_t len;
+    unsigned bit;
+} methods[NET_HTTP_METHOD_COUNT] = {
+    {"GET", 3, NET_HTTP_GET},         {"HEAD", 4, NET_HTTP_HEAD},   {"POST", 4, NET_HTTP_POST},
+    {"PUT", 3, NET_HTTP_PUT},         {"PATCH", 5, NET_HTTP_PATCH}, {"DELETE", 6, NET_HTTP_DELETE},
+    {"OPTIONS", 7, NET_HTTP_OPTIONS},
+};
+
+unsigned net_http_method_bit(const char *name, size_t len)
+{
+    for (size_t i = 0; i != NET_HTTP_METHOD_COUNT; ++i)
+        if (len == methods[i].len && memcmp(name, methods[i].name, len) == 0)
+            return methods[i].bit;
+    return 0;
+}
+
+size_t net_http_methods_format(unsigned mask, char *buf, size_t cap)
+{
+    assert(cap > 0);
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i != NET_HTTP_METHOD_COUNT; ++i) {
+        if ((mask & methods[i].bit) == 0)
+            continue;
+        int n = snprintf(buf + len, cap - len, "%s%s", len == 0 ? "" : ", ", methods[i].name);
+        assert(n > 0 && (size_t)n < cap - len); /* 64 bytes hold all seven */
+        len += (size_t)n;
+    }
+    return len;
+}
+
+const char *net_http_reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Unknown";
+    }
+}
+
+/* Length of the UTF-8 sequence starting at s[0], 0 when it is not well-formed. The ranges of
+ * the second byte are RFC 3629's table: they exclude overlongs, surrogates and > U+10FFFF. */
+static size_t utf8_sequence(const unsigned char *s, size_t avail)
+{
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t n = c >= 0xc2 && c <= 0xdf   ? 2
+               : c >= 0xe0 && c <= 0xef ? 3
+               : c >= 0xf0 && c <= 0xf4 ? 4
+                                        : 0;
+    if (n == 0 || n > avail)
+        return 0;
+    unsigned char lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+    unsigned char hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; ++i)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return n;
+}
+
+bool net_http_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) { /* bounded: every turn advances by at least one byte */
+        size_t n = utf8_sequence(p + i, len - i);
+        if (n == 0)
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+/* True when `c` is one of the characters of `set` (never for NUL, unlike a bare strchr). */
+static bool in_set(char c, const char *set)
+{
+    return c != '\0' && strchr(set, c) != NULL;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+bool net_http_pct_decode(const char *src, size_t len, char *dst, size_t *dst_len, unsigned flags)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < len; ++i) {
+        unsigned char c = (unsigned char)src[i];
+        if (c < 0x21 || c > 0x7e) /* raw spaces, controls and 8-bit bytes must be encoded */
+            return false;
+        if (c == '%') {
+            int hi = i + 2 < len ? hex_value(src[i + 1]) : -1;
+            int lo = hi >= 0 ? hex_value(src[i + 2]) : -1;
+            if (lo < 0)
+                return false;
+            c = (unsigned char)(hi << 4 | lo);
+            if (c < 0x20 || c == 0x7f) /* NUL and controls would reach logs and C strings */
+                return false;
+            i += 2;
+        } else if (c == '+' && (flags & NET_HTTP_PCT_PLUS_IS_SPACE) != 0) {
+            c = ' ';
+        }
+        dst[out++] = (char)c;
+    }
+    dst[out] = '\0';
+    *dst_len = out;
+    /* decoded bytes end up in JSON answers and jansson refuses strings that are not UTF-8 */
+    return net_http_utf8_valid(dst, out);
+}
+
+/* Finds the next "name[=value]" pair of a query string starting at *pos. */
+static bool next_pair(const char *q, size_t len, size_t *pos, h2o_iovec_t *name, h2o_iovec_t *value)
+{
+    if (*pos >= len)
+        return false;
+    const char *start = q + *pos, *amp = memchr(start, '&', len - *pos);
+    size_t pair_len = amp != NULL ? (size_t)(amp - start) : len - *pos;
+    *pos += pair_len + 1;
+    const char *eq = memchr(start, '=', pair_len);
+    *name = h2o_iovec_init(start, eq != NULL ? (size_t)(eq - start) : pair_len);
+    *value = eq != NULL ? h2o_iovec_init(eq + 1, pair_len - name->len - 1) : h2o_iovec_init("", 0);
+    return true;
+}
+
+net_http_query_result_t net_http_query_get(const char *query, size_t query_len, const char *name,
+                                           char *buf, size_t cap, h2o_iovec_t *value)
+{
+    assert(cap > 0);
+    size_t pos = 0, name_len = strlen(name);
+    h2o_iovec_t raw_name, raw_value;
+    net_http_query_result_t result = NET_HTTP_QUERY_ABSENT;
+    /* bounded: each turn consumes at least one byte of the query */
+    while (next_pair(query, query_len, &pos, &raw_name, &raw_value)) {
+        /* names are compared raw: the API's parameter names never need encoding */
+        if (!h2o_memis(raw_name.base, raw_name.len, name, name_len))
+            continue;
+        if (result != NET_HTTP_QUERY_ABSENT || raw_value.len >= cap)
+            return NET_HTTP_QUERY_INVALID;
+        size_t n;
+        if (!net_http_pct_decode(raw_value.base, raw_value.len, buf, &n,
+                                 NET_HTTP_PCT_PLUS_IS_SPACE))
+            return NET_HTTP_QUERY_INVALID;
+        *value = h2o_iovec_init(buf, n);
+        result = NET_HTTP_QUERY_FOUND;
+    }
+    return result;
+}
+
+h2o_iovec_t net_http_query_of(h2o_req_t *req)
+{
+    if (req->query_at == SIZE_MAX || req->query_at >= req->path.len)
+        return h2o_iovec_init("", 0);
+    return h2o_iovec_init(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1);
+}
+
+/* RFC 6750 b64token: ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/", then "=" padding */
+static bool is_token68(const char *s, size_t len)
+{
+    size_t i = 0;
+    for (; i < len && (isalnum((unsigned char)s[i]) || in_set(s[i], "-._~+/")); ++i)
+        ;
+    if (i == 0)
+        return false;
+    for (; i < len && s[i] == '='; ++i)
+        ;
+    return i == len;
+}
+
+bool net_http_parse_bearer(const char *value, size_t len, h2o_iovec_t *token)
+{
+    if (len < 7 || !h2o_lcstris(value, 6, H2O_STRLIT("bearer")) || value[6] != ' ')
+        return false;
+    size_t i = 7;
+    for (; i < len && value[i] == ' '; ++i)
+        ;
+    size_t end = len;
+    for (; end > i && value[end - 1] == ' '; --end)
+        ;
+    if (!is_token68(value + i, end - i))
+        return false;
+    *token = h2o_iovec_init(value + i, end - i);
+    return true;
+}
+
+bool net_http_bearer_token(h2o_req_t *req, h2o_iovec_t *token)
+{
+    ssize_t at = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    if (at < 0 || h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, at) >= 0)
+        return false;
+    h2o_iovec_t v = req->headers.entries[at].value;
+    return net_http_parse_bearer(v.base, v.len, token);
+}
+
+static __thread uint64_t request_id_prefix, request_id_counter;
+
+const char *net_http_request_id(h2o_req_t *req)
+{
+    ssize_t at = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"), -1);
+    if (at >= 0)
+        return req->res.headers.entries[at].value.base;
+    if (request_id_prefix == 0 && getrandom(&request_id_prefix, sizeof(request_id_prefix),
+                                            GRND_NONBLOCK) != sizeof(request_id_prefix))
+        request_id_prefix = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&request_id_prefix;
+    char *id = h2o_mem_alloc_pool(&req->pool, 25);
+    snprintf(id, 25, "%016" PRIx64 "%08" PRIx64, request_id_prefix,
+             ++request_id_counter & 0xffffffffu);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, id,
+                          24);
+    return id;
+}
+
+void net_http_add_security_headers(h2o_req_t *req)
+{
+    h2o_mem_pool_t *pool = &req->pool;
+    h2o_headers_t *h = &req->res.headers;
+    h2o_add_header_by_str(pool, h, H2O_STRLIT("x-content-type-options"), 0, NULL,
+                          H2O_STRLIT("nosniff"));
+    h2o_add_header_by_str(pool, h, H2O_STRLIT("referrer-policy"), 0, NULL,
+                          H2O_STRLIT("no-referrer"));
+    h2o_add_header_by_str(pool, h, H2O_STRLIT("x-frame-options"), 0, NULL, H2O_STRLIT("DENY"));
+    h2o_add_header(pool, h, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    /* an API answer is never a document: nothing may load, run or frame it */
+    h2o_add_header_by_str(pool, h, H2O_STRLIT("content-security-policy"), 0, NULL,
+                          H2O_STRLIT("default-src 'none'; frame-ancestors 'none'"));
+}
+
+void net_http_send_owned(h2o_req_t *req, int status, const char *content_type, h2o_iovec_t body)
+{
+    static h2o_generator_t generator = {NULL, NULL}; /* the whole body goes in one h2o_send */
+    assert(status >= 100 && status <= 599);
+    req->res.status = status;
+    req->res.reason = net_http_reason(status);
+    /* a length lets h2o skip chunked encoding; 204 and 304 must not carry one (RFC 9110) */
+    req->res.content_length = status == 204 || status == 304 ? SIZE_MAX : body.len;
+    if (content_type != NULL)
+        h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, content_type,
+                       strlen(content_type), 1);
+    h2o_start_response(req, &generator);
+    bool head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    h2o_send(req, &body, head || body.len == 0 ? 0 : 1, H2O_SEND_STATE_FINAL);
+}
+
+void net_http_send(h2o_req_t *req, int status, const char *content_type, const char *body,
+                   size_t body_len)
+{
+    h2o_iovec_t copy =
+        body_len == 0 ? h2o_iovec_init("", 0) : h2o_strdup(&req->pool, body, body_len);
+    net_http_send_owned(req, status, content_type, copy);
+}
+
+/* scheme "://" host [":" port]: http or https; the host a DNS name, an IPv4 address or an IPv6
+ * literal in brackets; the port 1 to 5 digits; nothing else (no userinfo, path, query) */
+static bool origin_valid(const char *s, size_t len)
+{
+    size_t i = len > 7 && memcmp(s, "http://", 7) == 0    ? 7
+               : len > 8 && memcmp(s, "https://", 8) == 0 ? 8
+                                                          : 0;
+    if (i == 0)
+        return false;
+    size_t host_start = i;
+    if (s[i] == '[') {
+        for (++i; i < len && (isxdigit((unsigned char)s[i]) || in_set(s[i], ":.")); ++i)
+            ;
+        if (i == len || s[i++] != ']')
+            return false;
+    } else {
+        for (; i < len && (isalnum((unsigned char)s[i]) || in_set(s[i], "-.")); ++i)
+            ;
+    }
+    if (i == host_start)
+        return false;
+    if (i == len)
+        return true;
+    size_t port_start = ++i;
+    if (s[port_start - 1] != ':')
+        return false;
+    for (; i < len && isdigit((unsigned char)s[i]); ++i)
+        ;
+    return i == len && i > port_start && i - port_start <= 5;
+}
+
+bool net_http_cors_init(net_http_cors_t *cors, const char *list, char *err, size_t err_size)
+{
+    memset(cors, 0, sizeof(*cors));
+    const char *p = list != NULL ? list : "";
+    /* bounded: each turn consumes one comma-separated entry */
+    while (*p != '\0') {
+        const char *end = strchr(p, ',');
+        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+        const char *s = p;
+        p += n + (end != NULL);
+        for (; n > 0 && isspace((unsigned char)*s); ++s, --n)
+            ;
+        for (; n > 0 && isspace((unsigned char)s[n - 1]); --n)
+            ;
+        if (n == 0)
+            continue;
+        if (!origin_valid(s, n) || n > NET_HTTP_CORS_MAX_ORIGIN_LEN) {
+            snprintf(err, err_size,
+                     "CORS_ORIGINS: '%.*s' is not an origin (scheme://host[:port], http or https, "
+                     "no path or trailing slash)",
+                     (int)(n > 80 ? 80 : n), s);
+            return false;
+        }
+        if (cors->count == NET_HTTP_CORS_MAX_ORIGINS) {
+            snprintf(err, err_size, "CORS_ORIGINS: more than %d origins",
+                     NET_HTTP_CORS_MAX_ORIGINS);
+            return false;
+        }
+        memcpy(cors->storage[cors->count], s, n);
+        cors->origins[cors->count] = h2o_iovec_init(cors->storage[cors->count], n);
+        ++cors->count;
+    }
+    return true;
+}
+
+bool net_http_cors_allows(const net_http_cors_t *cors, const char *origin, size_t len)
+{
+    assert(cors->count <= NET_HTTP_CORS_MAX_ORIGINS);
+    for (size_t i = 0; i != cors->count; ++i)
+        if (h2o_lcstris(origin, len, cors->origins[i].base, cors->origins[i].len))
+            return true;
+    return false;
+}
+
+/* The request's Origin header when it is sent once and allowed; NULL otherwise. */
+static const h2o_iovec_t *allowed_origin(const net_http_cors_t *cors, h2o_req_t *req)
+{
+    ssize_t at = h2o_find_header_by_str(&req->headers, H2O_STRLIT("origin"), -1);
+    if (cors == NULL || at < 0 ||
+        h2o_find_header_by_str(&req->headers, H2O_STRLIT("origin"), at) >= 0)
+        return NULL;
+    const h2o_iovec_t *origin = &req->headers.entries[at].value;
+    return net_http_cors_allows(cors, origin->base, origin->len) ? origin : NULL;
+}
+
+void net_http_cors_add_headers(const net_http_cors_t *cors, h2o_req_t *req)
+{
+    /* caches must not serve one origin's answer to another, allowed or not; h2o's own
+     * de-duplication compares case-sensitively with a lowercase needle, hence the check here */
+    ssize_t vary = h2o_find_header(&req->res.headers, H2O_TOKEN_VARY, -1);
+    if (vary < 0 ||
+        !h2o_contains_token(req->res.headers.entries[vary].value.base,
+                            req->res.headers.entries[vary].value.len, H2O_STRLIT("origin"), ','))
+        h2o_set_header_token(&req->pool, &req->res.headers, H2O_TOKEN_VARY, H2O_STRLIT("Origin"));
+    const h2o_iovec_t *origin = allowed_origin(cors, req);
+    if (origin == NULL)
+        return;
+    h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN,
+                   origin->base, origin->len, 1);
+    h2o_set_header_by_str(&req->pool, &req->res.headers,
+                          H2O_STRLIT("access-control-expose-headers"), 0,
+                          H2O_STRLIT("Retry-After, X-Request-Id, Location"), 1);
+}
+
+int net_http_cors_preflight(h2o_req_t *req, unsigned allowed, void *data)
+{
+    const net_http_cors_t *cors = data;
+    char methods_buf[64];
+    size_t methods_len = net_http_methods_format(allowed, methods_buf, sizeof(methods_buf));
+    h2o_iovec_t methods_value = h2o_strdup(&req->pool, methods_buf, methods_len);
+    h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, methods_value.base,
+                   methods_value.len, 1);
+    bool is_preflight =
+        h2o_find_header_by_str(&req->headers, H2O_STRLIT("access-control-request-method"), -1) >= 0;
+    if (cors != NULL && is_preflight && allowed_origin(cors, req) != NULL) {
+        net_http_cors_add_headers(cors, req);
+        h2o_mem_pool_t *pool = &req->pool;
+        h2o_headers_t *h = &req->res.headers;
+        h2o_set_header_by_str(pool, h, H2O_STRLIT("access-control-allow-methods"), 0,
+                              methods_value.base, methods_value.len, 1);
+        h2o_set_header_by_str(pool, h, H2O_STRLIT("access-control-allow-headers"), 0,
+                              H2O_STRLIT("Authorization, Content-Type, Idempotency-Key"), 1);
+        h2o_set_header_by_str(pool, h, H2O_STRLIT("access-control-max-age"), 0,
+                              H2O_STRLIT(H2O_TO_STR(NET_HTTP_CORS_MAX_AGE_S)), 1);
+    }
+    net_http_send(req, 204, NULL, NULL, 0);
+    return 0;
+}
