@@ -292,7 +292,8 @@ static void worker_close(rt_worker_t *w)
         rt__actor_discard(container_of(node, rt_actor_t, run_node));
     w->rt->config.waiter->dispose(w->waiter_ctx);
     io_uring_queue_exit(&w->ring); /* cancels what is still in flight */
-    close(w->wake_fd);
+    /* the eventfd stays open until rt_runtime_join_and_free: another thread may still be
+     * waking this worker (wake_all at shutdown), and a closed, reused fd would take the write */
 }
 
 static void *worker_main(void *arg)
@@ -422,8 +423,11 @@ void rt_runtime_join_and_free(rt_runtime_t *rt)
     for (int i = 0; i != rt->num_workers; ++i)
         pthread_join(rt->workers[i].thread, NULL);
     atomic_store(&rt->state, RT_STATE_STOPPED);
-    for (int i = 0; i != rt->num_workers; ++i)
+    for (int i = 0; i != rt->num_workers; ++i) {
+        if (rt->workers[i].wake_fd >= 0)
+            close(rt->workers[i].wake_fd);
         rt_slab_dispose(&rt->workers[i].slab);
+    }
     free(rt->workers);
     free(rt);
     rt__process_runtime = NULL;
