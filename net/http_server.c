@@ -127,8 +127,9 @@ static int open_listener(net_http_server_t *server)
 static void *waiter_init(rt_worker_t *worker, int wake_fd, void *data)
 {
     net_http_server_t *server = data;
-    int listen_fd = open_listener(server);
-    if (listen_fd < 0) {
+    bool listening = server->address.sin_port != 0; /* port 0: an h2o loop for clients only */
+    int listen_fd = listening ? open_listener(server) : -1;
+    if (listening && listen_fd < 0) {
         char addr[INET_ADDRSTRLEN];
         inet_ntop(AF_INET, &server->address.sin_addr, addr, sizeof(addr));
         rt_log_error("http", "cannot listen on %s:%d: %s", addr, ntohs(server->address.sin_port),
@@ -146,9 +147,11 @@ static void *waiter_init(rt_worker_t *worker, int wake_fd, void *data)
     h2o_context_init(&wh->ctx, wh->loop, &server->globalconf);
     wh->accept_ctx.ctx = &wh->ctx;
     wh->accept_ctx.hosts = server->globalconf.hosts;
-    wh->listener = h2o_evloop_socket_create(wh->loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
-    wh->listener->data = wh;
-    h2o_socket_read_start(wh->listener, on_accept);
+    if (listening) {
+        wh->listener = h2o_evloop_socket_create(wh->loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+        wh->listener->data = wh;
+        h2o_socket_read_start(wh->listener, on_accept);
+    }
     /* h2o owns (and may close) the fds of its sockets, so it gets its own dup of the eventfd */
     int h2o_wake_fd = dup(wake_fd);
     if (h2o_wake_fd < 0) {
@@ -199,6 +202,11 @@ static void waiter_dispose(void *ctx)
      * runtime's eventfd (see waiter_init), so nothing the runtime owns is touched. */
     current_http = NULL;
     free(wh);
+}
+
+h2o_loop_t *net_http_worker_loop(void)
+{
+    return current_http != NULL ? current_http->loop : NULL;
 }
 
 rt_waiter_t *net_http_waiter(net_http_server_t *server)

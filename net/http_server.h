@@ -9,6 +9,9 @@
  *
  * Routes are registered before the runtime starts and are read-only afterwards. net/ knows
  * nothing of intents: the domain registers its own handlers.
+ *
+ * A program that only needs the outbound client (net/http_client.h) creates the server with
+ * port 0: every worker still runs an h2o loop, but nothing listens.
  */
 #ifndef NET_HTTP_SERVER_H
 #define NET_HTTP_SERVER_H
@@ -23,13 +26,17 @@ typedef struct st_net_http_server_t net_http_server_t;
 /** A request handler: return 0 when it answered (or will answer), -1 to pass (404). */
 typedef int (*net_http_handler_fn)(h2o_req_t *req, void *data);
 
-/** Creates the server configuration; nothing listens until the runtime starts. */
+/** Creates the server configuration; nothing listens until the runtime starts. Port 0: never
+ * listen, only run an h2o loop on every worker (for the outbound HTTP client). */
 net_http_server_t *net_http_create(const char *bind_address, uint16_t port);
 /** Registers `handler` for requests whose path starts with `path`. Before start only. */
 void net_http_route(net_http_server_t *server, const char *path, net_http_handler_fn handler,
                     void *data);
 /** The runtime waiter that runs this server on every worker. */
 rt_waiter_t *net_http_waiter(net_http_server_t *server);
+/** The calling worker's h2o event loop, or NULL when not on a worker running this waiter. Its
+ * callbacks run on this same thread, inside the waiter's wait. */
+h2o_loop_t *net_http_worker_loop(void);
 /** Frees the configuration, after the runtime has stopped. */
 void net_http_free(net_http_server_t *server);
 

@@ -1,0 +1,735 @@
+#include "chain/rpc.h"
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* A call, from chain_rpc_send to the call actor of the same worker. */
+#define CHAIN_RPC_MSG_CALL 0x4302
+
+typedef struct st_call_request_t {
+    uint32_t count;      /* calls; 1 is sent as an object, more as a batch (array) */
+    uint32_t timeout_ms; /* the call's deadline, from its arrival */
+    uint64_t first_id;   /* the calls carry ids first_id, first_id + 1, ... */
+    bool retry_safe;     /* every call only reads */
+    uint32_t body_len;
+    char body[]; /* the JSON text, NUL-terminated */
+} call_request_t;
+
+/* An endpoint's circuit breaker, shared by every worker (relaxed where a stale read only costs
+ * one more or one fewer attempt). */
+typedef struct st_breaker_t {
+    _Atomic uint32_t failures;      /* consecutive */
+    _Atomic uint64_t open_until_ms; /* 0: closed */
+    _Atomic uint32_t probing;       /* a half-open probe is out */
+} breaker_t;
+
+/* Per worker; touched only by that worker's thread. */
+typedef struct st_rpc_worker_t {
+    rt_actor_t *actor;
+    uint32_t pending; /* calls sent to the actor and not answered yet */
+    uint64_t next_id;
+} __attribute__((aligned(64))) rpc_worker_t;
+
+struct st_chain_rpc_t {
+    chain_rpc_config_t config;
+    net_http_client_t *http;
+    size_t num_endpoints;
+    int http_endpoint[CHAIN_RPC_MAX_ENDPOINTS];
+    breaker_t breakers[CHAIN_RPC_MAX_ENDPOINTS];
+    atomic_bool stopping;
+    int num_workers;
+    rpc_worker_t *workers;
+};
+
+/* One call in the actor's table. */
+typedef struct st_call_t {
+    rt_msg_t *request; /* kept (it holds the body and the caller); NULL: the slot is free */
+    uint32_t gen;      /* bumped when the slot is freed, so stale timers and responses are
+                        * recognised by their tag */
+    uint32_t attempts, rounds;
+    uint32_t tried; /* endpoints tried since the last backoff, one bit each */
+    int32_t endpoint;
+    bool in_flight, probe, maybe_sent;
+    uint64_t deadline_ms;
+    char detail[160]; /* why the last attempt failed */
+    rt_actor_timer_t timer;
+} call_t;
+
+/* The call actor's state: the table, then a stack of free slots. */
+typedef struct st_caller_t {
+    chain_rpc_t *rpc;
+    uint64_t rng;
+    uint32_t capacity, num_free;
+    uint32_t *free_slots;
+    call_t calls[];
+} caller_t;
+
+/* What a node answered, one entry per call. Strings are owned when `owned`. */
+typedef struct st_answer_t {
+    size_t count;
+    bool owned;
+    struct {
+        int error;
+        int64_t code;
+        const char *result, *message, *data;
+    } items[CHAIN_RPC_MAX_BATCH];
+} answer_t;
+
+static uint64_t tag_of(const call_t *call, uint32_t slot)
+{
+    return (uint64_t)call->gen << 32 | slot;
+}
+
+/* The call a tag names, or NULL when it is stale (the call ended, the slot was reused). */
+static call_t *call_of_tag(caller_t *c, uint64_t tag, uint32_t *slot)
+{
+    *slot = (uint32_t)tag;
+    if (*slot >= c->capacity)
+        return NULL;
+    call_t *call = &c->calls[*slot];
+    return call->request != NULL && call->gen == (uint32_t)(tag >> 32) ? call : NULL;
+}
+
+/* ---- circuit breakers ---- */
+
+static chain_rpc_breaker_t breaker_state(breaker_t *b, uint64_t now)
+{
+    uint64_t open_until = atomic_load_explicit(&b->open_until_ms, memory_order_acquire);
+    if (open_until == 0)
+        return CHAIN_RPC_BREAKER_CLOSED;
+    return now < open_until ? CHAIN_RPC_BREAKER_OPEN : CHAIN_RPC_BREAKER_HALF_OPEN;
+}
+
+/* May an attempt go to this endpoint now? When half-open, only one (the probe) may. */
+static bool breaker_acquire(breaker_t *b, uint64_t now, bool *probe)
+{
+    *probe = false;
+    switch (breaker_state(b, now)) {
+    case CHAIN_RPC_BREAKER_CLOSED:
+        return true;
+    case CHAIN_RPC_BREAKER_OPEN:
+        return false;
+    default: {
+        uint32_t expected = 0;
+        *probe = atomic_compare_exchange_strong(&b->probing, &expected, 1);
+        return *probe;
+    }
+    }
+}
+
+static void breaker_success(breaker_t *b)
+{
+    atomic_store_explicit(&b->failures, 0, memory_order_relaxed);
+    atomic_store_explicit(&b->open_until_ms, 0, memory_order_release);
+    atomic_store_explicit(&b->probing, 0, memory_order_release);
+}
+
+static void breaker_failure(const chain_rpc_t *rpc, breaker_t *b, bool probe, uint64_t now)
+{
+    uint32_t failures = atomic_fetch_add_explicit(&b->failures, 1, memory_order_relaxed) + 1;
+    if (probe || failures >= rpc->config.breaker_failures)
+        atomic_store_explicit(&b->open_until_ms, now + rpc->config.breaker_cooldown_ms,
+                              memory_order_release);
+    if (probe)
+        atomic_store_explicit(&b->probing, 0, memory_order_release);
+}
+
+/* The attempt never reached the endpoint (refused here): say nothing about its health. */
+static void breaker_release(breaker_t *b, bool probe)
+{
+    if (probe)
+        atomic_store_explicit(&b->probing, 0, memory_order_release);
+}
+
+chain_rpc_breaker_t chain_rpc_breaker_state(chain_rpc_t *rpc, size_t i)
+{
+    CHAIN_ASSERT(i < rpc->num_endpoints);
+    return breaker_state(&rpc->breakers[i], rt_now_ms());
+}
+
+/* The first endpoint, in order of preference, not tried in this round and whose breaker lets
+ * an attempt through; -1 when none. */
+static int pick_endpoint(chain_rpc_t *rpc, uint32_t tried, uint64_t now, bool *probe)
+{
+    for (size_t i = 0; i != rpc->num_endpoints; ++i)
+        if ((tried & 1u << i) == 0 && breaker_acquire(&rpc->breakers[i], now, probe))
+            return (int)i;
+    return -1;
+}
+
+/* Like pick_endpoint, without taking a half-open probe: is an immediate failover possible? */
+static bool has_untried_endpoint(chain_rpc_t *rpc, uint32_t tried, uint64_t now)
+{
+    for (size_t i = 0; i != rpc->num_endpoints; ++i) {
+        breaker_t *b = &rpc->breakers[i];
+        chain_rpc_breaker_t state = breaker_state(b, now);
+        if ((tried & 1u << i) == 0 &&
+            (state == CHAIN_RPC_BREAKER_CLOSED ||
+             (state == CHAIN_RPC_BREAKER_HALF_OPEN && atomic_load(&b->probing) == 0)))
+            return true;
+    }
+    return false;
+}
+
+/* ---- reading a node's answer ---- */
+
+static void answer_free(answer_t *a)
+{
+    if (!a->owned)
+        return;
+    for (size_t i = 0; i != a->count; ++i) {
+        free((char *)a->items[i].result);
+        free((char *)a->items[i].message);
+        free((char *)a->items[i].data);
+    }
+}
+
+static char *dump(const json_t *v)
+{
+    char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    CHAIN_ASSERT(text != NULL); /* out of memory */
+    return text;
+}
+
+/* Fills item `i` from one JSON-RPC response object; false when it holds neither a result nor
+ * an error. */
+static bool read_item(answer_t *a, size_t i, const json_t *obj)
+{
+    json_t *result = json_object_get(obj, "result"), *error = json_object_get(obj, "error");
+    if (json_is_object(error)) {
+        json_t *data = json_object_get(error, "data");
+        const char *message = json_string_value(json_object_get(error, "message"));
+        a->items[i].code = json_integer_value(json_object_get(error, "code"));
+        a->items[i].error = chain_rpc_classify(a->items[i].code, message);
+        a->items[i].message = strdup(message != NULL ? message : "");
+        CHAIN_ASSERT(a->items[i].message != NULL);
+        a->items[i].data = data != NULL && !json_is_null(data) ? dump(data) : NULL;
+    } else if (result != NULL) { /* a JSON null is a result too (no such receipt) */
+        a->items[i].error = CHAIN_RPC_OK;
+        a->items[i].result = dump(result);
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/* The index of the call a batch element answers, or -1. */
+static long batch_index(const call_request_t *req, const json_t *obj)
+{
+    json_t *id = json_object_get(obj, "id");
+    if (!json_is_integer(id))
+        return -1;
+    json_int_t k = json_integer_value(id) - (json_int_t)req->first_id;
+    return k >= 0 && k < (json_int_t)req->count ? (long)k : -1;
+}
+
+/* Reads `body` as the answer to `req`. Returns false when it is not one: not JSON-RPC, or no
+ * element answers any call. Calls left unanswered are CHAIN_RPC_ERR_BAD_RESPONSE. */
+static bool read_answer(const call_request_t *req, const char *body, size_t len, answer_t *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->count = req->count;
+    a->owned = true;
+    for (size_t i = 0; i != a->count; ++i)
+        a->items[i].error = CHAIN_RPC_ERR_BAD_RESPONSE;
+    json_t *root = json_loadb(body, len, 0, NULL);
+    size_t answered = 0;
+    if (json_is_object(root) &&
+        (req->count == 1 || json_is_object(json_object_get(root, "error")))) {
+        /* a single answer; for a batch, an error about the whole batch ("batch too large")
+         * answers every call */
+        json_t *id = json_object_get(root, "id");
+        bool ours = json_is_null(id) || batch_index(req, root) == 0 || req->count > 1;
+        for (size_t i = 0; ours && i != a->count; ++i)
+            answered += read_item(a, i, root);
+    } else if (json_is_array(root) && req->count > 1) {
+        size_t k;
+        json_t *obj;
+        json_array_foreach(root, k, obj)
+        {
+            long i = json_is_object(obj) ? batch_index(req, obj) : -1;
+            if (k == CHAIN_RPC_MAX_BATCH)
+                break; /* bounded: a node may not answer more than we asked */
+            if (i >= 0 && a->items[i].result == NULL && a->items[i].message == NULL)
+                answered += read_item(a, (size_t)i, obj);
+        }
+    }
+    json_decref(root);
+    for (size_t i = 0; i != a->count; ++i)
+        if (a->items[i].error == CHAIN_RPC_ERR_BAD_RESPONSE && a->items[i].message == NULL) {
+            a->items[i].message = strdup("the node's answer has no entry for this call");
+            CHAIN_ASSERT(a->items[i].message != NULL);
+        }
+    return answered != 0;
+}
+
+static bool all_rate_limited(const answer_t *a)
+{
+    for (size_t i = 0; i != a->count; ++i)
+        if (a->items[i].error != CHAIN_RPC_ERR_RATE_LIMITED)
+            return false;
+    return true;
+}
+
+/* ---- answering the caller ---- */
+
+static size_t text_size(const char *s)
+{
+    return s != NULL ? strlen(s) + 1 : 0;
+}
+
+/* Copies `s` into the reply's text at `*off`; sets the item's offset and length fields. */
+static void put_text(char *text, uint32_t *off, const char *s, uint32_t *item_off,
+                     uint32_t *item_len)
+{
+    if (s == NULL)
+        return;
+    size_t len = strlen(s);
+    memcpy(text + *off, s, len + 1);
+    *item_off = *off;
+    *item_len = (uint32_t)len;
+    *off += (uint32_t)len + 1;
+}
+
+static void release_call(rt_actor_t *self, caller_t *c, uint32_t slot);
+
+/* Sends the reply built from `a` (with `error` for the whole call) and frees the call. */
+static void reply(rt_actor_t *self, caller_t *c, uint32_t slot, int error, const answer_t *a)
+{
+    call_t *call = &c->calls[slot];
+    size_t text = 0;
+    for (size_t i = 0; i != a->count; ++i)
+        text += text_size(a->items[i].result) + text_size(a->items[i].message) +
+                text_size(a->items[i].data);
+    size_t head = sizeof(chain_rpc_reply_t) + a->count * sizeof(chain_rpc_item_t);
+    rt_msg_t *msg = rt_msg_new(CHAIN_RPC_MSG_REPLY, head + text);
+    chain_rpc_reply_t *r = chain_rpc_reply(msg);
+    r->error = error;
+    r->count = (uint32_t)a->count;
+    r->attempts = call->attempts;
+    r->endpoint = call->endpoint;
+    r->maybe_sent = call->maybe_sent;
+    r->text_len = (uint32_t)text;
+    char *out = (char *)&r->items[r->count];
+    uint32_t off = 0;
+    for (size_t i = 0; i != a->count; ++i) {
+        chain_rpc_item_t *item = &r->items[i];
+        item->error = a->items[i].error;
+        item->code = (int32_t)a->items[i].code;
+        put_text(out, &off, a->items[i].result, &item->result_off, &item->result_len);
+        put_text(out, &off, a->items[i].message, &item->message_off, &item->message_len);
+        put_text(out, &off, a->items[i].data, &item->data_off, &item->data_len);
+    }
+    rt_actor_reply(call->request, msg);
+    release_call(self, c, slot);
+}
+
+/* Ends the call with `error` in every item, and the last failure's detail as the message. */
+static void fail(rt_actor_t *self, caller_t *c, uint32_t slot, int error)
+{
+    call_t *call = &c->calls[slot];
+    call_request_t *req = rt_msg_payload(call->request);
+    answer_t a;
+    a.count = req->count;
+    a.owned = false;
+    for (size_t i = 0; i != a.count; ++i) {
+        a.items[i].error = error;
+        a.items[i].code = 0;
+        a.items[i].result = a.items[i].data = NULL;
+        a.items[i].message = call->detail[0] != '\0' ? call->detail : chain_rpc_strerror(error);
+    }
+    reply(self, c, slot, error, &a);
+}
+
+/* ---- attempts, failover and backoff ---- */
+
+static void attempt(rt_actor_t *self, caller_t *c, uint32_t slot);
+
+static void release_call(rt_actor_t *self, caller_t *c, uint32_t slot)
+{
+    call_t *call = &c->calls[slot];
+    rpc_worker_t *rw = &c->rpc->workers[self->home];
+    rt_actor_timer_cancel(self, &call->timer);
+    rt_msg_free(call->request); /* drops its reference to the caller */
+    call->request = NULL;
+    ++call->gen;
+    CHAIN_ASSERT(c->num_free < c->capacity && rw->pending > 0);
+    c->free_slots[c->num_free++] = slot;
+    --rw->pending;
+}
+
+/* xorshift64*: jitter only needs to be spread out, not unpredictable */
+static uint64_t next_random(caller_t *c)
+{
+    c->rng ^= c->rng >> 12;
+    c->rng ^= c->rng << 25;
+    c->rng ^= c->rng >> 27;
+    return c->rng * 0x2545F4914F6CDD1DULL;
+}
+
+/* Waits before the next round of attempts: exponential (base * 2^round, capped) with equal
+ * jitter (half fixed, half random) so that callers that failed together do not retry together;
+ * never sooner than the node's Retry-After. Gives up when the deadline would pass first. */
+static void backoff(rt_actor_t *self, caller_t *c, uint32_t slot, uint32_t retry_after_ms)
+{
+    call_t *call = &c->calls[slot];
+    const chain_rpc_config_t *config = &c->rpc->config;
+    uint32_t shift = call->rounds < 16 ? call->rounds : 16;
+    uint64_t cap = (uint64_t)config->backoff_base_ms << shift;
+    if (cap > config->backoff_max_ms)
+        cap = config->backoff_max_ms;
+    uint64_t delay = cap / 2 + next_random(c) % (cap / 2 + 1);
+    if (delay < retry_after_ms)
+        delay = retry_after_ms;
+    ++call->rounds;
+    call->tried = 0;
+    if (rt_now_ms() + delay >= call->deadline_ms) {
+        fail(self, c, slot, CHAIN_RPC_ERR_TIMEOUT);
+        return;
+    }
+    rt_actor_timer_start(self, &call->timer, delay, tag_of(call, slot));
+}
+
+/* An attempt failed with `error` (the call's outcome if it is the last). Retries when that is
+ * safe: a read, or a write that provably never left this process. */
+static void on_failure(rt_actor_t *self, caller_t *c, uint32_t slot, int error, bool maybe_sent,
+                       uint32_t retry_after_ms, const char *fmt, ...)
+{
+    call_t *call = &c->calls[slot];
+    const call_request_t *req = rt_msg_payload(call->request);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(call->detail, sizeof(call->detail), fmt, ap);
+    va_end(ap);
+    call->maybe_sent |= maybe_sent;
+    if (!req->retry_safe && call->maybe_sent) {
+        fail(self, c, slot, error); /* never resend what a node may have received */
+        return;
+    }
+    if (call->attempts >= c->rpc->config.max_attempts) {
+        fail(self, c, slot, error);
+        return;
+    }
+    if (rt_now_ms() >= call->deadline_ms) {
+        fail(self, c, slot, CHAIN_RPC_ERR_TIMEOUT);
+        return;
+    }
+    if (retry_after_ms == 0 && has_untried_endpoint(c->rpc, call->tried, rt_now_ms()))
+        attempt(self, c, slot); /* fail over at once; recursion bounded by max_attempts */
+    else
+        backoff(self, c, slot, retry_after_ms);
+}
+
+static uint32_t min_u32(uint64_t a, uint64_t b)
+{
+    return (uint32_t)(a < b ? a : b);
+}
+
+/* Sends the call to the next endpoint that will take it. */
+static void attempt(rt_actor_t *self, caller_t *c, uint32_t slot)
+{
+    chain_rpc_t *rpc = c->rpc;
+    call_t *call = &c->calls[slot];
+    const call_request_t *req = rt_msg_payload(call->request);
+    uint64_t now = rt_now_ms();
+    if (now >= call->deadline_ms) {
+        fail(self, c, slot, CHAIN_RPC_ERR_TIMEOUT);
+        return;
+    }
+    bool probe;
+    int ep = pick_endpoint(rpc, call->tried, now, &probe);
+    if (ep < 0) {
+        if (call->tried != 0) { /* the rest are open: start a new round after a backoff */
+            backoff(self, c, slot, 0);
+            return;
+        }
+        if (call->detail[0] == '\0')
+            snprintf(call->detail, sizeof(call->detail), "every endpoint's breaker is open");
+        fail(self, c, slot, CHAIN_RPC_ERR_UNAVAILABLE);
+        return;
+    }
+    net_http_request_t http = {
+        .endpoint = rpc->http_endpoint[ep],
+        .method = "POST",
+        .body = req->body,
+        .body_len = req->body_len,
+        .connect_timeout_ms = rpc->config.connect_timeout_ms,
+        .timeout_ms = min_u32(call->deadline_ms - now + 1, rpc->config.attempt_timeout_ms)};
+    ++call->attempts;
+    call->endpoint = ep;
+    call->probe = probe;
+    call->tried |= 1u << ep;
+    int err = net_http_request(self, rpc->http, &http, tag_of(call, slot), NULL);
+    if (err == NET_HTTP_OK) {
+        call->in_flight = true;
+        return;
+    }
+    breaker_release(&rpc->breakers[ep], probe); /* refused here: says nothing of the node */
+    if (err == NET_HTTP_ERR_SHUTDOWN || err == NET_HTTP_ERR_INVALID) {
+        snprintf(call->detail, sizeof(call->detail), "%s", net_http_strerror(err));
+        fail(self, c, slot,
+             err == NET_HTTP_ERR_SHUTDOWN ? CHAIN_RPC_ERR_SHUTDOWN : CHAIN_RPC_ERR_INVALID);
+        return;
+    }
+    on_failure(self, c, slot, CHAIN_RPC_ERR_UNAVAILABLE, false, 0, "endpoint %d: %s", ep,
+               net_http_strerror(err));
+}
+
+/* An HTTP attempt came back: an answer for the caller, or a failure to retry or report. */
+static void on_response(rt_actor_t *self, caller_t *c, const net_http_response_t *resp)
+{
+    uint32_t slot;
+    call_t *call = call_of_tag(c, resp->tag, &slot);
+    if (call == NULL || !call->in_flight)
+        return; /* stale: the call ended meanwhile */
+    call->in_flight = false;
+    breaker_t *b = &c->rpc->breakers[call->endpoint];
+    uint64_t now = rt_now_ms();
+    if (resp->error != NET_HTTP_OK) {
+        breaker_failure(c->rpc, b, call->probe, now);
+        on_failure(self, c, slot, CHAIN_RPC_ERR_UNAVAILABLE, resp->maybe_sent, 0, "endpoint %d: %s",
+                   call->endpoint, net_http_strerror(resp->error));
+        return;
+    }
+    const call_request_t *req = rt_msg_payload(call->request);
+    answer_t a;
+    bool answered = read_answer(req, resp->body, resp->body_len, &a);
+    if (resp->status == 429 || (answered && all_rate_limited(&a))) {
+        breaker_failure(c->rpc, b, call->probe, now); /* shed load onto the other endpoints */
+        answer_free(&a);
+        on_failure(self, c, slot, CHAIN_RPC_ERR_RATE_LIMITED, true, resp->retry_after_ms,
+                   "endpoint %d: rate limited (HTTP %d)", call->endpoint, resp->status);
+    } else if (!answered) {
+        breaker_failure(c->rpc, b, call->probe, now);
+        answer_free(&a);
+        on_failure(self, c, slot,
+                   resp->status == 200 ? CHAIN_RPC_ERR_BAD_RESPONSE : CHAIN_RPC_ERR_UNAVAILABLE,
+                   true, 0, "endpoint %d: HTTP %d without a JSON-RPC answer", call->endpoint,
+                   resp->status);
+    } else {
+        breaker_success(b); /* a node's own error (nonce too low...) is an answer too */
+        reply(self, c, slot, CHAIN_RPC_OK, &a);
+        answer_free(&a);
+    }
+}
+
+static void on_timer(rt_actor_t *self, caller_t *c, uint64_t tag)
+{
+    uint32_t slot;
+    call_t *call = call_of_tag(c, tag, &slot);
+    if (call != NULL && !call->in_flight)
+        attempt(self, c, slot);
+}
+
+static void on_call(rt_actor_t *self, caller_t *c, rt_msg_t *msg)
+{
+    /* chain_rpc_send admits at most `capacity` pending calls per worker */
+    CHAIN_ASSERT(c->num_free > 0);
+    uint32_t slot = c->free_slots[--c->num_free];
+    call_t *call = &c->calls[slot];
+    const call_request_t *req = rt_msg_payload(msg);
+    rt_msg_keep(msg);
+    call->request = msg;
+    call->attempts = call->rounds = call->tried = 0;
+    call->endpoint = -1;
+    call->in_flight = call->probe = call->maybe_sent = false;
+    call->deadline_ms = rt_now_ms() + req->timeout_ms;
+    call->detail[0] = '\0';
+    attempt(self, c, slot);
+}
+
+/* Answers every call CHAIN_RPC_ERR_SHUTDOWN; HTTP responses still out are dropped by the
+ * runtime once this actor has stopped. */
+static void on_stop(rt_actor_t *self, caller_t *c)
+{
+    for (uint32_t slot = 0; slot != c->capacity; ++slot) {
+        call_t *call = &c->calls[slot];
+        if (call->request == NULL)
+            continue;
+        if (call->in_flight)
+            breaker_release(&c->rpc->breakers[call->endpoint], call->probe);
+        snprintf(call->detail, sizeof(call->detail), "the RPC client is stopping");
+        fail(self, c, slot, CHAIN_RPC_ERR_SHUTDOWN);
+    }
+}
+
+static void caller_behaviour(rt_actor_t *self, rt_msg_t *msg)
+{
+    caller_t *c = rt_actor_state(self);
+    switch (msg->type) {
+    case CHAIN_RPC_MSG_CALL:
+        on_call(self, c, msg);
+        break;
+    case NET_HTTP_MSG_RESPONSE:
+        on_response(self, c, net_http_response(msg));
+        break;
+    case RT_MSG_TIMER:
+        on_timer(self, c, msg->corr);
+        break;
+    case RT_MSG_STOP:
+        on_stop(self, c);
+        break;
+    default:
+        CHAIN_ASSERT(!"unexpected message for the RPC call actor");
+    }
+}
+
+/* ---- the public side ---- */
+
+static uint32_t or_default(uint32_t value, uint32_t fallback)
+{
+    return value != 0 ? value : fallback;
+}
+
+chain_rpc_t *chain_rpc_create(const chain_rpc_config_t *config, net_http_client_t *http, char *err,
+                              size_t err_size)
+{
+    if (config->num_urls == 0 || config->num_urls > CHAIN_RPC_MAX_ENDPOINTS) {
+        snprintf(err, err_size, "between 1 and %d RPC URLs are needed", CHAIN_RPC_MAX_ENDPOINTS);
+        return NULL;
+    }
+    chain_rpc_t *rpc = calloc(1, sizeof(*rpc));
+    CHAIN_ASSERT(rpc != NULL);
+    chain_rpc_config_t c = *config;
+    c.urls = NULL; /* not kept: the HTTP client has copied them */
+    c.call_timeout_ms = or_default(c.call_timeout_ms, 15000);
+    c.attempt_timeout_ms = or_default(c.attempt_timeout_ms, 5000);
+    c.connect_timeout_ms = or_default(c.connect_timeout_ms, 2000);
+    c.max_attempts = or_default(c.max_attempts, 4);
+    c.backoff_base_ms = or_default(c.backoff_base_ms, 100);
+    c.backoff_max_ms = or_default(c.backoff_max_ms, 2000);
+    c.breaker_failures = or_default(c.breaker_failures, 5);
+    c.breaker_cooldown_ms = or_default(c.breaker_cooldown_ms, 10000);
+    c.max_calls = or_default(c.max_calls, 256);
+    rpc->config = c;
+    rpc->http = http;
+    for (size_t i = 0; i != config->num_urls; ++i) {
+        rpc->http_endpoint[i] = net_http_client_add_endpoint(http, config->urls[i], err, err_size);
+        if (rpc->http_endpoint[i] < 0) {
+            free(rpc);
+            return NULL;
+        }
+    }
+    rpc->num_endpoints = config->num_urls;
+    return rpc;
+}
+
+void chain_rpc_start(chain_rpc_t *rpc, rt_runtime_t *rt)
+{
+    CHAIN_ASSERT(rpc->workers == NULL);
+    uint32_t cap = rpc->config.max_calls;
+    size_t state = sizeof(caller_t) + cap * (sizeof(call_t) + sizeof(uint32_t));
+    rpc->num_workers = rt->num_workers;
+    rpc->workers = aligned_alloc(64, sizeof(rpc_worker_t) * (size_t)rt->num_workers);
+    CHAIN_ASSERT(rpc->workers != NULL);
+    memset(rpc->workers, 0, sizeof(rpc_worker_t) * (size_t)rt->num_workers);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    for (int w = 0; w != rt->num_workers; ++w) {
+        rt_actor_t *actor = rt_actor_spawn(rt, w, caller_behaviour, state);
+        caller_t *c = rt_actor_state(actor); /* zeroed; nothing runs it before its first call */
+        c->rpc = rpc;
+        c->rng = ((uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30) +
+                 (uint64_t)(w + 1) * 0x9E3779B97F4A7C15ULL;
+        c->capacity = cap;
+        c->free_slots = (uint32_t *)&c->calls[cap];
+        for (uint32_t i = 0; i != cap; ++i)
+            c->free_slots[i] = cap - 1 - i;
+        c->num_free = cap;
+        rpc->workers[w].actor = actor;
+        rpc->workers[w].next_id = 1;
+    }
+}
+
+void chain_rpc_stop(chain_rpc_t *rpc)
+{
+    /* set before the stop messages travel, so a caller on the same worker that runs after the
+     * actor stopped (and was freed) sees it and never touches the actor */
+    atomic_store(&rpc->stopping, true);
+    for (int w = 0; rpc->workers != NULL && w != rpc->num_workers; ++w) {
+        rt_actor_send_stop(rpc->workers[w].actor);
+        rt_actor_release(rpc->workers[w].actor);
+    }
+}
+
+void chain_rpc_free(chain_rpc_t *rpc)
+{
+    if (rpc == NULL)
+        return;
+    free(rpc->workers);
+    free(rpc);
+}
+
+/* Serialises the calls with ids from `first_id`: an object for one, an array for more. */
+static rt_msg_t *encode(const chain_rpc_call_t *calls, size_t n, uint64_t first_id,
+                        uint32_t timeout_ms)
+{
+    json_t *list = json_array();
+    bool retry_safe = true, ok = list != NULL;
+    for (size_t i = 0; ok && i != n; ++i) {
+        json_t *call =
+            json_pack("{s:s,s:I,s:s,s:O}", "jsonrpc", "2.0", "id", (json_int_t)(first_id + i),
+                      "method", calls[i].method, "params", calls[i].params);
+        ok = json_array_append_new(list, call) == 0;
+        retry_safe &= chain_rpc_method_is_read(calls[i].method);
+    }
+    char *body = ok ? json_dumps(n == 1 ? json_array_get(list, 0) : list, JSON_COMPACT) : NULL;
+    json_decref(list);
+    size_t len = body != NULL ? strlen(body) : 0;
+    if (body == NULL || len > CHAIN_RPC_MAX_REQUEST_BYTES) {
+        free(body);
+        return NULL;
+    }
+    rt_msg_t *msg = rt_msg_new(CHAIN_RPC_MSG_CALL, sizeof(call_request_t) + len + 1);
+    call_request_t *req = rt_msg_payload(msg);
+    req->count = (uint32_t)n;
+    req->timeout_ms = timeout_ms;
+    req->first_id = first_id;
+    req->retry_safe = retry_safe;
+    req->body_len = (uint32_t)len;
+    memcpy(req->body, body, len + 1);
+    free(body);
+    return msg;
+}
+
+static bool calls_are_valid(const chain_rpc_call_t *calls, size_t n)
+{
+    if (calls == NULL || n == 0 || n > CHAIN_RPC_MAX_BATCH)
+        return false;
+    for (size_t i = 0; i != n; ++i)
+        if (calls[i].method == NULL || calls[i].params == NULL)
+            return false;
+    return true;
+}
+
+int chain_rpc_send(rt_actor_t *self, chain_rpc_t *rpc, chain_rpc_call_t *calls, size_t n,
+                   uint32_t timeout_ms, uint64_t tag)
+{
+    rt_worker_t *w = rt_worker_current();
+    CHAIN_ASSERT(w != NULL && w->id == self->home && rpc->workers != NULL);
+    rpc_worker_t *rw = &rpc->workers[w->id];
+    int ret = calls_are_valid(calls, n) ? CHAIN_RPC_OK : CHAIN_RPC_ERR_INVALID;
+    if (ret == CHAIN_RPC_OK && atomic_load(&rpc->stopping))
+        ret = CHAIN_RPC_ERR_SHUTDOWN;
+    if (ret == CHAIN_RPC_OK && rw->pending >= rpc->config.max_calls)
+        ret = CHAIN_RPC_ERR_BUSY;
+    rt_msg_t *msg = NULL;
+    if (ret == CHAIN_RPC_OK) {
+        msg = encode(calls, n, rw->next_id,
+                     timeout_ms != 0 ? timeout_ms : rpc->config.call_timeout_ms);
+        ret = msg != NULL ? CHAIN_RPC_OK : CHAIN_RPC_ERR_INVALID;
+    }
+    for (size_t i = 0; calls != NULL && i != n; ++i) {
+        json_decref(calls[i].params); /* consumed whatever the outcome */
+        calls[i].params = NULL;
+    }
+    if (ret != CHAIN_RPC_OK)
+        return ret;
+    rw->next_id += n;
+    ++rw->pending;
+    rt_actor_request(self, rw->actor, msg, tag);
+    return CHAIN_RPC_OK;
+}

@@ -1,0 +1,999 @@
+/* The JSON-RPC client against a real anvil (its own, or RPC_URL for reads) and against the
+ * stand-in server for what anvil will not do on demand (rate limits, 500s, garbage), plus the
+ * pure codec: quantities, builders, result readers and error classification. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "chain/abi.h"
+#include "chain/hex.h"
+#include "chain/key.h"
+#include "chain/rpc.h"
+#include "chain/tx.h"
+#include "support/anvil.h"
+#include "support/harness.h"
+#include "support/standin.h"
+
+#define MSG_SENT 0x7e20
+#define DEV0 "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
+#define DEV1 "0x70997970c51812dc3a010c7d01b50e0d17dc79c8"
+/* anvil's well-known (public) key of dev account 0 */
+#define DEV0_KEY "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+/* eth_call code that returns the word 42; code that reverts with Error("boom") */
+#define RETURN_42 "602a60005260206000f3"
+#define REVERT_BOOM                                                                                \
+    "7f08c379a000000000000000000000000000000000000000000000000000000000600052602060045260046024"   \
+    "527f626f6f6d000000000000000000000000000000000000000000000000000000006044526064"               \
+    "6000fd"
+/* constructor that emits LOG1(topic 0x11..11) with the word 42 as data, and deploys nothing */
+#define TOPIC "1111111111111111111111111111111111111111111111111111111111111111"
+#define EMIT_LOG "602a6000527f" TOPIC "60206000a100"
+
+typedef struct st_send_step_t {
+    chain_rpc_t *rpc;
+    chain_rpc_call_t calls[CHAIN_RPC_MAX_BATCH];
+    size_t n;
+    uint32_t timeout_ms;
+} send_step_t;
+
+static void send_step(rt_actor_t *self, void *arg)
+{
+    send_step_t *s = arg;
+    rt_msg_t *sent = rt_msg_new(MSG_SENT, sizeof(int));
+    *(int *)rt_msg_payload(sent) = chain_rpc_send(self, s->rpc, s->calls, s->n, s->timeout_ms, 7);
+    rt_actor_send(self, sent);
+}
+
+typedef struct st_fixture_t {
+    net_http_client_t *http;
+    harness_t h;
+    anvil_t anvil; /* pid 0 when not started */
+    standin_t *standin;
+    int refusing_fd;
+    uint16_t refusing_port;
+} fixture_t;
+
+static char *url_of(char *buf, size_t size, const char *fmt, unsigned port)
+{
+    snprintf(buf, size, fmt, port);
+    return buf;
+}
+
+/* Which anvil a test uses: none, one for reads (RPC_URL when set, else its own), or its own
+ * (a test that sends transactions must never do so on a shared node). */
+enum { NO_ANVIL, ANVIL_FOR_READS, OWN_ANVIL };
+
+/* Starts what a test needs before the runtime: anvil, the stand-in, a refusing port. */
+static void begin(fixture_t *f, int anvil, bool standin)
+{
+    memset(f, 0, sizeof(*f));
+    if (anvil == OWN_ANVIL || (anvil == ANVIL_FOR_READS && getenv("RPC_URL") == NULL))
+        cr_assert(anvil_start(&f->anvil, NULL), "anvil did not start");
+    if (standin)
+        f->standin = standin_start();
+    f->refusing_port = refusing_port_open(&f->refusing_fd);
+    f->http = net_http_client_create(NULL);
+}
+
+/* The anvil URL for reads: RPC_URL when set (and no own anvil), else our own. */
+static const char *anvil_url(fixture_t *f)
+{
+    return f->anvil.pid != 0 ? f->anvil.url : getenv("RPC_URL");
+}
+
+static chain_rpc_t *rpc_new(fixture_t *f, const char *const *urls, size_t n,
+                            const chain_rpc_config_t *base)
+{
+    chain_rpc_config_t config = base != NULL ? *base : (chain_rpc_config_t){0};
+    config.urls = urls;
+    config.num_urls = n;
+    if (config.backoff_base_ms == 0)
+        config.backoff_base_ms = 20;
+    char err[256];
+    chain_rpc_t *rpc = chain_rpc_create(&config, f->http, err, sizeof(err));
+    cr_assert_not_null(rpc, "%s", err);
+    return rpc;
+}
+
+static void run(fixture_t *f, chain_rpc_t **rpcs, size_t n)
+{
+    harness_start(&f->h, f->http, 2, 3000);
+    for (size_t i = 0; i != n; ++i)
+        chain_rpc_start(rpcs[i], f->h.rt);
+}
+
+static void end(fixture_t *f, chain_rpc_t **rpcs, size_t n)
+{
+    for (size_t i = 0; i != n; ++i)
+        chain_rpc_stop(rpcs[i]);
+    harness_stop(&f->h);
+    for (size_t i = 0; i != n; ++i)
+        chain_rpc_free(rpcs[i]);
+    net_http_client_free(f->http);
+    if (f->standin != NULL)
+        standin_stop(f->standin);
+    anvil_stop(&f->anvil);
+    close(f->refusing_fd);
+}
+
+/* Sends `calls` from the driver and returns the reply (free it). */
+static harness_msg_t *send_calls(fixture_t *f, chain_rpc_t *rpc, const chain_rpc_call_t *calls,
+                                 size_t n)
+{
+    static send_step_t step;
+    step.rpc = rpc;
+    step.n = n;
+    step.timeout_ms = 0;
+    memcpy(step.calls, calls, n * sizeof(*calls));
+    harness_run(&f->h, send_step, &step);
+    harness_msg_t *m = harness_wait(&f->h, 5000);
+    cr_assert_not_null(m);
+    cr_assert_eq(m->type, MSG_SENT);
+    int sent = *(int *)m->payload;
+    free(m);
+    cr_assert_eq(sent, CHAIN_RPC_OK, "refused: %s", chain_rpc_strerror(sent));
+    m = harness_wait(&f->h, 30000);
+    cr_assert_not_null(m, "no reply");
+    cr_assert_eq(m->type, CHAIN_RPC_MSG_REPLY);
+    cr_assert_eq(m->corr, 7);
+    return m;
+}
+
+static harness_msg_t *send_one(fixture_t *f, chain_rpc_t *rpc, chain_rpc_call_t call)
+{
+    return send_calls(f, rpc, &call, 1);
+}
+
+static chain_rpc_reply_t *reply_of(harness_msg_t *m)
+{
+    return (chain_rpc_reply_t *)m->payload;
+}
+
+/* Item `i`'s result text, asserting that it succeeded. */
+static const char *result_of(harness_msg_t *m, size_t i, size_t *len)
+{
+    chain_rpc_reply_t *r = reply_of(m);
+    cr_assert_eq(r->items[i].error, CHAIN_RPC_OK, "item %zu: %s: %s", i,
+                 chain_rpc_strerror(r->items[i].error), chain_rpc_reply_message(r, i));
+    const char *text = chain_rpc_reply_result(r, i, len);
+    cr_assert_not_null(text);
+    return text;
+}
+
+static uint64_t result_u64(harness_msg_t *m, size_t i)
+{
+    size_t len;
+    const char *text = result_of(m, i, &len);
+    uint64_t v;
+    cr_assert_eq(chain_rpc_result_u64(text, len, &v), CHAIN_OK, "%s", text);
+    return v;
+}
+
+static chain_addr_t addr(const char *hex)
+{
+    chain_addr_t a;
+    cr_assert_eq(chain_addr_parse(&a, hex, strlen(hex)), CHAIN_OK);
+    return a;
+}
+
+static size_t unhex(const char *hex, uint8_t *out, size_t cap)
+{
+    size_t len;
+    cr_assert_eq(chain_hex_decode(out, cap, &len, hex, strlen(hex), CHAIN_HEX_0X_OPTIONAL),
+                 CHAIN_OK);
+    return len;
+}
+
+/* eth_sendTransaction with anvil's unlocked dev accounts; `extra` is more JSON members. */
+static chain_rpc_call_t send_tx(const char *to_and_more)
+{
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "[{\"from\":\"" DEV0 "\"%s}]", to_and_more);
+    json_t *params = json_loads(buf, 0, NULL);
+    cr_assert_not_null(params, "%s", buf);
+    return chain_rpc_call("eth_sendTransaction", params);
+}
+
+/* Fetches the receipt of `tx_hash`, waiting (bounded) for it to be mined. Free it. */
+static void wait_receipt(fixture_t *f, chain_rpc_t *rpc, const uint8_t tx_hash[32],
+                         chain_rpc_receipt_t *receipt)
+{
+    for (int tries = 0; tries != 100; ++tries) {
+        harness_msg_t *m = send_one(f, rpc, chain_rpc_eth_get_transaction_receipt(tx_hash));
+        size_t len;
+        const char *text = result_of(m, 0, &len);
+        bool found;
+        cr_assert_eq(chain_rpc_result_receipt(text, len, receipt, &found), CHAIN_OK, "%s", text);
+        free(m);
+        if (found)
+            return;
+        usleep(20 * 1000);
+    }
+    cr_assert_fail("the transaction was not mined");
+}
+
+/* ---- against anvil ---- */
+
+Test(rpc, reads_against_anvil, .timeout = 60)
+{
+    fixture_t f;
+    begin(&f, ANVIL_FOR_READS, false);
+    const char *urls[] = {anvil_url(&f)};
+    chain_rpc_t *rpc = rpc_new(&f, urls, 1, NULL);
+    run(&f, &rpc, 1);
+
+    harness_msg_t *m = send_one(&f, rpc, chain_rpc_eth_chain_id());
+    cr_assert_eq(reply_of(m)->error, CHAIN_RPC_OK);
+    cr_assert_eq(reply_of(m)->attempts, 1);
+    cr_assert_eq(result_u64(m, 0), 31337);
+    free(m);
+
+    m = send_one(&f, rpc, chain_rpc_eth_block_number());
+    uint64_t head = result_u64(m, 0);
+    free(m);
+
+    size_t len;
+    bool found;
+    chain_rpc_block_header_t hdr;
+    m = send_one(&f, rpc, chain_rpc_eth_get_block_by_number(chain_rpc_block_tag("latest")));
+    const char *text = result_of(m, 0, &len);
+    cr_assert_eq(chain_rpc_result_block_header(text, len, &hdr, &found), CHAIN_OK, "%s", text);
+    cr_assert(found);
+    cr_assert_geq(hdr.number, head);
+    cr_assert(hdr.has_base_fee);
+    cr_assert_gt(hdr.timestamp, 1600000000);
+    free(m);
+    m = send_one(&f, rpc, chain_rpc_eth_get_block_by_number(chain_rpc_block_number(0)));
+    text = result_of(m, 0, &len);
+    cr_assert_eq(chain_rpc_result_block_header(text, len, &hdr, &found), CHAIN_OK);
+    static const uint8_t zero[32];
+    cr_assert(found && hdr.number == 0 && memcmp(hdr.parent_hash, zero, 32) == 0);
+    free(m);
+    m = send_one(&f, rpc, chain_rpc_eth_get_block_by_number(chain_rpc_block_number(1u << 30)));
+    text = result_of(m, 0, &len);
+    cr_assert_eq(chain_rpc_result_block_header(text, len, &hdr, &found), CHAIN_OK);
+    cr_assert_not(found, "a block far in the future does not exist");
+    free(m);
+
+    double percentiles[] = {25, 75};
+    m = send_one(&f, rpc,
+                 chain_rpc_eth_fee_history(4, chain_rpc_block_tag("latest"), percentiles, 2));
+    text = result_of(m, 0, &len);
+    chain_rpc_fee_history_t fh;
+    cr_assert_eq(chain_rpc_result_fee_history(text, len, &fh), CHAIN_OK, "%s", text);
+    cr_assert_geq(fh.num_blocks, 1);
+    cr_assert_leq(fh.num_blocks, 4);
+    cr_assert_eq(fh.num_percentiles, 2);
+    cr_assert_not(chain_u256_is_zero(&fh.base_fee_per_gas[fh.num_blocks]));
+    chain_rpc_fee_history_free(&fh);
+    free(m);
+
+    chain_addr_t dev0 = addr(DEV0);
+    m = send_one(&f, rpc,
+                 chain_rpc_eth_get_transaction_count(&dev0, chain_rpc_block_tag("latest")));
+    uint64_t nonce = result_u64(m, 0);
+    if (f.anvil.pid != 0)
+        cr_assert_eq(nonce, 0, "a fresh anvil's dev account 0 has sent nothing");
+    free(m);
+
+    end(&f, &rpc, 1);
+}
+
+Test(rpc, batch_against_anvil, .timeout = 60)
+{
+    fixture_t f;
+    begin(&f, ANVIL_FOR_READS, false);
+    const char *urls[] = {anvil_url(&f)};
+    chain_rpc_t *rpc = rpc_new(&f, urls, 1, NULL);
+    run(&f, &rpc, 1);
+    chain_addr_t dev0 = addr(DEV0), dev1 = addr(DEV1);
+    chain_u256_t one = chain_u256_from_u64(1);
+    chain_rpc_tx_t transfer = {.from = &dev0, .to = &dev1, .value = &one};
+    static const uint8_t no_such_tx[32];
+    chain_rpc_log_filter_t filter = {.from_block = chain_rpc_block_number(0),
+                                     .to_block = chain_rpc_block_tag("latest")};
+    chain_rpc_call_t calls[] = {
+        chain_rpc_eth_chain_id(),
+        chain_rpc_eth_block_number(),
+        chain_rpc_eth_gas_price(),
+        chain_rpc_eth_max_priority_fee_per_gas(),
+        chain_rpc_eth_estimate_gas(&transfer),
+        chain_rpc_eth_get_transaction_receipt(no_such_tx),
+        chain_rpc_eth_get_logs(&filter),
+    };
+    harness_msg_t *m = send_calls(&f, rpc, calls, 7);
+    chain_rpc_reply_t *r = reply_of(m);
+    cr_assert_eq(r->error, CHAIN_RPC_OK);
+    cr_assert_eq(r->count, 7);
+    cr_assert_eq(result_u64(m, 0), 31337);
+    size_t len;
+    const char *text = result_of(m, 2, &len);
+    chain_u256_t price;
+    cr_assert_eq(chain_rpc_result_u256(text, len, &price), CHAIN_OK);
+    cr_assert_not(chain_u256_is_zero(&price));
+    cr_assert_eq(result_u64(m, 4), 21000);
+    text = result_of(m, 5, &len);
+    chain_rpc_receipt_t receipt;
+    bool found = true;
+    cr_assert_eq(chain_rpc_result_receipt(text, len, &receipt, &found), CHAIN_OK);
+    cr_assert_not(found);
+    text = result_of(m, 6, &len);
+    chain_rpc_logs_t logs;
+    cr_assert_eq(chain_rpc_result_logs(text, len, &logs), CHAIN_OK, "%s", text);
+    chain_rpc_logs_free(&logs);
+    free(m);
+    end(&f, &rpc, 1);
+}
+
+Test(rpc, eth_call_result_and_revert_data, .timeout = 60)
+{
+    fixture_t f;
+    begin(&f, ANVIL_FOR_READS, false);
+    const char *urls[] = {anvil_url(&f)};
+    chain_rpc_t *rpc = rpc_new(&f, urls, 1, NULL);
+    run(&f, &rpc, 1);
+    uint8_t code[256], out[256];
+    chain_rpc_tx_t tx = {.data = code, .data_len = unhex(RETURN_42, code, sizeof(code))};
+    harness_msg_t *m = send_one(&f, rpc, chain_rpc_eth_call(&tx, chain_rpc_block_tag("latest")));
+    size_t len, out_len;
+    const char *text = result_of(m, 0, &len);
+    cr_assert_eq(chain_rpc_result_bytes(text, len, out, sizeof(out), &out_len), CHAIN_OK);
+    cr_assert_eq(out_len, 32);
+    cr_assert_eq(out[31], 42);
+    free(m);
+
+    tx.data_len = unhex(REVERT_BOOM, code, sizeof(code));
+    m = send_one(&f, rpc, chain_rpc_eth_call(&tx, chain_rpc_block_tag("latest")));
+    chain_rpc_reply_t *r = reply_of(m);
+    cr_assert_eq(r->error, CHAIN_RPC_OK, "the node answered");
+    cr_assert_eq(r->items[0].error, CHAIN_RPC_ERR_REVERTED, "%s", chain_rpc_reply_message(r, 0));
+    cr_assert_eq(r->items[0].code, 3);
+    cr_assert_not_null(strstr(chain_rpc_reply_message(r, 0), "boom"));
+    cr_assert_eq(chain_rpc_reply_revert_data(r, 0, out, sizeof(out), &out_len), CHAIN_OK);
+    cr_assert_eq(out_len, 100);
+    chain_abi_revert_t revert;
+    cr_assert_eq(chain_abi_decode_revert(out, out_len, &revert), CHAIN_OK);
+    cr_assert_eq(revert.kind, CHAIN_ABI_REVERT_ERROR);
+    cr_assert_eq(revert.message_len, 4);
+    cr_assert(memcmp(revert.message, "boom", 4) == 0);
+    cr_assert_eq(r->attempts, 1, "an answer is not retried");
+    free(m);
+    end(&f, &rpc, 1);
+}
+
+Test(rpc, write_errors_as_anvil_words_them, .timeout = 60)
+{
+    fixture_t f;
+    begin(&f, OWN_ANVIL, false);
+    const char *urls[] = {f.anvil.url};
+    chain_rpc_t *rpc = rpc_new(&f, urls, 1, NULL);
+    run(&f, &rpc, 1);
+    harness_msg_t *m = send_one(&f, rpc, send_tx(",\"to\":\"" DEV1 "\",\"value\":\"0x1\""));
+    size_t len;
+    const char *text = result_of(m, 0, &len);
+    uint8_t tx_hash[32];
+    cr_assert_eq(chain_rpc_result_hash(text, len, tx_hash), CHAIN_OK);
+    free(m);
+
+    chain_rpc_receipt_t receipt;
+    wait_receipt(&f, rpc, tx_hash, &receipt);
+    cr_assert(receipt.success);
+    cr_assert_eq(receipt.gas_used, 21000);
+    cr_assert_eq(receipt.block_number, 1);
+    cr_assert(receipt.has_effective_gas_price);
+    cr_assert_not(receipt.has_contract_address);
+    cr_assert(memcmp(receipt.tx_hash, tx_hash, 32) == 0);
+    cr_assert_eq(receipt.logs.count, 0);
+    chain_rpc_receipt_free(&receipt);
+
+    static const struct {
+        const char *tx;
+        int error;
+    } cases[] = {
+        {",\"to\":\"" DEV1 "\",\"value\":\"0x1\",\"nonce\":\"0x0\"", CHAIN_RPC_ERR_NONCE_TOO_LOW},
+        {",\"to\":\"" DEV1 "\",\"value\":\"0xffffffffffffffffffffffffffffff\"",
+         CHAIN_RPC_ERR_INSUFFICIENT_FUNDS},
+    };
+    for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i) {
+        m = send_one(&f, rpc, send_tx(cases[i].tx));
+        chain_rpc_reply_t *r = reply_of(m);
+        cr_assert_eq(r->items[0].error, cases[i].error, "%s: %s",
+                     chain_rpc_strerror(r->items[i].error), chain_rpc_reply_message(r, 0));
+        cr_assert_eq(r->attempts, 1);
+        free(m);
+    }
+
+    /* with automine off, a second transaction with the same nonce must pay more */
+    free(send_one(&f, rpc, chain_rpc_call("evm_setAutomine", json_pack("[b]", 0))));
+    const char *pending = ",\"to\":\"" DEV1 "\",\"nonce\":\"0x1\",\"maxFeePerGas\":\"0x77359400\","
+                          "\"maxPriorityFeePerGas\":\"0x1\",\"value\":\"0x";
+    char tx[512];
+    snprintf(tx, sizeof(tx), "%s1\"", pending);
+    free(send_one(&f, rpc, send_tx(tx)));
+    snprintf(tx, sizeof(tx), "%s2\"", pending);
+    m = send_one(&f, rpc, send_tx(tx));
+    cr_assert_eq(reply_of(m)->items[0].error, CHAIN_RPC_ERR_REPLACEMENT_UNDERPRICED, "%s",
+                 chain_rpc_reply_message(reply_of(m), 0));
+    free(m);
+    snprintf(tx, sizeof(tx), "%s1\"", pending);
+    m = send_one(&f, rpc, send_tx(tx));
+    cr_assert_eq(reply_of(m)->items[0].error, CHAIN_RPC_ERR_ALREADY_KNOWN, "%s",
+                 chain_rpc_reply_message(reply_of(m), 0));
+    free(m);
+
+    static const uint8_t garbage[] = {0x12, 0x34};
+    m = send_one(&f, rpc, chain_rpc_eth_send_raw_transaction(garbage, 2));
+    cr_assert_eq(reply_of(m)->items[0].error, CHAIN_RPC_ERR_NODE);
+    cr_assert_eq(reply_of(m)->items[0].code, -32602);
+    free(m);
+    end(&f, &rpc, 1);
+}
+
+/* Signs a transfer of `value` wei from dev account 0 to dev account 1 at `nonce`. */
+static size_t sign_transfer(const chain_key_t *key, uint64_t nonce, chain_u256_t value,
+                            uint8_t *raw, size_t cap, uint8_t hash[32])
+{
+    chain_tx_t tx = {.type = CHAIN_TX_EIP1559,
+                     .chain_id = 31337,
+                     .nonce = nonce,
+                     .max_priority_fee_per_gas = chain_u256_from_u64(1),
+                     .max_fee_per_gas = chain_u256_from_u64(2000000000),
+                     .gas = 21000,
+                     .has_to = true,
+                     .to = addr(DEV1),
+                     .value = value};
+    size_t len;
+    cr_assert_eq(chain_tx_sign(&tx, key, raw, cap, &len, hash), CHAIN_OK);
+    return len;
+}
+
+/* What eth_sendRawTransaction of `raw` came back with; the reply is freed. */
+static int send_raw(fixture_t *f, chain_rpc_t *rpc, const uint8_t *raw, size_t len,
+                    uint8_t hash_out[32])
+{
+    harness_msg_t *m = send_one(f, rpc, chain_rpc_eth_send_raw_transaction(raw, len));
+    chain_rpc_reply_t *r = reply_of(m);
+    cr_assert_eq(r->error, CHAIN_RPC_OK, "%s", chain_rpc_reply_message(r, 0));
+    cr_assert_eq(r->attempts, 1);
+    int error = r->items[0].error;
+    size_t text_len;
+    const char *text = chain_rpc_reply_result(r, 0, &text_len);
+    if (error == CHAIN_RPC_OK && hash_out != NULL)
+        cr_assert_eq(chain_rpc_result_hash(text, text_len, hash_out), CHAIN_OK);
+    free(m);
+    return error;
+}
+
+Test(rpc, raw_transactions_and_their_errors_on_anvil, .timeout = 60)
+{
+    fixture_t f;
+    begin(&f, OWN_ANVIL, false);
+    const char *urls[] = {f.anvil.url};
+    chain_rpc_t *rpc = rpc_new(&f, urls, 1, NULL);
+    run(&f, &rpc, 1);
+    chain_key_t *key;
+    cr_assert_eq(chain_key_from_hex(&key, DEV0_KEY, strlen(DEV0_KEY)), CHAIN_OK);
+    uint8_t raw[256], hash[32], node_hash[32];
+    size_t len = sign_transfer(key, 0, chain_u256_from_u64(1), raw, sizeof(raw), hash);
+    cr_assert_eq(send_raw(&f, rpc, raw, len, node_hash), CHAIN_RPC_OK);
+    cr_assert(memcmp(hash, node_hash, 32) == 0, "the node hashes the bytes we signed");
+    chain_rpc_receipt_t receipt;
+    wait_receipt(&f, rpc, hash, &receipt);
+    cr_assert(receipt.success);
+    chain_rpc_receipt_free(&receipt);
+
+    /* nonce 0 is mined: the same bytes again, or other bytes with that nonce */
+    int again = send_raw(&f, rpc, raw, len, NULL);
+    cr_assert(again == CHAIN_RPC_ERR_NONCE_TOO_LOW || again == CHAIN_RPC_ERR_ALREADY_KNOWN, "%s",
+              chain_rpc_strerror(again));
+    len = sign_transfer(key, 0, chain_u256_from_u64(2), raw, sizeof(raw), hash);
+    cr_assert_eq(send_raw(&f, rpc, raw, len, NULL), CHAIN_RPC_ERR_NONCE_TOO_LOW);
+    len = sign_transfer(key, 1, (chain_u256_t){{0, 0, 0, 1}}, raw, sizeof(raw), hash);
+    cr_assert_eq(send_raw(&f, rpc, raw, len, NULL), CHAIN_RPC_ERR_INSUFFICIENT_FUNDS);
+
+    /* pending (automine off): the same nonce again must pay more; the same bytes are known */
+    free(send_one(&f, rpc, chain_rpc_call("evm_setAutomine", json_pack("[b]", 0))));
+    len = sign_transfer(key, 1, chain_u256_from_u64(1), raw, sizeof(raw), hash);
+    cr_assert_eq(send_raw(&f, rpc, raw, len, NULL), CHAIN_RPC_OK);
+    cr_assert_eq(send_raw(&f, rpc, raw, len, NULL), CHAIN_RPC_ERR_ALREADY_KNOWN);
+    uint8_t raw2[256];
+    size_t len2 = sign_transfer(key, 1, chain_u256_from_u64(2), raw2, sizeof(raw2), hash);
+    cr_assert_eq(send_raw(&f, rpc, raw2, len2, NULL), CHAIN_RPC_ERR_REPLACEMENT_UNDERPRICED);
+    chain_key_free(key);
+    end(&f, &rpc, 1);
+}
+
+Test(rpc, receipt_logs_and_get_logs, .timeout = 60)
+{
+    fixture_t f;
+    begin(&f, OWN_ANVIL, false);
+    const char *urls[] = {f.anvil.url};
+    chain_rpc_t *rpc = rpc_new(&f, urls, 1, NULL);
+    run(&f, &rpc, 1);
+    harness_msg_t *m = send_one(&f, rpc, send_tx(",\"data\":\"0x" EMIT_LOG "\""));
+    size_t len;
+    const char *text = result_of(m, 0, &len);
+    uint8_t tx_hash[32], topic[32];
+    cr_assert_eq(chain_rpc_result_hash(text, len, tx_hash), CHAIN_OK);
+    unhex(TOPIC, topic, sizeof(topic));
+    free(m);
+
+    chain_rpc_receipt_t receipt;
+    wait_receipt(&f, rpc, tx_hash, &receipt);
+    cr_assert(receipt.success && receipt.has_contract_address);
+    cr_assert_eq(receipt.logs.count, 1);
+    chain_rpc_log_t *log = &receipt.logs.items[0];
+    cr_assert(chain_addr_eq(&log->address, &receipt.contract_address));
+    cr_assert_eq(log->num_topics, 1);
+    cr_assert(memcmp(log->topics[0], topic, 32) == 0);
+    cr_assert_eq(log->data_len, 32);
+    cr_assert_eq(log->data[31], 42);
+
+    const uint8_t(*topics)[32] = (const uint8_t(*)[32])topic;
+    chain_rpc_log_filter_t filter = {.from_block = chain_rpc_block_number(0),
+                                     .to_block = chain_rpc_block_tag("latest"),
+                                     .addresses = &receipt.contract_address,
+                                     .num_addresses = 1,
+                                     .topics = {{topics, 1}},
+                                     .num_topics = 1};
+    m = send_one(&f, rpc, chain_rpc_eth_get_logs(&filter));
+    text = result_of(m, 0, &len);
+    chain_rpc_logs_t logs;
+    cr_assert_eq(chain_rpc_result_logs(text, len, &logs), CHAIN_OK, "%s", text);
+    cr_assert_eq(logs.count, 1);
+    cr_assert_eq(logs.items[0].block_number, receipt.block_number);
+    cr_assert(memcmp(logs.items[0].tx_hash, tx_hash, 32) == 0);
+    chain_rpc_logs_free(&logs);
+    chain_rpc_receipt_free(&receipt);
+    free(m);
+    end(&f, &rpc, 1);
+}
+
+/* ---- failover, breakers, retries ---- */
+
+Test(rpc, failover_from_a_dead_endpoint, .timeout = 60)
+{
+    fixture_t f;
+    begin(&f, ANVIL_FOR_READS, false);
+    char dead[64];
+    const char *urls[] = {url_of(dead, sizeof(dead), "http://127.0.0.1:%u", f.refusing_port),
+                          anvil_url(&f)};
+    chain_rpc_t *rpc = rpc_new(&f, urls, 2, NULL);
+    run(&f, &rpc, 1);
+    harness_msg_t *m = send_one(&f, rpc, chain_rpc_eth_chain_id());
+    cr_assert_eq(reply_of(m)->error, CHAIN_RPC_OK, "%s", chain_rpc_reply_message(reply_of(m), 0));
+    cr_assert_eq(reply_of(m)->attempts, 2);
+    cr_assert_eq(reply_of(m)->endpoint, 1);
+    cr_assert_eq(result_u64(m, 0), 31337);
+    free(m);
+    /* a write whose first attempt was refused never left: it is sent to the next endpoint */
+    static const uint8_t garbage[] = {0x12, 0x34};
+    m = send_one(&f, rpc, chain_rpc_eth_send_raw_transaction(garbage, 2));
+    cr_assert_eq(reply_of(m)->attempts, 2);
+    cr_assert_eq(reply_of(m)->items[0].error, CHAIN_RPC_ERR_NODE, "anvil answered");
+    free(m);
+    end(&f, &rpc, 1);
+}
+
+Test(rpc, breaker_opens_then_half_opens, .timeout = 60)
+{
+    fixture_t f;
+    begin(&f, ANVIL_FOR_READS, false);
+    char dead[64];
+    const char *urls[] = {url_of(dead, sizeof(dead), "http://127.0.0.1:%u", f.refusing_port),
+                          anvil_url(&f)};
+    chain_rpc_config_t config = {.breaker_failures = 2, .breaker_cooldown_ms = 300};
+    chain_rpc_t *rpc = rpc_new(&f, urls, 2, &config);
+    run(&f, &rpc, 1);
+    for (int i = 0; i != 2; ++i) {
+        harness_msg_t *m = send_one(&f, rpc, chain_rpc_eth_block_number());
+        cr_assert_eq(reply_of(m)->attempts, 2);
+        free(m);
+    }
+    cr_assert_eq(chain_rpc_breaker_state(rpc, 0), CHAIN_RPC_BREAKER_OPEN);
+    cr_assert_eq(chain_rpc_breaker_state(rpc, 1), CHAIN_RPC_BREAKER_CLOSED);
+    harness_msg_t *m = send_one(&f, rpc, chain_rpc_eth_block_number());
+    cr_assert_eq(reply_of(m)->attempts, 1, "the open endpoint is skipped");
+    cr_assert_eq(reply_of(m)->endpoint, 1);
+    free(m);
+    usleep(400 * 1000);
+    cr_assert_eq(chain_rpc_breaker_state(rpc, 0), CHAIN_RPC_BREAKER_HALF_OPEN);
+    m = send_one(&f, rpc, chain_rpc_eth_block_number());
+    cr_assert_eq(reply_of(m)->attempts, 2, "one probe goes to the dead endpoint");
+    cr_assert_eq(reply_of(m)->error, CHAIN_RPC_OK);
+    free(m);
+    cr_assert_eq(chain_rpc_breaker_state(rpc, 0), CHAIN_RPC_BREAKER_OPEN, "the probe failed");
+    end(&f, &rpc, 1);
+}
+
+Test(rpc, all_endpoints_dead_is_unavailable_and_bounded, .timeout = 60)
+{
+    fixture_t f;
+    begin(&f, NO_ANVIL, false);
+    int fd2;
+    char dead1[64], dead2[64];
+    const char *urls[] = {
+        url_of(dead1, sizeof(dead1), "http://127.0.0.1:%u", f.refusing_port),
+        url_of(dead2, sizeof(dead2), "http://127.0.0.1:%u", refusing_port_open(&fd2))};
+    chain_rpc_config_t config = {.max_attempts = 5, .breaker_failures = 100};
+    chain_rpc_t *rpc = rpc_new(&f, urls, 2, &config);
+    run(&f, &rpc, 1);
+    harness_msg_t *m = send_one(&f, rpc, chain_rpc_eth_chain_id());
+    chain_rpc_reply_t *r = reply_of(m);
+    cr_assert_eq(r->error, CHAIN_RPC_ERR_UNAVAILABLE);
+    cr_assert_eq(r->items[0].error, CHAIN_RPC_ERR_UNAVAILABLE);
+    cr_assert_eq(r->attempts, 5);
+    cr_assert_not(r->maybe_sent);
+    cr_assert_not_null(strstr(chain_rpc_reply_message(r, 0), "connect"), "%s",
+                       chain_rpc_reply_message(r, 0));
+    free(m);
+    end(&f, &rpc, 1);
+    close(fd2);
+}
+
+Test(rpc, a_write_that_may_have_arrived_is_not_resent, .timeout = 60)
+{
+    fixture_t f;
+    begin(&f, ANVIL_FOR_READS, true);
+    char broken[64];
+    const char *urls[] = {
+        url_of(broken, sizeof(broken), "http://127.0.0.1:%u/rpc/http500", standin_port(f.standin)),
+        anvil_url(&f)};
+    chain_rpc_t *rpc = rpc_new(&f, urls, 2, NULL);
+    run(&f, &rpc, 1);
+    static const uint8_t raw[] = {0x02, 0xf8, 0x01};
+    harness_msg_t *m = send_one(&f, rpc, chain_rpc_eth_send_raw_transaction(raw, 3));
+    chain_rpc_reply_t *r = reply_of(m);
+    cr_assert_eq(r->error, CHAIN_RPC_ERR_UNAVAILABLE);
+    cr_assert_eq(r->attempts, 1);
+    cr_assert(r->maybe_sent);
+    cr_assert_eq(standin_requests(f.standin, "/rpc/http500"), 1);
+    free(m);
+    /* a read on the same endpoints fails over */
+    m = send_one(&f, rpc, chain_rpc_eth_chain_id());
+    cr_assert_eq(reply_of(m)->error, CHAIN_RPC_OK);
+    cr_assert_eq(reply_of(m)->attempts, 2);
+    free(m);
+    end(&f, &rpc, 1);
+}
+
+/* ---- classification, from the stand-in with anvil's texts ---- */
+
+Test(rpc, node_errors_are_classified, .timeout = 60)
+{
+    fixture_t f;
+    begin(&f, NO_ANVIL, true);
+    static const struct {
+        const char *scenario;
+        bool write;
+        int error;
+        int64_t code;
+    } cases[] = {
+        {"nonce_too_low", true, CHAIN_RPC_ERR_NONCE_TOO_LOW, -32003},
+        {"replacement_underpriced", true, CHAIN_RPC_ERR_REPLACEMENT_UNDERPRICED, -32003},
+        {"insufficient_funds", true, CHAIN_RPC_ERR_INSUFFICIENT_FUNDS, -32003},
+        {"already_known", true, CHAIN_RPC_ERR_ALREADY_KNOWN, -32003},
+        {"reverted", false, CHAIN_RPC_ERR_REVERTED, 3},
+    };
+    enum { N = sizeof(cases) / sizeof(cases[0]) };
+    chain_rpc_t *rpcs[N];
+    char urls[N][96];
+    for (size_t i = 0; i != N; ++i) {
+        snprintf(urls[i], sizeof(urls[i]), "http://127.0.0.1:%u/rpc/%s", standin_port(f.standin),
+                 cases[i].scenario);
+        const char *url = urls[i];
+        rpcs[i] = rpc_new(&f, &url, 1, NULL);
+    }
+    run(&f, rpcs, N);
+    static const uint8_t raw[] = {0x02, 0xf8, 0x01};
+    for (size_t i = 0; i != N; ++i) {
+        chain_rpc_tx_t tx = {0};
+        chain_rpc_call_t call = cases[i].write
+                                    ? chain_rpc_eth_send_raw_transaction(raw, 3)
+                                    : chain_rpc_eth_call(&tx, chain_rpc_block_tag("latest"));
+        harness_msg_t *m = send_one(&f, rpcs[i], call);
+        chain_rpc_reply_t *r = reply_of(m);
+        cr_assert_eq(r->error, CHAIN_RPC_OK);
+        cr_assert_eq(r->items[0].error, cases[i].error, "%s: got %s", cases[i].scenario,
+                     chain_rpc_strerror(r->items[0].error));
+        cr_assert_eq(r->items[0].code, cases[i].code);
+        cr_assert_eq(r->attempts, 1);
+        if (cases[i].error == CHAIN_RPC_ERR_REVERTED) {
+            uint8_t data[128];
+            size_t len;
+            cr_assert_eq(chain_rpc_reply_revert_data(r, 0, data, sizeof(data), &len), CHAIN_OK);
+            cr_assert_eq(len, 100);
+        }
+        free(m);
+    }
+    end(&f, rpcs, N);
+}
+
+Test(rpc, rate_limits_and_bad_answers_are_retried_for_reads, .timeout = 60)
+{
+    fixture_t f;
+    begin(&f, NO_ANVIL, true);
+    static const struct {
+        const char *scenario;
+        int error;
+    } cases[] = {
+        {"rate_limited", CHAIN_RPC_ERR_RATE_LIMITED}, /* -32005 */
+        {"http429", CHAIN_RPC_ERR_RATE_LIMITED},      /* Retry-After: 1 */
+        {"garbage", CHAIN_RPC_ERR_BAD_RESPONSE},
+        {"http500", CHAIN_RPC_ERR_UNAVAILABLE},
+    };
+    enum { N = sizeof(cases) / sizeof(cases[0]) };
+    chain_rpc_t *rpcs[N];
+    char urls[N][96];
+    chain_rpc_config_t config = {.max_attempts = 2, .breaker_failures = 100};
+    for (size_t i = 0; i != N; ++i) {
+        snprintf(urls[i], sizeof(urls[i]), "http://127.0.0.1:%u/rpc/%s", standin_port(f.standin),
+                 cases[i].scenario);
+        const char *url = urls[i];
+        rpcs[i] = rpc_new(&f, &url, 1, &config);
+    }
+    run(&f, rpcs, N);
+    for (size_t i = 0; i != N; ++i) {
+        harness_msg_t *m = send_one(&f, rpcs[i], chain_rpc_eth_block_number());
+        chain_rpc_reply_t *r = reply_of(m);
+        cr_assert_eq(r->error, cases[i].error, "%s: got %s (%s)", cases[i].scenario,
+                     chain_rpc_strerror(r->error), chain_rpc_reply_message(r, 0));
+        cr_assert_eq(r->attempts, 2, "%s: a read is retried", cases[i].scenario);
+        free(m);
+        char path[64];
+        snprintf(path, sizeof(path), "/rpc/%s", cases[i].scenario);
+        cr_assert_eq(standin_requests(f.standin, path), 2);
+    }
+    end(&f, rpcs, N);
+}
+
+Test(rpc, batch_answers_are_matched_by_id, .timeout = 60)
+{
+    fixture_t f;
+    begin(&f, NO_ANVIL, true);
+    char url[96];
+    const char *urls[] = {
+        url_of(url, sizeof(url), "http://127.0.0.1:%u/rpc/ok", standin_port(f.standin))};
+    chain_rpc_t *rpc = rpc_new(&f, urls, 1, NULL);
+    run(&f, &rpc, 1);
+    chain_rpc_call_t calls[CHAIN_RPC_MAX_BATCH];
+    for (size_t i = 0; i != CHAIN_RPC_MAX_BATCH; ++i)
+        calls[i] = chain_rpc_eth_chain_id();
+    harness_msg_t *m = send_calls(&f, rpc, calls, CHAIN_RPC_MAX_BATCH);
+    cr_assert_eq(reply_of(m)->count, CHAIN_RPC_MAX_BATCH);
+    for (size_t i = 0; i != CHAIN_RPC_MAX_BATCH; ++i)
+        cr_assert_eq(result_u64(m, i), 31337);
+    free(m);
+    end(&f, &rpc, 1);
+}
+
+Test(rpc, busy_and_shutdown_are_immediate_answers, .timeout = 60)
+{
+    int fds[4];
+    uint16_t port = blackhole_open(fds);
+    fixture_t f;
+    begin(&f, NO_ANVIL, false);
+    char url[64];
+    const char *urls[] = {url_of(url, sizeof(url), "http://127.0.0.1:%u", port)};
+    chain_rpc_config_t config = {.max_calls = 2, .connect_timeout_ms = 10000};
+    chain_rpc_t *rpc = rpc_new(&f, urls, 1, &config);
+    run(&f, &rpc, 1);
+    static send_step_t step;
+    int sent[3];
+    for (int i = 0; i != 3; ++i) {
+        step.rpc = rpc;
+        step.n = 1;
+        step.calls[0] = chain_rpc_eth_chain_id();
+        harness_run(&f.h, send_step, &step);
+        harness_msg_t *m = harness_wait(&f.h, 5000);
+        cr_assert_eq(m->type, MSG_SENT);
+        sent[i] = *(int *)m->payload;
+        free(m);
+    }
+    cr_assert_eq(sent[0], CHAIN_RPC_OK);
+    cr_assert_eq(sent[1], CHAIN_RPC_OK);
+    cr_assert_eq(sent[2], CHAIN_RPC_ERR_BUSY);
+    /* stopping answers the two pending calls */
+    chain_rpc_stop(rpc);
+    for (int i = 0; i != 2; ++i) {
+        harness_msg_t *m = harness_wait(&f.h, 5000);
+        cr_assert_not_null(m);
+        cr_assert_eq(m->type, CHAIN_RPC_MSG_REPLY);
+        cr_assert_eq(reply_of(m)->error, CHAIN_RPC_ERR_SHUTDOWN);
+        free(m);
+    }
+    harness_stop(&f.h);
+    chain_rpc_free(rpc);
+    net_http_client_free(f.http);
+    anvil_stop(&f.anvil);
+    close(f.refusing_fd);
+    blackhole_close(fds);
+}
+
+/* ---- the pure codec ---- */
+
+Test(rpc_codec, quantities)
+{
+    static const struct {
+        const char *s;
+        int ret;
+        uint64_t value;
+    } cases[] = {
+        {"0x0", CHAIN_OK, 0},
+        {"0x1a", CHAIN_OK, 26},
+        {"0x7A69", CHAIN_OK, 31337},
+        {"0x000001", CHAIN_OK, 1},
+        {"0xffffffffffffffff", CHAIN_OK, UINT64_MAX},
+        {"0x10000000000000000", CHAIN_ERR_OVERFLOW, 0},
+        {"0x", CHAIN_ERR_SYNTAX, 0},
+        {"1a", CHAIN_ERR_SYNTAX, 0},
+        {"0X1", CHAIN_ERR_SYNTAX, 0},
+        {"0x1g", CHAIN_ERR_SYNTAX, 0},
+        {"", CHAIN_ERR_LENGTH, 0},
+    };
+    for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i) {
+        uint64_t v = 0;
+        int ret = chain_rpc_parse_quantity_u64(cases[i].s, strlen(cases[i].s), &v);
+        cr_assert_eq(ret, cases[i].ret, "%s: %d", cases[i].s, ret);
+        if (ret == CHAIN_OK)
+            cr_assert_eq(v, cases[i].value, "%s", cases[i].s);
+    }
+    char max[67] = "0x";
+    memset(max + 2, 'f', 64);
+    max[66] = '\0';
+    chain_u256_t u;
+    cr_assert_eq(chain_rpc_parse_quantity_u256(max, 66, &u), CHAIN_OK);
+    cr_assert_eq(u.limb[3], UINT64_MAX);
+    cr_assert_eq(chain_rpc_parse_quantity_u256("0x1234567890abcdef1", 19, &u), CHAIN_OK);
+    cr_assert_eq(u.limb[0], 0x234567890abcdef1ULL);
+    cr_assert_eq(u.limb[1], 1);
+    char too_big[68] = "0x1";
+    memset(too_big + 3, '0', 64);
+    too_big[67] = '\0';
+    cr_assert_eq(chain_rpc_parse_quantity_u256(too_big, 67, &u), CHAIN_ERR_OVERFLOW);
+    uint64_t v;
+    cr_assert_eq(chain_rpc_result_u64("\"0x7a69\"", 8, &v), CHAIN_OK);
+    cr_assert_eq(chain_rpc_result_u64("31337", 5, &v), CHAIN_ERR_TYPE,
+                 "a number is not a quantity");
+    cr_assert_eq(chain_rpc_result_u64("{", 1, &v), CHAIN_ERR_SYNTAX);
+}
+
+Test(rpc_codec, node_errors_as_nodes_word_them)
+{
+    static const struct {
+        int64_t code;
+        const char *message;
+        int error;
+    } cases[] = {
+        {-32003, "nonce too low", CHAIN_RPC_ERR_NONCE_TOO_LOW}, /* anvil */
+        {-32000, "nonce too low: address 0xf39F, tx: 0 state: 3", CHAIN_RPC_ERR_NONCE_TOO_LOW},
+        {-32000, "invalid nonce; got 5, expected 7: invalid sequence", CHAIN_RPC_ERR_NONCE_TOO_LOW},
+        {-32000, "invalid nonce; got 9, expected 7: invalid sequence",
+         CHAIN_RPC_ERR_NONCE_TOO_HIGH},
+        {-32000, "nonce too high", CHAIN_RPC_ERR_NONCE_TOO_HIGH},
+        {-32003, "replacement transaction underpriced", CHAIN_RPC_ERR_REPLACEMENT_UNDERPRICED},
+        {-32000, "transaction underpriced: tip needed 1, tip permitted 0",
+         CHAIN_RPC_ERR_UNDERPRICED},
+        {-32000, "max fee per gas less than block base fee: address 0x1",
+         CHAIN_RPC_ERR_UNDERPRICED},
+        {-32003, "Insufficient funds for gas * price + value", CHAIN_RPC_ERR_INSUFFICIENT_FUNDS},
+        {-32000, "insufficient funds for gas * price + value: balance 0",
+         CHAIN_RPC_ERR_INSUFFICIENT_FUNDS},
+        {-32003, "transaction already imported", CHAIN_RPC_ERR_ALREADY_KNOWN}, /* anvil */
+        {-32000, "already known", CHAIN_RPC_ERR_ALREADY_KNOWN},                /* geth */
+        {3, "execution reverted: boom", CHAIN_RPC_ERR_REVERTED},
+        {-32000, "execution reverted", CHAIN_RPC_ERR_REVERTED},
+        {3, NULL, CHAIN_RPC_ERR_REVERTED},
+        {-32005, "limit exceeded", CHAIN_RPC_ERR_RATE_LIMITED},
+        {-32005, "project ID request rate exceeded", CHAIN_RPC_ERR_RATE_LIMITED},
+        {-32000, "Too Many Requests", CHAIN_RPC_ERR_RATE_LIMITED},
+        {-32601, "Method not found", CHAIN_RPC_ERR_NODE},
+        {-32602, "Failed to decode transaction", CHAIN_RPC_ERR_NODE},
+        {-32000, "header not found", CHAIN_RPC_ERR_NODE},
+    };
+    for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i)
+        cr_assert_eq(chain_rpc_classify(cases[i].code, cases[i].message), cases[i].error,
+                     "%s: got %s", cases[i].message,
+                     chain_rpc_strerror(chain_rpc_classify(cases[i].code, cases[i].message)));
+}
+
+static void assert_params(chain_rpc_call_t call, const char *method, const char *expected)
+{
+    cr_assert_not_null(call.params);
+    cr_assert_str_eq(call.method, method);
+    char *text = json_dumps(call.params, JSON_COMPACT);
+    cr_assert_str_eq(text, expected);
+    free(text);
+    json_decref(call.params);
+}
+
+Test(rpc_codec, builders)
+{
+    chain_addr_t dev0 = addr(DEV0), dev1 = addr(DEV1);
+    assert_params(chain_rpc_eth_block_number(), "eth_blockNumber", "[]");
+    assert_params(chain_rpc_eth_get_block_by_number(chain_rpc_block_number(255)),
+                  "eth_getBlockByNumber", "[\"0xff\",false]");
+    double percentiles[] = {25, 75};
+    assert_params(chain_rpc_eth_fee_history(4, chain_rpc_block_tag("latest"), percentiles, 2),
+                  "eth_feeHistory", "[\"0x4\",\"latest\",[25.0,75.0]]");
+    assert_params(chain_rpc_eth_get_transaction_count(&dev0, chain_rpc_block_tag("pending")),
+                  "eth_getTransactionCount", "[\"" DEV0 "\",\"pending\"]");
+    chain_u256_t value = chain_u256_from_u64(0x100);
+    uint8_t data[] = {0xab, 0xcd};
+    chain_rpc_tx_t tx = {
+        .from = &dev0, .to = &dev1, .data = data, .data_len = 2, .value = &value, .gas = 21000};
+    assert_params(chain_rpc_eth_call(&tx, chain_rpc_block_tag("latest")), "eth_call",
+                  "[{\"from\":\"" DEV0 "\",\"to\":\"" DEV1
+                  "\",\"data\":\"0xabcd\",\"value\":\"0x100\",\"gas\":\"0x5208\"},\"latest\"]");
+    chain_u256_t zero = chain_u256_from_u64(0);
+    chain_rpc_tx_t create = {.value = &zero};
+    assert_params(chain_rpc_eth_estimate_gas(&create), "eth_estimateGas", "[{\"value\":\"0x0\"}]");
+    assert_params(chain_rpc_eth_send_raw_transaction(data, 2), "eth_sendRawTransaction",
+                  "[\"0xabcd\"]");
+    uint8_t t[2][32];
+    memset(t[0], 0x11, 32);
+    memset(t[1], 0x22, 32);
+    chain_rpc_log_filter_t filter = {.from_block = chain_rpc_block_number(1),
+                                     .to_block = chain_rpc_block_number(2),
+                                     .addresses = &dev1,
+                                     .num_addresses = 1,
+                                     .topics = {{NULL, 0}, {(const uint8_t(*)[32])t, 2}},
+                                     .num_topics = 2};
+    chain_rpc_call_t logs = chain_rpc_eth_get_logs(&filter);
+    char *text = json_dumps(logs.params, JSON_COMPACT);
+    cr_assert_not_null(strstr(text, "\"fromBlock\":\"0x1\",\"toBlock\":\"0x2\",\"address\":[\"" DEV1
+                                    "\"],\"topics\":[null,[\"0x1111"),
+                       "%s", text);
+    free(text);
+    json_decref(logs.params);
+    cr_assert(chain_rpc_method_is_read("eth_call"));
+    cr_assert_not(chain_rpc_method_is_read("eth_sendRawTransaction"));
+    cr_assert_not(chain_rpc_method_is_read("eth_sendTransaction"));
+}
+
+Test(rpc_codec, readers)
+{
+    const char *header = "{\"number\":\"0x10\",\"hash\":\"0x" TOPIC "\",\"parentHash\":\"0x" TOPIC
+                         "\",\"timestamp\":\"0x5\"}";
+    chain_rpc_block_header_t hdr;
+    bool found;
+    cr_assert_eq(chain_rpc_result_block_header(header, strlen(header), &hdr, &found), CHAIN_OK);
+    cr_assert(found && hdr.number == 16 && hdr.timestamp == 5 && !hdr.has_base_fee);
+    const char *no_hash = "{\"number\":\"0x10\",\"parentHash\":\"0x00\",\"timestamp\":\"0x5\"}";
+    cr_assert_eq(chain_rpc_result_block_header(no_hash, strlen(no_hash), &hdr, &found),
+                 CHAIN_ERR_TYPE);
+    cr_assert_not(found);
+    const char *short_hash = "{\"number\":\"0x1\",\"hash\":\"0x11\",\"parentHash\":\"0x11\","
+                             "\"timestamp\":\"0x5\"}";
+    cr_assert_eq(chain_rpc_result_block_header(short_hash, strlen(short_hash), &hdr, &found),
+                 CHAIN_ERR_LENGTH);
+
+    const char *fh_text = "{\"oldestBlock\":\"0x1\",\"baseFeePerGas\":[\"0x1\",\"0x2\",\"0x3\"],"
+                          "\"gasUsedRatio\":[0.5,0],\"reward\":[[\"0xa\"],[\"0xb\"]]}";
+    chain_rpc_fee_history_t fh;
+    cr_assert_eq(chain_rpc_result_fee_history(fh_text, strlen(fh_text), &fh), CHAIN_OK);
+    cr_assert(fh.num_blocks == 2 && fh.num_percentiles == 1 && fh.oldest_block == 1);
+    cr_assert(fh.base_fee_per_gas[2].limb[0] == 3 && fh.reward[1].limb[0] == 0xb);
+    cr_assert(fh.gas_used_ratio[0] == 0.5);
+    chain_rpc_fee_history_free(&fh);
+    const char *fh_bad =
+        "{\"oldestBlock\":\"0x1\",\"baseFeePerGas\":[\"0x1\"],\"gasUsedRatio\":[0.5]}";
+    cr_assert_eq(chain_rpc_result_fee_history(fh_bad, strlen(fh_bad), &fh), CHAIN_ERR_LENGTH);
+
+    uint8_t out[8];
+    size_t len;
+    const char *nested = "{\"message\":\"x\",\"data\":\"0x08c379a0\"}";
+    cr_assert_eq(chain_rpc_revert_data(nested, strlen(nested), out, sizeof(out), &len), CHAIN_OK);
+    cr_assert_eq(len, 4);
+    cr_assert_eq(chain_rpc_revert_data("\"0x\"", 4, out, sizeof(out), &len), CHAIN_OK);
+    cr_assert_eq(len, 0);
+    cr_assert_eq(chain_rpc_revert_data(NULL, 0, out, sizeof(out), &len), CHAIN_ERR_TYPE);
+    cr_assert_eq(chain_rpc_result_bytes("\"0x00112233445566778899\"", 24, out, sizeof(out), &len),
+                 CHAIN_ERR_SHORT_BUFFER);
+    chain_rpc_logs_t logs;
+    cr_assert_eq(chain_rpc_result_logs("[]", 2, &logs), CHAIN_OK);
+    cr_assert_eq(logs.count, 0);
+    chain_rpc_logs_free(&logs);
+    cr_assert_eq(chain_rpc_result_logs("[{\"data\":\"0x1\"}]", 16, &logs), CHAIN_ERR_LENGTH);
+}
