@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "actors/deploy.h"
 #include "actors/ops_routes.h"
 #include "net/http_server.h"
 #include "runtime/config.h"
@@ -56,7 +57,8 @@ static rt_option_t options[] = {
 
 static const char summary[] =
     "intentd - the FlowPay backend: REST and WebSocket API, and the engine that executes\n"
-    "payment intents on chain. See README.md and docs/architecture.md.";
+    "payment intents on chain. See README.md and docs/architecture.md.\n"
+    "`intentd deploy --help`: deploy the intent registry and a test USDC to a chain.";
 
 static bool read_int(const char *name, int64_t min, int64_t max, int64_t *out)
 {
@@ -133,6 +135,8 @@ static int wait_for_shutdown_signal(const sigset_t *set)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "deploy") == 0)
+        return deploy_main(argc - 1, argv + 1);
     char err[256];
     switch (rt_config_load(options, NUM_OPTIONS, argc, argv, err, sizeof(err))) {
     case RT_CONFIG_HELP:
