@@ -482,6 +482,22 @@ Test(rpc, raw_transactions_and_their_errors_on_anvil, .timeout = 60)
     wait_receipt(&f, rpc, hash, &receipt);
     cr_assert(receipt.success);
     chain_rpc_receipt_free(&receipt);
+    /* the node recovered our key's address as the sender, and so does our own decoder */
+    char hash_hex[67];
+    chain_hex_encode(hash_hex, sizeof(hash_hex), hash, 32, CHAIN_HEX_0X);
+    harness_msg_t *m =
+        send_one(&f, rpc, chain_rpc_call("eth_getTransactionByHash", json_pack("[s]", hash_hex)));
+    size_t tx_len;
+    const char *tx_json = chain_rpc_reply_result(reply_of(m), 0, &tx_len);
+    cr_assert_not_null(tx_json);
+    cr_assert_not_null(strstr(tx_json, "\"from\":\"" DEV0 "\""), "node's view: %s", tx_json);
+    free(m);
+    chain_tx_t decoded;
+    chain_sig_t sig;
+    chain_addr_t sender;
+    cr_assert_eq(chain_tx_decode(&decoded, &sig, raw, len), CHAIN_OK);
+    cr_assert_eq(chain_tx_recover_sender(&sender, &decoded, &sig), CHAIN_OK);
+    cr_assert(chain_addr_eq(&sender, chain_key_address(key)));
 
     /* nonce 0 is mined: the same bytes again, or other bytes with that nonce */
     int again = send_raw(&f, rpc, raw, len, NULL);
@@ -997,3 +1013,59 @@ Test(rpc_codec, readers)
     chain_rpc_logs_free(&logs);
     cr_assert_eq(chain_rpc_result_logs("[{\"data\":\"0x1\"}]", 16, &logs), CHAIN_ERR_LENGTH);
 }
+
+/* ---- `intentd deploy` against a fresh anvil ---- */
+
+#ifdef INTENTD_BIN
+Test(deploy, deploys_the_registry_and_a_six_decimal_usdc, .timeout = 120)
+{
+    fixture_t f;
+    begin(&f, OWN_ANVIL, false);
+    char cmd[512], out[512] = "";
+    snprintf(cmd, sizeof(cmd), "PRIVATE_KEY=0x%s %s deploy --rpc-url %s --chain-id 31337 2>&1",
+             DEV0_KEY, INTENTD_BIN, f.anvil.url);
+    FILE *p = popen(cmd, "r");
+    size_t n = fread(out, 1, sizeof(out) - 1, p);
+    out[n] = '\0';
+    cr_assert_eq(pclose(p), 0, "intentd deploy failed: %s", out);
+    char registry[43] = "", usdc[43] = "";
+    const char *r = strstr(out, "export INTENT_CONTRACT_ADDRESS="),
+               *u = strstr(out, "export USDC_ADDRESS=");
+    cr_assert(r != NULL && u != NULL, "%s", out);
+    memcpy(registry, r + strlen("export INTENT_CONTRACT_ADDRESS="), 42);
+    memcpy(usdc, u + strlen("export USDC_ADDRESS="), 42);
+    /* a wrong chain id is refused before anything is sent */
+    snprintf(cmd, sizeof(cmd),
+             "PRIVATE_KEY=0x%s %s deploy --rpc-url %s --chain-id 25 >/dev/null 2>&1", DEV0_KEY,
+             INTENTD_BIN, f.anvil.url);
+    cr_assert_neq(system(cmd), 0, "deployed to a chain with another id");
+
+    const char *urls[] = {f.anvil.url};
+    chain_rpc_t *rpc = rpc_new(&f, urls, 1, NULL);
+    run(&f, &rpc, 1);
+    /* both have code, and the token answers decimals() = 6 */
+    harness_msg_t *m =
+        send_one(&f, rpc, chain_rpc_call("eth_getCode", json_pack("[ss]", registry, "latest")));
+    size_t code_len;
+    const char *code = chain_rpc_reply_result(reply_of(m), 0, &code_len);
+    cr_assert(code != NULL && code_len > 100, "no code at the registry address %s", registry);
+    free(m);
+    uint8_t call_data[4];
+    chain_abi_selector("decimals()", call_data);
+    chain_addr_t token;
+    cr_assert_eq(chain_addr_parse(&token, usdc, strlen(usdc)), CHAIN_OK);
+    chain_rpc_tx_t call = {.to = &token, .data = call_data, .data_len = 4};
+    m = send_one(&f, rpc, chain_rpc_eth_call(&call, chain_rpc_block_tag("latest")));
+    uint64_t decimals = 0;
+    size_t len;
+    const char *result = chain_rpc_reply_result(reply_of(m), 0, &len);
+    uint8_t word[32];
+    size_t word_len;
+    cr_assert_eq(chain_rpc_result_bytes(result, len, word, sizeof(word), &word_len), CHAIN_OK);
+    for (size_t i = 24; i != 32; ++i)
+        decimals = decimals << 8 | word[i];
+    cr_assert_eq(decimals, 6);
+    free(m);
+    end(&f, &rpc, 1);
+}
+#endif
