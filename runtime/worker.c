@@ -255,10 +255,24 @@ static void sleep_until_woken(rt_worker_t *w, bool draining)
     io_uring_cq_eventfd_toggle(&w->ring, false);
 }
 
+/* At stop: asks the kernel to cancel every operation still in flight (polls on sockets that
+ * will never be readable again, timeouts), so that their completions come back promptly. */
+static void cancel_all_io(rt_worker_t *w)
+{
+    if (w->io_in_flight == 0)
+        return;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+    if (sqe == NULL)
+        return; /* the deadline still bounds the wait */
+    io_uring_prep_cancel(sqe, NULL, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data(sqe, NULL); /* its own completion is not reported */
+    submit_pending(w);
+}
+
 static void worker_loop(rt_worker_t *w)
 {
     rt_runtime_t *rt = w->rt;
-    bool draining = false;
+    bool draining = false, cancelled_io = false;
     for (;;) {
         w->cached_now_ms = monotonic_ms();
         uint64_t fired = rt__fire_timers(w, w->cached_now_ms);
@@ -277,8 +291,15 @@ static void worker_loop(rt_worker_t *w)
             }
             bool idle = rt->config.waiter->is_idle(w->waiter_ctx);
             atomic_store_explicit(&w->drained, idle, memory_order_release);
-            if (state == RT_STATE_STOPPING && ((idle && rt_mpsc_is_empty(&w->run_queue)) ||
-                                               monotonic_ms() >= rt->drain_deadline_ms))
+            if (state == RT_STATE_STOPPING && !cancelled_io) {
+                cancel_all_io(w);
+                cancelled_io = true;
+            }
+            /* exit once nothing is runnable and every ring operation has completed (each holds
+             * a reference on its actor, released by its completion), or at the deadline */
+            if (state == RT_STATE_STOPPING &&
+                ((idle && rt_mpsc_is_empty(&w->run_queue) && w->io_in_flight == 0) ||
+                 monotonic_ms() >= rt->drain_deadline_ms))
                 break;
         }
         sleep_until_woken(w, draining);
