@@ -6,15 +6,19 @@
  * exit 0.
  */
 #include <signal.h>
+#include <sys/random.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "actors/api.h"
 #include "actors/deploy.h"
 #include "actors/ops_routes.h"
 #include "net/http_server.h"
 #include "runtime/config.h"
 #include "runtime/log.h"
 #include "runtime/worker.h"
+#include "net/router.h"
+#include "store/crypto.h"
 #include "store/migrate.h"
 #include "store/pg.h"
 #include "store/redis.h"
@@ -41,15 +45,27 @@ static rt_option_t options[] = {
     {"REDIS_URL", NULL, "Redis URL, redis://[:password@]host[:port][/db] (unset: no cache)", false,
      NULL},
     {"DATA_ENCRYPTION_KEY", NULL,
-     "64 hex digits: AES-256-GCM key for sensitive columns (not used yet)", true, NULL},
+     "64 hex digits: AES-256-GCM key for sensitive columns (unset: e-mail cannot be stored)", true,
+     NULL},
     {"RPC_URL", NULL, "JSON-RPC URL of the EVM chain (not used yet)", false, NULL},
-    {"CHAIN_ID", NULL, "EVM chain id (not used yet)", false, NULL},
+    {"CHAIN_ID", "31337", "EVM chain id that sign-in messages must name", false, NULL},
     {"CRONOS_TESTNET_RPC", NULL, "Cronos testnet JSON-RPC URL (not used yet)", false, NULL},
     {"CRONOS_MAINNET_RPC", NULL, "Cronos mainnet JSON-RPC URL (not used yet)", false, NULL},
     {"INTENT_CONTRACT_ADDRESS", NULL, "address of the intent registry (not used yet)", false, NULL},
     {"USDC_ADDRESS", NULL, "address of the USDC token (not used yet)", false, NULL},
     {"PRIVATE_KEY", NULL, "executor private key, 0x + 64 hex digits (not used yet)", true, NULL},
-    {"JWT_SECRET", NULL, "secret for signing session tokens (not used yet)", true, NULL},
+    {"JWT_SECRET", NULL,
+     "HS256 secret for session tokens, >= 32 bytes (unset: a random one per start)", true, NULL},
+    {"JWT_SECRET_PREVIOUS", NULL, "the previous JWT secret, still accepted during a rotation", true,
+     NULL},
+    {"SESSION_TTL_S", "86400", "lifetime of a session token, seconds", false, NULL},
+    {"AUTH_NONCE_TTL_S", "600", "lifetime of a sign-in nonce, seconds", false, NULL},
+    {"SIWE_DOMAIN", NULL, "EIP-4361 domain of sign-in messages (default: localhost:PORT)", false,
+     NULL},
+    {"SIWE_URI", NULL, "URI put in issued sign-in messages (default: http://SIWE_DOMAIN)", false,
+     NULL},
+    {"CORS_ORIGINS", NULL, "comma-separated origins allowed to call the API from a browser", false,
+     NULL},
     {"API_RATE_LIMIT", "100", "requests per minute per IP address (not used yet)", false, NULL},
     {"TELEGRAM_BOT_TOKEN", NULL, "Telegram bot token for notifications (not used yet)", true, NULL},
 };
@@ -123,6 +139,80 @@ static void close_stores(ops_deps_t *deps)
     deps->redis = NULL;
 }
 
+/* The API's secrets and settings. The JWT secret falls back to a random one (sessions then end
+ * with the process), the data key to none (e-mail updates then answer 503). */
+typedef struct st_api_setup_t {
+    net_jwt_keys_t *jwt_keys;
+    store_crypto_key_t *data_key;
+    net_router_t *router;
+    net_http_cors_t cors;
+    char domain[256], uri[300];
+    api_t *api;
+} api_setup_t;
+
+static bool setup_api(api_setup_t *s, net_http_server_t *http, int64_t port)
+{
+    char err[256], random_secret[65];
+    const char *secret = rt_config_find(options, NUM_OPTIONS, "JWT_SECRET")->value;
+    if (secret == NULL) {
+        uint8_t bytes[32];
+        if (getrandom(bytes, sizeof(bytes), 0) != sizeof(bytes))
+            return false;
+        for (int i = 0; i != 32; ++i)
+            snprintf(random_secret + 2 * i, 3, "%02x", bytes[i]);
+        secret = random_secret;
+        rt_log_warn("main", "JWT_SECRET is not set: sessions end when this process does");
+    }
+    s->jwt_keys = net_jwt_keys_load(
+        secret, rt_config_find(options, NUM_OPTIONS, "JWT_SECRET_PREVIOUS")->value, err,
+        sizeof(err));
+    explicit_bzero(random_secret, sizeof(random_secret));
+    const char *data_key = rt_config_find(options, NUM_OPTIONS, "DATA_ENCRYPTION_KEY")->value;
+    if (s->jwt_keys == NULL ||
+        (data_key != NULL &&
+         (s->data_key = store_crypto_key_load(data_key, err, sizeof(err))) == NULL) ||
+        !net_http_cors_init(&s->cors, rt_config_find(options, NUM_OPTIONS, "CORS_ORIGINS")->value,
+                            err, sizeof(err))) {
+        fprintf(stderr, "intentd: %s\n", err);
+        return false;
+    }
+    int64_t chain_id, nonce_ttl, session_ttl;
+    if (!read_int("CHAIN_ID", 1, INT64_MAX, &chain_id) ||
+        !read_int("AUTH_NONCE_TTL_S", 10, 86400, &nonce_ttl) ||
+        !read_int("SESSION_TTL_S", 60, 30 * 86400, &session_ttl))
+        return false;
+    const char *domain = rt_config_find(options, NUM_OPTIONS, "SIWE_DOMAIN")->value;
+    const char *uri = rt_config_find(options, NUM_OPTIONS, "SIWE_URI")->value;
+    if (domain != NULL)
+        snprintf(s->domain, sizeof(s->domain), "%s", domain);
+    else
+        snprintf(s->domain, sizeof(s->domain), "localhost:%lld", (long long)port);
+    snprintf(s->uri, sizeof(s->uri), "%s", uri != NULL ? uri : "");
+    if (uri == NULL)
+        snprintf(s->uri, sizeof(s->uri), "http://%s", s->domain);
+    api_register_statements();
+    s->router = net_router_create();
+    net_router_set_cors(s->router, &s->cors);
+    api_config_t config = {.siwe_domain = s->domain,
+                           .siwe_uri = s->uri,
+                           .chain_id = (uint64_t)chain_id,
+                           .nonce_ttl_s = nonce_ttl,
+                           .session_ttl_s = session_ttl,
+                           .jwt_keys = s->jwt_keys,
+                           .data_key = s->data_key};
+    s->api = api_create(&config, NULL, s->router);
+    net_http_route(http, "/", net_router_handle, s->router); /* after the ops routes */
+    return true;
+}
+
+static void teardown_api(api_setup_t *s)
+{
+    api_free(s->api);
+    net_router_free(s->router);
+    net_jwt_keys_free(s->jwt_keys);
+    store_crypto_key_free(s->data_key);
+}
+
 /* Blocks until SIGINT or SIGTERM. The signals are blocked in every thread (workers inherit the
  * mask), so sigwait here is the only place they are taken. */
 static int wait_for_shutdown_signal(const sigset_t *set)
@@ -191,6 +281,9 @@ int main(int argc, char **argv)
     static ops_deps_t deps;
     deps.rt = rt;
     ops_routes_register(http, &deps);
+    static api_setup_t api;
+    if (!setup_api(&api, http, port))
+        return 2;
 
     if (!rt_runtime_start(rt)) {
         rt_log_error("main", "cannot start the workers (see above)");
@@ -204,6 +297,7 @@ int main(int argc, char **argv)
         net_http_free(http);
         return 2;
     }
+    api_attach_store(api.api, deps.pg);
     rt_log_info("main", "listening on http://%s:%d with %d workers", bind_address, (int)port,
                 rt->num_workers);
 
@@ -215,10 +309,12 @@ int main(int argc, char **argv)
     atomic_store(&deps.closing, 1);
     if (!rt_runtime_begin_drain(rt))
         rt_log_warn("main", "requests still in flight at the drain deadline");
+    api_attach_store(api.api, NULL);
     close_stores(&deps);
     rt_runtime_shutdown(rt);
     rt_runtime_join_and_free(rt);
     net_http_free(http);
+    teardown_api(&api);
     rt_log_info("main", "stopped");
     return 0;
 }

@@ -70,6 +70,9 @@ net_http_server_t *net_http_create(const char *bind_address, uint16_t port)
     }
     h2o_config_init(&server->globalconf);
     server->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("intentd"));
+    /* h2o buffers up to 1 GiB of request body by default before a handler sees it: the API
+     * takes at most 1 MiB, so refuse larger bodies (413) while they arrive */
+    server->globalconf.max_request_entity_size = 1024 * 1024;
     server->hostconf =
         h2o_config_register_host(&server->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     return server;

@@ -220,7 +220,7 @@ Test(server, help_lists_the_settings_and_bad_flags_are_refused, .timeout = 30)
 
 Test(server, secrets_are_never_logged, .timeout = 30)
 {
-    setenv("JWT_SECRET", "super-secret-jwt-value", 1);
+    setenv("JWT_SECRET", "super-secret-jwt-value-longer-than-32-bytes", 1);
     setenv("PRIVATE_KEY", "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318", 1);
     server_t s;
     start_server(&s);
@@ -230,6 +230,14 @@ Test(server, secrets_are_never_logged, .timeout = 30)
     cr_assert_null(strstr(log, "super-secret-jwt-value"), "JWT secret leaked to the log");
     cr_assert_null(strstr(log, "4c0883a69102937d"), "private key leaked to the log");
     cr_assert_not_null(strstr(log, "JWT_SECRET=<redacted>"));
+    /* a secret too short for HS256 is refused at start, without being printed */
+    setenv("JWT_SECRET", "short-secret-xyz", 1);
+    char *argv[] = {INTENTD_BIN, NULL};
+    char short_log[] = "/tmp/intentd-test-short-secret.log";
+    cr_assert_eq(wait_exit(spawn(argv, short_log, free_port(), false), 10000), 2);
+    cr_assert_null(strstr(read_file(short_log), "short-secret-xyz"), "the secret was printed");
+    cr_assert_not_null(strstr(read_file(short_log), "JWT"), "%s", read_file(short_log));
+    unsetenv("JWT_SECRET");
 }
 
 Test(server, refuses_to_start_without_io_uring, .timeout = 30)

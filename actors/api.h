@@ -1,0 +1,44 @@
+/*
+ * The HTTP API of shared/api.md, mounted on the router at "/api/".
+ *
+ * Handlers run on the worker that received the request. Those that need the database begin an
+ * async call (net/http_async.h): a short-lived actor that owns the request until the database
+ * answers. Nothing here blocks a worker.
+ *
+ * This file holds the shared context, authentication and the sign-in endpoints; the rest of the
+ * API joins it as it is built.
+ */
+#ifndef ACTORS_API_H
+#define ACTORS_API_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "net/http_server.h"
+#include "net/jwt.h"
+#include "net/router.h"
+#include "store/crypto.h"
+#include "store/pg.h"
+
+typedef struct st_api_config_t {
+    const char *siwe_domain;            /* the EIP-4361 domain messages must name */
+    const char *siwe_uri;               /* the URI composed into issued messages */
+    uint64_t chain_id;                  /* the chain messages must name */
+    int64_t nonce_ttl_s;                /* lifetime of a sign-in nonce */
+    int64_t session_ttl_s;              /* lifetime of a session token */
+    const net_jwt_keys_t *jwt_keys;     /* current (and previous) JWT secret */
+    const store_crypto_key_t *data_key; /* NULL: sensitive columns cannot be written (503) */
+} api_config_t;
+
+typedef struct st_api_t api_t;
+
+/** Registers the API's statements; before any database pool is created. */
+void api_register_statements(void);
+/** Creates the API and adds its routes to `router` (before the runtime starts). `pg` may be
+ * NULL until api_attach_store (meanwhile database calls answer 503). */
+api_t *api_create(const api_config_t *config, store_pg_t *pg, net_router_t *router);
+/** Gives the API its database pool once it runs (NULL: none, every call answers 503). */
+void api_attach_store(api_t *api, store_pg_t *pg);
+/** Frees the API (after the server has stopped). */
+void api_free(api_t *api);
+
+#endif
