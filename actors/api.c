@@ -17,10 +17,7 @@
 #include "net/problem.h"
 #include "runtime/log.h"
 
-struct st_api_t {
-    api_config_t config;
-    _Atomic(store_pg_t *) pg; /* attached once the pools run */
-};
+#include "actors/api_internal.h"
 
 /* ---- statements ---- */
 
@@ -62,16 +59,17 @@ void api_register_statements(void)
         " a AS (INSERT INTO audit_log (user_id, actor, action, subject_id, remote_ip)"
         "   SELECT id, 'user', 'user.update_profile', id, $4::inet FROM u)"
         " SELECT " USER_COLUMNS " FROM u");
+    api__intents_register_statements();
 }
 
 /* ---- small helpers ---- */
 
-static store_pg_t *pool(api_t *api)
+store_pg_t *api__pool(api_t *api)
 {
     return atomic_load_explicit(&api->pg, memory_order_acquire);
 }
 
-static void peer_ip(h2o_req_t *req, char out[INET6_ADDRSTRLEN])
+void api__peer_ip(h2o_req_t *req, char out[INET6_ADDRSTRLEN])
 {
     struct sockaddr_storage ss;
     socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
@@ -84,7 +82,7 @@ static void peer_ip(h2o_req_t *req, char out[INET6_ADDRSTRLEN])
         strcpy(out, "0.0.0.0");
 }
 
-static json_t *time_json(int64_t unix_s)
+json_t *api__time_json(int64_t unix_s)
 {
     char buf[CHAIN_RFC3339_SIZE];
     return chain_rfc3339_format(unix_s, buf) == CHAIN_OK ? json_string(buf) : json_null();
@@ -128,12 +126,12 @@ static json_t *user_json(api_t *api, const PGresult *res, int row)
                      "walletAddress", wallet_str, "telegramId",
                      PQgetisnull(res, row, 2) ? json_null()
                                               : json_integer(atoll(PQgetvalue(res, row, 2))),
-                     "email", email, "createdAt", time_json(atoll(PQgetvalue(res, row, 4))),
-                     "lastActive", time_json(atoll(PQgetvalue(res, row, 5))));
+                     "email", email, "createdAt", api__time_json(atoll(PQgetvalue(res, row, 4))),
+                     "lastActive", api__time_json(atoll(PQgetvalue(res, row, 5))));
 }
 
 /* Answers a database failure: busy or down is 503, anything else a 500 without details. */
-static void answer_store_failure(h2o_req_t *req, const store_pg_result_t *r)
+void api__answer_store_failure(h2o_req_t *req, const store_pg_result_t *r)
 {
     if (r->status == STORE_PG_ERROR) {
         rt_log_error("api", "database error %s: %s", r->sqlstate, r->message);
@@ -151,14 +149,14 @@ static void ignore_reply(net_http_async_t *call, rt_msg_t *msg)
 
 /* Records a refused authorisation. The insert's answer is not awaited: the call ends at once
  * and its reply is dropped. A full queue drops the row and says so in the log. */
-static void audit_refusal(api_t *api, h2o_req_t *req, const char *user_id, const char *action,
-                          const char *reason)
+void api__audit_refusal(api_t *api, h2o_req_t *req, const char *user_id, const char *action,
+                        const char *reason)
 {
-    store_pg_t *pg = pool(api);
+    store_pg_t *pg = api__pool(api);
     if (pg == NULL)
         return;
     char ip[INET6_ADDRSTRLEN];
-    peer_ip(req, ip);
+    api__peer_ip(req, ip);
     net_http_async_t *call = net_http_async_begin(req, ignore_reply, 0);
     const char *params[] = {user_id, action, ip, reason};
     if (!store_pg_query(pg, net_http_async_actor(call), 0, st_audit, 4, params))
@@ -168,9 +166,7 @@ static void audit_refusal(api_t *api, h2o_req_t *req, const char *user_id, const
 
 /* ---- authentication ---- */
 
-/* Verifies the bearer token. On success copies the user id into `user_id` and returns true;
- * otherwise answers 401 (and audits the refusal) and returns false. */
-static bool authenticate(api_t *api, h2o_req_t *req, char user_id[NET_JWT_MAX_SUB + 1])
+bool api__authenticate(api_t *api, h2o_req_t *req, api_user_t *user)
 {
     h2o_iovec_t token;
     if (!net_http_bearer_token(req, &token)) {
@@ -181,12 +177,18 @@ static bool authenticate(api_t *api, h2o_req_t *req, char user_id[NET_JWT_MAX_SU
     net_jwt_result_t result =
         net_jwt_verify(api->config.jwt_keys, token.base, token.len, (int64_t)time(NULL), &claims);
     if (result != NET_JWT_OK) {
-        audit_refusal(api, req, NULL, "auth.refused", net_jwt_result_str(result));
+        api__audit_refusal(api, req, NULL, "auth.refused", net_jwt_result_str(result));
         net_problem_unauthorized(req, "the token is invalid or expired");
         return false;
     }
-    snprintf(user_id, NET_JWT_MAX_SUB + 1, "%s", claims.sub);
+    const char *wallet = net_jwt_claim(&claims, "wal");
+    bool ok = wallet != NULL && chain_addr_parse(&user->wallet, wallet, strlen(wallet)) == CHAIN_OK;
+    snprintf(user->id, sizeof(user->id), "%s", claims.sub);
     net_jwt_claims_dispose(&claims);
+    if (!ok) { /* signed by us but without the wallet claim: not a session token */
+        net_problem_unauthorized(req, "the token is not a session token");
+        return false;
+    }
     return true;
 }
 
@@ -206,11 +208,11 @@ static void nonce_stored(net_http_async_t *call, rt_msg_t *msg)
         return;
     store_pg_result_t *r = rt_msg_payload(msg);
     if (req != NULL && r->status != STORE_PG_OK)
-        answer_store_failure(req, r);
+        api__answer_store_failure(req, r);
     else if (req != NULL)
         net_json_send(req, 200,
                       json_pack("{s:s, s:s, s:o}", "nonce", st->nonce, "message", st->message,
-                                "expiresAt", time_json(st->expires_at)));
+                                "expiresAt", api__time_json(st->expires_at)));
     net_http_async_end(call);
 }
 
@@ -235,7 +237,7 @@ static int on_nonce(h2o_req_t *req, const net_router_match_t *match, void *data)
                                                          : "not a 0x-prefixed 20-byte address");
         return net_problem_bad_request(req, "the address is invalid", &errs);
     }
-    store_pg_t *pg = pool(api);
+    store_pg_t *pg = api__pool(api);
     if (pg == NULL)
         return net_problem_unavailable(req, 5);
     net_http_async_t *call = net_http_async_begin(req, nonce_stored, sizeof(nonce_call_t));
@@ -281,22 +283,30 @@ static void signed_in(net_http_async_t *call, rt_msg_t *msg)
     if (req == NULL) {
         /* the client left; the sign-in happened (or not) all the same */
     } else if (r->status != STORE_PG_OK) {
-        answer_store_failure(req, r);
+        api__answer_store_failure(req, r);
     } else if (PQntuples(r->results[0]) != 1) {
         net_http_async_end(call);
-        audit_refusal(api, req, NULL, "auth.refused", "nonce unknown, used, expired or foreign");
+        api__audit_refusal(api, req, NULL, "auth.refused",
+                           "nonce unknown, used, expired or foreign");
         net_problem_unauthorized(req, "the nonce is unknown, already used or expired");
         return;
     } else {
         int64_t now = (int64_t)time(NULL), exp = now + api->config.session_ttl_s;
-        char token[NET_JWT_MAX_LEN + 1];
-        net_jwt_sign_t claims = {.sub = PQgetvalue(r->results[0], 0, 0), .iat = now, .exp = exp};
+        char token[NET_JWT_MAX_LEN + 1], wallet[43];
+        snprintf(wallet, sizeof(wallet), "0x%s", PQgetvalue(r->results[0], 0, 1));
+        /* the wallet rides in the token, so that endpoints need no query to know it */
+        net_jwt_claim_t extra[] = {{"wal", wallet}};
+        net_jwt_sign_t claims = {.sub = PQgetvalue(r->results[0], 0, 0),
+                                 .iat = now,
+                                 .exp = exp,
+                                 .extra = extra,
+                                 .extra_count = 1};
         if (net_jwt_sign(api->config.jwt_keys, &claims, token, sizeof(token)) == 0)
             net_problem_internal(req);
         else
             net_json_send(req, 200,
-                          json_pack("{s:s, s:o, s:o}", "token", token, "expiresAt", time_json(exp),
-                                    "user", user_json(api, r->results[0], 0)));
+                          json_pack("{s:s, s:o, s:o}", "token", token, "expiresAt",
+                                    api__time_json(exp), "user", user_json(api, r->results[0], 0)));
     }
     net_http_async_end(call);
 }
@@ -330,7 +340,7 @@ static bool check_sign_in(api_t *api, h2o_req_t *req, const char *message, const
         why = "the signature is not the address's";
     if (why == NULL)
         return true;
-    audit_refusal(api, req, NULL, "auth.refused", why);
+    api__audit_refusal(api, req, NULL, "auth.refused", why);
     net_problem_unauthorized(req, why);
     return false;
 }
@@ -351,13 +361,13 @@ static int on_wallet(h2o_req_t *req, const net_router_match_t *match, void *data
     if (ok)
         snprintf(nonce, sizeof(nonce), "%.*s", (int)m.nonce.len, m.nonce.ptr);
     json_decref(body); /* m's spans point into the message: used above, not after */
-    store_pg_t *pg = pool(api);
+    store_pg_t *pg = api__pool(api);
     if (!ok)
         return 0;
     if (pg == NULL)
         return net_problem_unavailable(req, 5);
     chain_hex_encode(addr_hex, sizeof(addr_hex), m.address.bytes, sizeof(m.address.bytes), 0);
-    peer_ip(req, ip);
+    api__peer_ip(req, ip);
     net_http_async_t *call = net_http_async_begin(req, signed_in, sizeof(api_t *));
     *(api_t **)net_http_async_state(call) = api;
     const char *params[] = {nonce, addr_hex, ip};
@@ -378,7 +388,7 @@ static void profile_answered(net_http_async_t *call, rt_msg_t *msg)
         return;
     store_pg_result_t *r = rt_msg_payload(msg);
     if (req != NULL && r->status != STORE_PG_OK)
-        answer_store_failure(req, r);
+        api__answer_store_failure(req, r);
     else if (req != NULL && PQntuples(r->results[0]) != 1)
         net_problem_unauthorized(req, "the session's user does not exist"); /* deleted user */
     else if (req != NULL)
@@ -390,7 +400,7 @@ static void profile_answered(net_http_async_t *call, rt_msg_t *msg)
 static int run_profile_query(api_t *api, h2o_req_t *req, int statement, int nparams,
                              const char *const *params)
 {
-    store_pg_t *pg = pool(api);
+    store_pg_t *pg = api__pool(api);
     if (pg == NULL)
         return net_problem_unavailable(req, 5);
     net_http_async_t *call = net_http_async_begin(req, profile_answered, sizeof(api_t *));
@@ -405,10 +415,10 @@ static int run_profile_query(api_t *api, h2o_req_t *req, int statement, int npar
 static int on_profile_get(h2o_req_t *req, const net_router_match_t *match, void *data)
 {
     api_t *api = data;
-    char user_id[NET_JWT_MAX_SUB + 1];
-    if (!authenticate(api, req, user_id))
+    api_user_t user;
+    if (!api__authenticate(api, req, &user))
         return 0;
-    const char *params[] = {user_id};
+    const char *params[] = {user.id};
     return run_profile_query(api, req, st_profile_touch, 1, params);
 }
 
@@ -424,8 +434,8 @@ static bool email_plausible(const char *s)
 static int on_profile_patch(h2o_req_t *req, const net_router_match_t *match, void *data)
 {
     api_t *api = data;
-    char user_id[NET_JWT_MAX_SUB + 1];
-    if (!authenticate(api, req, user_id))
+    api_user_t user;
+    if (!api__authenticate(api, req, &user))
         return 0;
     static const net_json_field_t fields[] = {
         {"email", NET_JSON_STRING, NET_JSON_REQUIRED | NET_JSON_NULLABLE, 254, 0, 0}};
@@ -455,8 +465,8 @@ static int on_profile_patch(h2o_req_t *req, const net_router_match_t *match, voi
     if (status != 0 || (email != NULL && sealed_hex[0] == '\0'))
         return 0;
     char ip[INET6_ADDRSTRLEN];
-    peer_ip(req, ip);
-    const char *params[] = {user_id, email != NULL ? sealed_hex : NULL,
+    api__peer_ip(req, ip);
+    const char *params[] = {user.id, email != NULL ? sealed_hex : NULL,
                             email != NULL ? index_hex : NULL, ip};
     return run_profile_query(api, req, st_profile_email, 4, params);
 }
@@ -484,6 +494,7 @@ api_t *api_create(const api_config_t *config, store_pg_t *pg, net_router_t *rout
         if (err != NULL)
             rt_log_fatal("api", "route %s %s: %s", routes[i].method, routes[i].path, err);
     }
+    api__intents_routes(api, router);
     return api;
 }
 

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "actors/intent_model.h"
 #include "net/http_server.h"
 #include "net/jwt.h"
 #include "net/router.h"
@@ -27,6 +28,10 @@ typedef struct st_api_config_t {
     int64_t session_ttl_s;              /* lifetime of a session token */
     const net_jwt_keys_t *jwt_keys;     /* current (and previous) JWT secret */
     const store_crypto_key_t *data_key; /* NULL: sensitive columns cannot be written (503) */
+    bool has_registry;                  /* INTENT_CONTRACT_ADDRESS given: intents can be made */
+    chain_addr_t registry;              /* the intent registry (EIP-712 verifyingContract) */
+    const intent_token_t *tokens;       /* the token registry: symbol, address, decimals */
+    size_t num_tokens;
 } api_config_t;
 
 typedef struct st_api_t api_t;

@@ -51,8 +51,12 @@ static rt_option_t options[] = {
     {"CHAIN_ID", "31337", "EVM chain id that sign-in messages must name", false, NULL},
     {"CRONOS_TESTNET_RPC", NULL, "Cronos testnet JSON-RPC URL (not used yet)", false, NULL},
     {"CRONOS_MAINNET_RPC", NULL, "Cronos mainnet JSON-RPC URL (not used yet)", false, NULL},
-    {"INTENT_CONTRACT_ADDRESS", NULL, "address of the intent registry (not used yet)", false, NULL},
-    {"USDC_ADDRESS", NULL, "address of the USDC token (not used yet)", false, NULL},
+    {"INTENT_CONTRACT_ADDRESS", NULL,
+     "address of the intent registry (unset: intents cannot be created, 503)", false, NULL},
+    {"USDC_ADDRESS", NULL, "address of USDC (6 decimals); adds it to the token registry", false,
+     NULL},
+    {"TOKENS", NULL, "more tokens intents may use: SYMBOL:0xADDRESS:DECIMALS, comma-separated",
+     false, NULL},
     {"PRIVATE_KEY", NULL, "executor private key, 0x + 64 hex digits (not used yet)", true, NULL},
     {"JWT_SECRET", NULL,
      "HS256 secret for session tokens, >= 32 bytes (unset: a random one per start)", true, NULL},
@@ -141,7 +145,11 @@ static void close_stores(ops_deps_t *deps)
 
 /* The API's secrets and settings. The JWT secret falls back to a random one (sessions then end
  * with the process), the data key to none (e-mail updates then answer 503). */
+#define MAX_TOKENS 16
+
 typedef struct st_api_setup_t {
+    intent_token_t tokens[MAX_TOKENS];
+    size_t num_tokens;
     net_jwt_keys_t *jwt_keys;
     store_crypto_key_t *data_key;
     net_router_t *router;
@@ -149,6 +157,40 @@ typedef struct st_api_setup_t {
     char domain[256], uri[300];
     api_t *api;
 } api_setup_t;
+
+/* The token registry: USDC_ADDRESS (6 decimals) and TOKENS ("SYM:0xADDR:DEC,..."). */
+static bool load_tokens(api_setup_t *s)
+{
+    const char *usdc = rt_config_find(options, NUM_OPTIONS, "USDC_ADDRESS")->value;
+    const char *list = rt_config_find(options, NUM_OPTIONS, "TOKENS")->value;
+    char buf[2048];
+    snprintf(buf, sizeof(buf), "%s%s%s%s", usdc != NULL ? "USDC:" : "", usdc != NULL ? usdc : "",
+             usdc != NULL ? ":6" : "", list != NULL ? (usdc != NULL ? "," : "") : "");
+    if (list != NULL)
+        strncat(buf, list, sizeof(buf) - strlen(buf) - 1);
+    char *save = NULL;
+    for (char *item = strtok_r(buf, ",", &save); item != NULL; item = strtok_r(NULL, ",", &save)) {
+        char *addr = strchr(item, ':'), *dec = addr != NULL ? strchr(addr + 1, ':') : NULL;
+        intent_token_t *t = &s->tokens[s->num_tokens];
+        if (s->num_tokens == MAX_TOKENS || addr == NULL || dec == NULL ||
+            (size_t)(addr - item) >= sizeof(t->symbol) || addr == item) {
+            fprintf(stderr, "intentd: TOKENS/USDC_ADDRESS: cannot read '%s'\n", item);
+            return false;
+        }
+        char *end;
+        long decimals = strtol(dec + 1, &end, 10);
+        if (chain_addr_parse(&t->address, addr + 1, (size_t)(dec - addr - 1)) != CHAIN_OK ||
+            *end != '\0' || decimals < 0 || decimals > 36) {
+            fprintf(stderr, "intentd: TOKENS/USDC_ADDRESS: bad address or decimals in '%s'\n",
+                    item);
+            return false;
+        }
+        snprintf(t->symbol, sizeof(t->symbol), "%.*s", (int)(addr - item), item);
+        t->decimals = (uint8_t)decimals;
+        ++s->num_tokens;
+    }
+    return true;
+}
 
 static bool setup_api(api_setup_t *s, net_http_server_t *http, int64_t port)
 {
@@ -193,7 +235,19 @@ static bool setup_api(api_setup_t *s, net_http_server_t *http, int64_t port)
     api_register_statements();
     s->router = net_router_create();
     net_router_set_cors(s->router, &s->cors);
+    const char *registry = rt_config_find(options, NUM_OPTIONS, "INTENT_CONTRACT_ADDRESS")->value;
+    chain_addr_t registry_addr = {{0}};
+    if (!load_tokens(s) || (registry != NULL && chain_addr_parse(&registry_addr, registry,
+                                                                 strlen(registry)) != CHAIN_OK)) {
+        if (registry != NULL)
+            fprintf(stderr, "intentd: INTENT_CONTRACT_ADDRESS is not an address\n");
+        return false;
+    }
     api_config_t config = {.siwe_domain = s->domain,
+                           .has_registry = registry != NULL,
+                           .registry = registry_addr,
+                           .tokens = s->tokens,
+                           .num_tokens = s->num_tokens,
                            .siwe_uri = s->uri,
                            .chain_id = (uint64_t)chain_id,
                            .nonce_ttl_s = nonce_ttl,
