@@ -47,7 +47,7 @@
 
 /** Settings; a zero field takes the default shown. */
 typedef struct st_chain_rpc_config_t {
-    const char *const *urls; /* http:// URLs, in order of preference */
+    const char *const *urls; /* http:// or https:// URLs, in order of preference */
     size_t num_urls;
     uint32_t call_timeout_ms;     /* deadline of a call, retries included (15000) */
     uint32_t attempt_timeout_ms;  /* of one HTTP attempt (5000) */
@@ -63,7 +63,7 @@ typedef struct st_chain_rpc_config_t {
 typedef struct st_chain_rpc_t chain_rpc_t;
 
 /** Creates the client and registers its endpoints with `http`. Before the runtime starts.
- * NULL with a reason in `err` on a bad URL (https among them: see net/http_client.h). */
+ * NULL with a reason in `err` on a bad URL (see net/http_client.h). */
 chain_rpc_t *chain_rpc_create(const chain_rpc_config_t *config, net_http_client_t *http, char *err,
                               size_t err_size);
 /** Spawns the call actor of every worker of `rt` (started or not). */

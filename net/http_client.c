@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "net/http_server.h"
+#include "net/tls_client.h"
 #include "runtime/log.h"
 
 /* Assertions that stay on in release builds: a broken invariant here means a request whose
@@ -32,6 +33,7 @@ typedef struct st_endpoint_conf_t {
     char *authority; /* the Host header */
     char *path;      /* the URL's path and query, "/" at least */
     bool named;      /* not an IPv4 literal: h2o resolves it on its resolver threads */
+    bool tls;        /* https: net/tls_client.c speaks it over connections `pool` makes */
 } endpoint_conf_t;
 
 typedef struct st_client_worker_t client_worker_t;
@@ -40,6 +42,7 @@ typedef struct st_client_worker_t client_worker_t;
 typedef struct st_endpoint_t {
     const endpoint_conf_t *conf;
     h2o_socketpool_t pool;
+    net_tls_pool_t tls;   /* when conf->tls */
     uint32_t active;      /* requests connecting or sent */
     uint32_t num_waiting; /* requests in `waiting` */
     h2o_linklist_t waiting;
@@ -51,6 +54,7 @@ typedef struct st_request_t {
     rt_actor_t *actor; /* holds a reference until the response is sent */
     uint64_t id, tag;
     h2o_http1client_t *h2o; /* while h2o holds the request (connecting or sent) */
+    net_tls_conn_t *tls;    /* the same for an https endpoint */
     h2o_linklist_t link;    /* in ep->waiting while REQ_WAITING */
     uint32_t heap_index;
     uint8_t state;
@@ -92,6 +96,7 @@ struct st_net_http_client_t {
     endpoint_conf_t endpoints[NET_HTTP_MAX_ENDPOINTS];
     int num_endpoints;
     bool has_named;
+    net_tls_ctx_t *tls_ctx; /* made with the first https endpoint */
     rt_waiter_t waiter;
     rt_waiter_t *inner;
     client_worker_t *workers[RT_MAX_WORKERS];
@@ -131,6 +136,8 @@ const char *net_http_strerror(int err)
         return "unsupported URL scheme";
     case NET_HTTP_ERR_NO_MEMORY:
         return "out of memory";
+    case NET_HTTP_ERR_TLS:
+        return "TLS failed: certificate not trusted or not for this host, or no common protocol";
     default:
         return "unknown error";
     }
@@ -191,17 +198,18 @@ int net_http_client_add_endpoint(net_http_client_t *client, const char *url, cha
         snprintf(err, err_size, "too many endpoints (at most %d)", NET_HTTP_MAX_ENDPOINTS);
         return NET_HTTP_ERR_INVALID;
     }
-    if (strncmp(url, "https://", 8) == 0) {
-        snprintf(err, err_size,
-                 "%s: https is not supported: h2o's client TLS is OpenSSL and intentd uses "
-                 "wolfSSL; use http:// or a TLS-terminating proxy on loopback",
-                 url);
-        return NET_HTTP_ERR_UNSUPPORTED;
-    }
-    if (h2o_url_parse(url, strlen(url), &parsed) != 0 || parsed.scheme != &H2O_URL_SCHEME_HTTP ||
+    bool tls = strncmp(url, "https://", 8) == 0;
+    if (h2o_url_parse(url, strlen(url), &parsed) != 0 ||
+        parsed.scheme != (tls ? &H2O_URL_SCHEME_HTTPS : &H2O_URL_SCHEME_HTTP) ||
         parsed.host.len == 0 || h2o_url_host_is_unix_path(parsed.host)) {
-        snprintf(err, err_size, "%s: not an http://host[:port][/path] URL", url);
-        return strncmp(url, "http://", 7) == 0 ? NET_HTTP_ERR_INVALID : NET_HTTP_ERR_UNSUPPORTED;
+        snprintf(err, err_size, "%s: not an http(s)://host[:port][/path] URL", url);
+        return tls || strncmp(url, "http://", 7) == 0 ? NET_HTTP_ERR_INVALID
+                                                      : NET_HTTP_ERR_UNSUPPORTED;
+    }
+    if (tls && client->tls_ctx == NULL) {
+        client->tls_ctx = net_tls_ctx_create(client->config.ca_file, err, err_size);
+        if (client->tls_ctx == NULL)
+            return NET_HTTP_ERR_INVALID;
     }
     endpoint_conf_t *conf = &client->endpoints[client->num_endpoints];
     struct in_addr unused;
@@ -210,6 +218,7 @@ int net_http_client_add_endpoint(net_http_client_t *client, const char *url, cha
     conf->path = dup_iovec(parsed.path.len != 0 ? parsed.path : h2o_iovec_init(H2O_STRLIT("/")));
     conf->port = h2o_url_get_port(&parsed);
     conf->named = h2o_hostinfo_aton(parsed.host, &unused) != 0;
+    conf->tls = tls;
     if (conf->host == NULL || conf->authority == NULL || conf->path == NULL) {
         free_endpoint_conf(conf);
         snprintf(err, err_size, "out of memory");
@@ -233,6 +242,7 @@ void net_http_client_free(net_http_client_t *client)
     }
     for (int i = 0; i != client->num_endpoints; ++i)
         free_endpoint_conf(&client->endpoints[i]);
+    net_tls_ctx_free(client->tls_ctx);
     free(client);
 }
 
@@ -358,7 +368,7 @@ static void count_completion(client_worker_t *cw, int error)
 static void finish(request_t *r, int error, bool maybe_sent)
 {
     client_worker_t *cw = r->cw;
-    HC_ASSERT(r->h2o == NULL);
+    HC_ASSERT(r->h2o == NULL && r->tls == NULL);
     heap_remove(cw, r);
     if (r->state != REQ_WAITING) {
         HC_ASSERT(r->ep->active > 0);
@@ -438,29 +448,33 @@ static int on_body(h2o_http1client_t *client, const char *errstr)
     return -1;
 }
 
-/* Reads the headers we act on: Content-Length (refuse early when too large, size the buffer)
- * and Retry-After (seconds). Returns false when the announced body is too large. */
-static bool read_head_fields(request_t *r, h2o_header_t *headers, size_t num_headers)
+/* Reads a header we act on: Content-Length (refuse early when too large, size the buffer) or
+ * Retry-After (seconds). Returns false when the announced body is too large. */
+static bool read_head_field(request_t *r, h2o_iovec_t name, h2o_iovec_t v)
 {
     size_t max = r->cw->client->config.max_response_bytes;
-    for (size_t i = 0; i != num_headers; ++i) {
-        h2o_iovec_t v = headers[i].value;
-        if (headers[i].name == &H2O_TOKEN_CONTENT_LENGTH->buf) {
-            size_t len = h2o_strtosize(v.base, v.len);
-            if (len != SIZE_MAX && len > max)
-                return false;
-            if (len != SIZE_MAX && len != 0 && r->body == NULL) {
-                r->body = malloc(len);
-                r->body_cap = r->body != NULL ? len : 0;
-            }
-        } else if (h2o_lcstris(headers[i].name->base, headers[i].name->len,
-                               H2O_STRLIT("retry-after"))) {
-            size_t seconds = h2o_strtosize(v.base, v.len); /* an HTTP-date is ignored */
-            if (seconds != SIZE_MAX)
-                r->retry_after_ms = seconds > RETRY_AFTER_MAX_MS / 1000 ? RETRY_AFTER_MAX_MS
-                                                                        : (uint32_t)seconds * 1000;
+    if (h2o_lcstris(name.base, name.len, H2O_STRLIT("content-length"))) {
+        size_t len = h2o_strtosize(v.base, v.len);
+        if (len != SIZE_MAX && len > max)
+            return false;
+        if (len != SIZE_MAX && len != 0 && r->body == NULL) {
+            r->body = malloc(len);
+            r->body_cap = r->body != NULL ? len : 0;
         }
+    } else if (h2o_lcstris(name.base, name.len, H2O_STRLIT("retry-after"))) {
+        size_t seconds = h2o_strtosize(v.base, v.len); /* an HTTP-date is ignored */
+        if (seconds != SIZE_MAX)
+            r->retry_after_ms =
+                seconds > RETRY_AFTER_MAX_MS / 1000 ? RETRY_AFTER_MAX_MS : (uint32_t)seconds * 1000;
     }
+    return true;
+}
+
+static bool read_head_fields(request_t *r, h2o_header_t *headers, size_t num_headers)
+{
+    for (size_t i = 0; i != num_headers; ++i)
+        if (!read_head_field(r, *headers[i].name, headers[i].value))
+            return false;
     return true;
 }
 
@@ -509,6 +523,41 @@ static h2o_http1client_head_cb on_connect(h2o_http1client_t *client, const char 
     return on_head;
 }
 
+/* ---- net/tls_client callbacks: the same steps for an https endpoint ---- */
+
+static void on_tls_sent(void *data)
+{
+    request_t *r = data;
+    r->state = REQ_SENT;
+    heap_fix(r->cw, r->heap_index); /* the key moves from the connect deadline to the total one */
+}
+
+static int on_tls_head(void *data, int status, const struct phr_header *headers, size_t num_headers)
+{
+    request_t *r = data;
+    r->status = status;
+    for (size_t i = 0; i != num_headers; ++i)
+        if (!read_head_field(r, h2o_iovec_init(headers[i].name, headers[i].name_len),
+                             h2o_iovec_init(headers[i].value, headers[i].value_len)))
+            return NET_HTTP_ERR_TOO_LARGE;
+    return NET_HTTP_OK;
+}
+
+static int on_tls_body(void *data, const char *bytes, size_t len)
+{
+    return append_body(data, bytes, len);
+}
+
+static void on_tls_done(void *data, int error, bool maybe_sent)
+{
+    request_t *r = data;
+    r->tls = NULL;
+    finish(r, error, maybe_sent);
+}
+
+static const net_tls_callbacks_t tls_callbacks = {on_tls_sent, on_tls_head, on_tls_body,
+                                                  on_tls_done};
+
 /* ---- starting requests ---- */
 
 /* Hands a waiting request to h2o. Runs inside the h2o loop only (from the kick timeout), so that
@@ -522,6 +571,12 @@ static void start_request(request_t *r, uint64_t now)
     r->connect_deadline_ms = now + r->connect_timeout_ms;
     heap_fix(cw, r->heap_index);
     ++ep->active;
+    if (ep->conf->tls) { /* `r` may be gone after this call too */
+        if (net_tls_request(&r->tls, &ep->tls, r->reqbufs, r->reqbufs[1].len != 0 ? 2 : 1,
+                            r->method_is_head, &tls_callbacks, r))
+            ++cw->lookups_started;
+        return;
+    }
     cw->connect_cb_ran = false;
     h2o_http1client_connect_with_pool(&r->h2o, r, &cw->ctx, &ep->pool, on_connect);
     /* `r` may be gone now. A new connection to a named host begins with a lookup on h2o's
@@ -554,6 +609,17 @@ static void on_kick(h2o_timeout_entry_t *entry)
     pump(cw);
 }
 
+/* Takes `r` back from h2o or from net/tls_client, which then call nothing more. */
+static void cancel_transport(request_t *r)
+{
+    if (r->tls != NULL)
+        net_tls_cancel(r->tls);
+    else
+        h2o_http1client_cancel(r->h2o);
+    r->h2o = NULL;
+    r->tls = NULL;
+}
+
 /* Gives up on `r` at its deadline, wherever it is. */
 static void expire(request_t *r, uint64_t now)
 {
@@ -564,15 +630,13 @@ static void expire(request_t *r, uint64_t now)
         finish(r, NET_HTTP_ERR_TIMEOUT, false);
         break;
     case REQ_CONNECTING:
-        h2o_http1client_cancel(r->h2o);
-        r->h2o = NULL;
+        cancel_transport(r);
         finish(r,
                now >= r->connect_deadline_ms ? NET_HTTP_ERR_CONNECT_TIMEOUT : NET_HTTP_ERR_TIMEOUT,
                false);
         break;
     default:
-        h2o_http1client_cancel(r->h2o);
-        r->h2o = NULL;
+        cancel_transport(r);
         finish(r, NET_HTTP_ERR_TIMEOUT, true);
         break;
     }
@@ -819,6 +883,10 @@ static void setup_worker(client_worker_t *cw, h2o_loop_t *loop, int timer_fd)
         h2o_socketpool_init_by_hostport(&ep->pool, h2o_iovec_init(conf->host, strlen(conf->host)),
                                         conf->port, 0, client->config.max_connections);
         h2o_socketpool_set_timeout(&ep->pool, loop, client->config.idle_timeout_ms);
+        if (conf->tls)
+            net_tls_pool_init(&ep->tls, client->tls_ctx, loop, &ep->pool, cw->ctx.getaddr_receiver,
+                              conf->host, conf->named, client->config.max_connections,
+                              client->config.idle_timeout_ms);
         h2o_linklist_init_anchor(&ep->waiting);
     }
 }
@@ -882,7 +950,7 @@ static void abandon(request_t *r)
         h2o_linklist_unlink(&r->link);
         --r->ep->num_waiting;
     } else {
-        h2o_http1client_cancel(r->h2o);
+        cancel_transport(r);
         --r->ep->active;
     }
     heap_remove(cw, r);
@@ -896,8 +964,11 @@ static void client_waiter_dispose(void *ctx)
     client_worker_t *cw = ctx;
     while (cw->heap_size != 0) /* bounded: each pass removes one */
         abandon(cw->heap[0]);
-    for (int i = 0; i != cw->client->num_endpoints; ++i)
+    for (int i = 0; i != cw->client->num_endpoints; ++i) {
+        if (cw->endpoints[i].conf->tls)
+            net_tls_pool_dispose(&cw->endpoints[i].tls);
         h2o_socketpool_dispose(&cw->endpoints[i].pool);
+    }
     h2o_timeout_unlink(&cw->kick_entry);
     h2o_timeout_dispose(cw->loop, &cw->kick_timeout);
     h2o_timeout_dispose(cw->loop, &cw->io_timeout);

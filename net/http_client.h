@@ -13,9 +13,11 @@
  * response body cap, and a connect deadline and a total deadline per request, kept in a min-heap
  * behind one timerfd per worker so that any mix of timeouts costs one wake-up each.
  *
- * Endpoints are registered before the runtime starts. https is refused (NET_HTTP_ERR_UNSUPPORTED):
- * the design asks for wolfSSL, and h2o 2.2.5's client speaks TLS only through OpenSSL, so TLS
- * would need a client of its own; until then, put a TLS-terminating proxy on loopback.
+ * Endpoints are registered before the runtime starts. https endpoints go through wolfSSL
+ * (net/tls_client.h, since h2o 2.2.5's client speaks TLS only through OpenSSL) with the same
+ * queueing, limits, deadlines and response message; the connect deadline then covers the TLS
+ * handshake too. The server's certificate must chain to a CA in `ca_file` and name the URL's
+ * host; only TLS 1.2 and later are spoken.
  *
  * No pipelining (h2o's client does not do it): one request per connection at a time.
  */
@@ -49,8 +51,11 @@ typedef enum en_net_http_err_t {
     NET_HTTP_ERR_CLOSED = -7,          /* the peer closed before the response was complete */
     NET_HTTP_ERR_BAD_RESPONSE = -8,    /* not HTTP/1.x, or a malformed head or chunk */
     NET_HTTP_ERR_TOO_LARGE = -9,       /* the body exceeds max_response_bytes */
-    NET_HTTP_ERR_UNSUPPORTED = -10,    /* https (see above), or a scheme other than http */
+    NET_HTTP_ERR_UNSUPPORTED = -10,    /* a scheme other than http and https */
     NET_HTTP_ERR_NO_MEMORY = -11,
+    NET_HTTP_ERR_TLS = -12, /* https: the handshake failed (certificate untrusted or for another
+                               host, no common protocol) or the TLS stream broke; not sent when
+                               it happened in the handshake (see maybe_sent) */
 } net_http_err_t;
 
 /** Limits and defaults; a zero field takes the default shown. */
@@ -63,6 +68,9 @@ typedef struct st_net_http_client_config_t {
     uint32_t timeout_ms;         /* default total per request, queueing included (10000) */
     uint32_t max_timeout_ms;     /* per-request timeouts are clamped to this (120000) */
     uint32_t idle_timeout_ms;    /* an idle kept-alive connection is closed after this (20000) */
+    /* PEM file of the CAs trusted for https, read when the first https endpoint is added
+     * (NULL: the system bundle, /etc/ssl/certs/ca-certificates.crt) */
+    const char *ca_file;
 } net_http_client_config_t;
 
 /** One extra request header. */
@@ -108,9 +116,10 @@ typedef struct st_net_http_client_t net_http_client_t;
 
 /** Creates a client with `config` (NULL: all defaults). Before the runtime starts. */
 net_http_client_t *net_http_client_create(const net_http_client_config_t *config);
-/** Registers the endpoint at `url` ("http://host[:port][/base/path]"; host is an IPv4 literal or
- * a name, resolved by h2o's resolver threads). Returns its index (>= 0), or a negative
- * net_http_err_t with a reason in `err`. Before the runtime starts. */
+/** Registers the endpoint at `url` ("http[s]://host[:port][/base/path]"; host is an IPv4 literal
+ * or a name, resolved by h2o's resolver threads; for https, a name the certificate must match).
+ * Returns its index (>= 0), or a negative net_http_err_t with a reason in `err`. Before the runtime
+ * starts. */
 int net_http_client_add_endpoint(net_http_client_t *client, const char *url, char *err,
                                  size_t err_size);
 /** Wraps `inner` (which must be net_http_waiter's) into the waiter that also runs this client
