@@ -347,7 +347,8 @@ static int chain__siwe_optional(chain_siwe_t *m, chain__siwe_lines_t *c)
     int ret;
     if (chain__siwe_field(c, "Expiration Time: ", &v)) {
         m->has_expiration_time = true;
-        if ((ret = chain__siwe_time(m, "expirationTime", v, false, &m->expiration_time)) != CHAIN_OK)
+        if ((ret = chain__siwe_time(m, "expirationTime", v, false, &m->expiration_time)) !=
+            CHAIN_OK)
             return ret;
     }
     if (chain__siwe_field(c, "Not Before: ", &v)) {
