@@ -10,6 +10,7 @@
 #include <sys/random.h>
 #include <time.h>
 #include "actors/api_internal.h"
+#include "chain/abi.h"
 #include "chain/hex.h"
 #include "net/http_async.h"
 #include "net/http_util.h"
@@ -30,7 +31,7 @@
 #define LIST_LIMIT_DEFAULT 50
 #define LIST_LIMIT_MAX 200
 
-static int st_insert, st_get, st_list;
+static int st_insert, st_get, st_list, st_set_status;
 
 void api__intents_register_statements(void)
 {
@@ -49,6 +50,17 @@ void api__intents_register_statements(void)
     /* another user's intent is simply not found: 404, never 403, so ids reveal nothing */
     st_get = store_pg_statement("intent_get", "SELECT " INTENT_COLUMNS " FROM intents"
                                               " WHERE id = $1::uuid AND owner_id = $2::uuid");
+    /* the conditional update of a state change: it applies only if nobody changed the status
+     * since it was read (no row back: 409), and audits itself in the same statement */
+    st_set_status = store_pg_statement(
+        "intent_set_status",
+        "WITH i AS (UPDATE intents SET status = $3,"
+        "   signature = coalesce(decode($5, 'hex'), signature),"
+        "   delay_reason = CASE WHEN $3 = 'delayed' THEN delay_reason END, updated_at = now()"
+        "   WHERE id = $1::uuid AND owner_id = $2::uuid AND status = $4 RETURNING *),"
+        " a AS (INSERT INTO audit_log (user_id, actor, action, subject_id, remote_ip)"
+        "   SELECT owner_id, 'user', $6, id, $7::inet FROM i)"
+        " SELECT " INTENT_COLUMNS " FROM i");
     st_list = store_pg_statement("intent_list",
                                  "SELECT " INTENT_COLUMNS " FROM intents WHERE owner_id = $1::uuid"
                                  " AND ($2::text IS NULL OR status = $2)"
@@ -221,6 +233,8 @@ static int query(api_t *api, h2o_req_t *req, const intent_call_t *st, int statem
     }
     return 0;
 }
+
+void api__intents_change_routes(api_t *api, net_router_t *router);
 
 /* ---- POST /api/intents ---- */
 
@@ -438,4 +452,208 @@ void api__intents_routes(api_t *api, net_router_t *router)
         err = net_router_add(router, "GET", "/api/intents/:id", on_get, api);
     if (err != NULL)
         rt_log_fatal("api", "intent routes: %s", err);
+    api__intents_change_routes(api, router);
+}
+
+/* ---- state changes: POST .../signature, .../pause, .../resume, DELETE ---- */
+
+/* Read the intent, decide with the pure transition table, then update it only if its status is
+ * still the one read: two round trips, and no lock held across them. */
+typedef struct st_change_call_t {
+    api_t *api;
+    api_user_t user;
+    intent_action_t action;
+    const char *audit_action;
+    bool updating; /* second step */
+    bool has_signature;
+    uint8_t signature[CHAIN_SIG_LEN];
+    char id[37], ip[INET6_ADDRSTRLEN];
+} change_call_t;
+
+/* The answer of a state change: the intent, and for a cancel the revoke transaction. */
+static json_t *change_answer(change_call_t *st, const intent_t *in)
+{
+    json_t *intent = intent_to_json(in);
+    if (intent == NULL || st->action != INTENT_CANCEL)
+        return intent;
+    chain_intent_t terms;
+    intent_signed_terms(in, &terms);
+    uint8_t data[1024];
+    char data_hex[2 * sizeof(data) + 3], to[CHAIN_ADDR_STR_SIZE];
+    size_t len;
+    if (chain_abi_revoke(data, sizeof(data), &len, &terms) != CHAIN_OK) {
+        json_decref(intent);
+        return NULL;
+    }
+    chain_hex_encode(data_hex, sizeof(data_hex), data, len, CHAIN_HEX_0X);
+    chain_addr_format(&in->registry, to);
+    json_object_set_new(intent, "revoke",
+                        json_pack("{s:s, s:s, s:I}", "to", to, "data", data_hex, "chainId",
+                                  (json_int_t)in->chain_id));
+    return intent;
+}
+
+/* Checks the owner's signature over the intent's terms and keeps it in the form the registry
+ * takes (v 27/28, low s). */
+static bool verify_and_normalize(const intent_t *in, uint8_t sig[CHAIN_SIG_LEN])
+{
+    uint8_t normalized[CHAIN_SIG_LEN];
+    if (intent_verify_signature(in, sig, normalized) != CHAIN_OK)
+        return false;
+    memcpy(sig, normalized, CHAIN_SIG_LEN);
+    return true;
+}
+
+/* First step done: decide, then answer or send the conditional update. */
+static void decide_change(net_http_async_t *call, h2o_req_t *req, const PGresult *res)
+{
+    change_call_t *st = net_http_async_state(call);
+    intent_t in;
+    if (PQntuples(res) != 1) {
+        net_problem_not_found(req, "no such intent");
+    } else if (!row_to_intent(st->api, &st->user, res, 0, &in)) {
+        net_problem_internal(req);
+    } else if (st->action == INTENT_SIGN && st->has_signature &&
+               !verify_and_normalize(&in, st->signature)) {
+        api__audit_refusal(st->api, req, st->user.id, "intent.refused", "signature");
+        net_problem_unauthorized(req, "the signature is not the owner's over these terms");
+    } else {
+        intent_status_t next = intent_transition(in.status, st->action);
+        if (next == INTENT_CONFLICT) {
+            net_problem_conflict(req, "the intent's status does not allow this");
+        } else if (next == in.status) { /* a repeat: answer the same */
+            net_json_send(req, 200, change_answer(st, &in));
+        } else {
+            char sig_hex[2 * CHAIN_SIG_LEN + 1];
+            chain_hex_encode(sig_hex, sizeof(sig_hex), st->signature, CHAIN_SIG_LEN, 0);
+            const char *params[] = {st->id,
+                                    st->user.id,
+                                    intent_status_name(next),
+                                    intent_status_name(in.status),
+                                    st->has_signature ? sig_hex : NULL,
+                                    st->audit_action,
+                                    st->ip};
+            store_pg_t *pg = api__pool(st->api);
+            st->updating = true;
+            if (pg != NULL &&
+                store_pg_query(pg, net_http_async_actor(call), 1, st_set_status, 7, params))
+                return; /* the call goes on */
+            net_problem_unavailable(req, 1);
+        }
+    }
+    net_http_async_end(call);
+}
+
+static void change_answered(net_http_async_t *call, rt_msg_t *msg)
+{
+    h2o_req_t *req = net_http_async_req(call);
+    change_call_t *st = net_http_async_state(call);
+    if (msg->type != STORE_PG_MSG_RESULT)
+        return;
+    store_pg_result_t *r = rt_msg_payload(msg);
+    intent_t in;
+    if (req == NULL) {
+        /* the client left */
+    } else if (r->status != STORE_PG_OK) {
+        api__answer_store_failure(req, r);
+    } else if (!st->updating) {
+        decide_change(call, req, r->results[0]);
+        return;
+    } else if (PQntuples(r->results[0]) != 1) {
+        net_problem_conflict(req, "the intent changed meanwhile: read it and retry");
+    } else if (!row_to_intent(st->api, &st->user, r->results[0], 0, &in)) {
+        net_problem_internal(req);
+    } else {
+        net_json_send(req, 200, change_answer(st, &in));
+    }
+    net_http_async_end(call);
+}
+
+static int begin_change(api_t *api, h2o_req_t *req, const net_router_match_t *match,
+                        change_call_t *st)
+{
+    h2o_iovec_t id = net_router_param(match, "id");
+    if (id.base == NULL || !is_uuid(id.base, id.len))
+        return net_problem_not_found(req, "no such intent");
+    snprintf(st->id, sizeof(st->id), "%.*s", (int)id.len, id.base);
+    api__peer_ip(req, st->ip);
+    store_pg_t *pg = api__pool(api);
+    if (pg == NULL)
+        return net_problem_unavailable(req, 5);
+    net_http_async_t *call = net_http_async_begin(req, change_answered, sizeof(change_call_t));
+    *(change_call_t *)net_http_async_state(call) = *st;
+    const char *params[] = {st->id, st->user.id};
+    if (!store_pg_query(pg, net_http_async_actor(call), 0, st_get, 2, params)) {
+        net_http_async_end(call);
+        return net_problem_unavailable(req, 1);
+    }
+    return 0;
+}
+
+static int on_change(h2o_req_t *req, const net_router_match_t *match, api_t *api,
+                     intent_action_t action, const char *audit_action)
+{
+    change_call_t st = {.api = api, .action = action, .audit_action = audit_action};
+    if (!api__authenticate(api, req, &st.user))
+        return 0;
+    return begin_change(api, req, match, &st);
+}
+
+static int on_pause(h2o_req_t *req, const net_router_match_t *match, void *data)
+{
+    return on_change(req, match, data, INTENT_PAUSE, "intent.pause");
+}
+
+static int on_resume(h2o_req_t *req, const net_router_match_t *match, void *data)
+{
+    return on_change(req, match, data, INTENT_RESUME, "intent.resume");
+}
+
+static int on_cancel(h2o_req_t *req, const net_router_match_t *match, void *data)
+{
+    return on_change(req, match, data, INTENT_CANCEL, "intent.cancel");
+}
+
+static int on_signature(h2o_req_t *req, const net_router_match_t *match, void *data)
+{
+    api_t *api = data;
+    change_call_t st = {.api = api, .action = INTENT_SIGN, .audit_action = "intent.sign"};
+    if (!api__authenticate(api, req, &st.user))
+        return 0;
+    static const net_json_field_t fields[] = {
+        {"signature", NET_JSON_STRING, NET_JSON_REQUIRED, 140, 0, 0}};
+    json_t *body = net_json_read(req, fields, 1);
+    if (body == NULL)
+        return 0;
+    const char *sig = net_json_get_string(body, "signature");
+    bool ok = chain_hex_decode_exact(st.signature, CHAIN_SIG_LEN, sig, strlen(sig),
+                                     CHAIN_HEX_0X_OPTIONAL) == CHAIN_OK;
+    json_decref(body);
+    if (!ok) {
+        net_json_errors_t errs;
+        net_json_errors_init(&errs);
+        net_json_errors_add(&errs, "signature", "65 bytes as 0x-prefixed hex");
+        return net_problem_bad_request(req, "the signature is malformed", &errs);
+    }
+    st.has_signature = true;
+    return begin_change(api, req, match, &st);
+}
+
+void api__intents_change_routes(api_t *api, net_router_t *router)
+{
+    struct {
+        const char *method, *path;
+        net_router_handler_fn fn;
+    } routes[] = {
+        {"POST", "/api/intents/:id/signature", on_signature},
+        {"POST", "/api/intents/:id/pause", on_pause},
+        {"POST", "/api/intents/:id/resume", on_resume},
+        {"DELETE", "/api/intents/:id", on_cancel},
+    };
+    for (size_t i = 0; i != sizeof(routes) / sizeof(routes[0]); ++i) {
+        const char *err =
+            net_router_add(router, routes[i].method, routes[i].path, routes[i].fn, api);
+        if (err != NULL)
+            rt_log_fatal("api", "route %s %s: %s", routes[i].method, routes[i].path, err);
+    }
 }

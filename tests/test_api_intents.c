@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+#include "chain/abi.h"
 #include "chain/eip712.h"
 #include "chain/hex.h"
 #include "chain/key.h"
@@ -220,5 +221,85 @@ Test(api_intents, pagination_returns_every_item_once_and_filters_by_status, .tim
                  400);
     cr_assert_eq(http("GET", "/api/intents?cursor=garbage", token, NULL, NULL, body, sizeof(body)),
                  400);
+    stop_server();
+}
+
+static char path_buf[256];
+
+static const char *intent_path(const char *id, const char *suffix)
+{
+    snprintf(path_buf, sizeof(path_buf), "/api/intents/%s%s", id, suffix);
+    return path_buf;
+}
+
+Test(api_intents, sign_pause_resume_cancel_follow_the_rules, .timeout = 60,
+     .fini = kill_leftover_server)
+{
+    start_server_env(env);
+    char token_a[4096], token_b[4096], sig[133], json[512];
+    session(KEY_A, token_a, sizeof(token_a));
+    session(KEY_B, token_b, sizeof(token_b));
+    cr_assert_eq(post_intent(token_a, "{\"name\":\"rent\",\"recipient\":\"" RECIPIENT "\","
+                                      "\"token\":\"USDC\",\"amount\":\"100.5\","
+                                      "\"frequency\":\"daily\",\"salt\":\"" SALT "\","
+                                      "\"startAt\":\"2030-01-01T09:00:00Z\"}"),
+                 201, "%s", body);
+    json_t *created = json_loads(body, 0, NULL);
+    char id[37];
+    snprintf(id, sizeof(id), "%s", str(created, "id"));
+    json_decref(created);
+    /* pausing what is not signed makes no sense */
+    cr_assert_eq(http("POST", intent_path(id, "/pause"), token_a, NULL, NULL, body, sizeof(body)),
+                 409, "%s", body);
+    /* a signature by someone else is refused; the owner's activates */
+    sign_terms(KEY_B, sig);
+    snprintf(json, sizeof(json), "{\"signature\":\"%s\"}", sig);
+    cr_assert_eq(
+        http("POST", intent_path(id, "/signature"), token_a, NULL, json, body, sizeof(body)), 401,
+        "%s", body);
+    sign_terms(KEY_A, sig);
+    snprintf(json, sizeof(json), "{\"signature\":\"%s\"}", sig);
+    cr_assert_eq(
+        http("POST", intent_path(id, "/signature"), token_b, NULL, json, body, sizeof(body)), 404,
+        "another user signed it");
+    cr_assert_eq(
+        http("POST", intent_path(id, "/signature"), token_a, NULL, json, body, sizeof(body)), 200,
+        "%s", body);
+    cr_assert_not_null(strstr(body, "\"status\":\"active\""), "%s", body);
+    /* pause twice (the same answer), resume, then another user cannot touch it */
+    cr_assert_eq(http("POST", intent_path(id, "/pause"), token_a, NULL, NULL, body, sizeof(body)),
+                 200);
+    cr_assert_not_null(strstr(body, "\"status\":\"paused\""), "%s", body);
+    cr_assert_eq(http("POST", intent_path(id, "/pause"), token_a, NULL, NULL, body, sizeof(body)),
+                 200);
+    cr_assert_eq(http("POST", intent_path(id, "/resume"), token_a, NULL, NULL, body, sizeof(body)),
+                 200);
+    cr_assert_not_null(strstr(body, "\"status\":\"active\""), "%s", body);
+    cr_assert_eq(http("POST", intent_path(id, "/pause"), token_b, NULL, NULL, body, sizeof(body)),
+                 404);
+    /* cancel: the answer carries the revoke transaction; a repeat answers the same */
+    cr_assert_eq(http("DELETE", intent_path(id, ""), token_a, NULL, NULL, body, sizeof(body)), 200,
+                 "%s", body);
+    json_t *cancelled = json_loads(body, 0, NULL);
+    cr_assert_str_eq(str(cancelled, "status"), "cancelled");
+    json_t *revoke = json_object_get(cancelled, "revoke");
+    cr_assert_str_eq(str(revoke, "to"), REGISTRY);
+    cr_assert_eq(json_integer_value(json_object_get(revoke, "chainId")), 31337);
+    uint8_t selector[4];
+    char selector_hex[11];
+    chain_abi_selector(CHAIN_ABI_SIG_REVOKE, selector);
+    chain_hex_encode(selector_hex, sizeof(selector_hex), selector, 4, CHAIN_HEX_0X);
+    cr_assert(strncmp(str(revoke, "data"), selector_hex, 10) == 0, "not a revoke call: %s",
+              str(revoke, "data"));
+    json_decref(cancelled);
+    cr_assert_eq(http("DELETE", intent_path(id, ""), token_a, NULL, NULL, body, sizeof(body)), 200);
+    cr_assert_not_null(strstr(body, "\"revoke\""));
+    cr_assert_eq(http("POST", intent_path(id, "/resume"), token_a, NULL, NULL, body, sizeof(body)),
+                 409);
+    cr_assert_str_eq(db_value("SELECT status FROM intents"), "cancelled");
+    cr_assert_str_eq(
+        db_value("SELECT string_agg(action, ',' ORDER BY id) FROM audit_log WHERE action LIKE "
+                 "'intent.%' AND action <> 'intent.refused'"),
+        "intent.create,intent.sign,intent.pause,intent.resume,intent.cancel");
     stop_server();
 }
