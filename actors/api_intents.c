@@ -443,9 +443,33 @@ static int on_list(h2o_req_t *req, const net_router_match_t *match, void *data)
     return query(api, req, &st, st_list, 5, params);
 }
 
+/* The user's delayed intents: the list with the status fixed (each carries its delayReason). */
+static int on_delayed(h2o_req_t *req, const net_router_match_t *match, void *data)
+{
+    api_t *api = data;
+    intent_call_t st = {.api = api, .kind = ANSWER_LIST};
+    if (!api__authenticate(api, req, &st.user))
+        return 0;
+    char status[32], cursor_time[24], cursor_id[37], limit[16];
+    if (!list_params(req, status, cursor_time, cursor_id, &st.limit))
+        return 0;
+    if (status[0] != '\0' && strcmp(status, "delayed") != 0) {
+        net_json_errors_t errs;
+        net_json_errors_init(&errs);
+        net_json_errors_add(&errs, "status", "this list holds delayed intents only");
+        return net_problem_bad_request(req, "invalid query parameters", &errs);
+    }
+    snprintf(limit, sizeof(limit), "%d", st.limit + 1);
+    const char *params[] = {st.user.id, "delayed", cursor_time[0] != '\0' ? cursor_time : NULL,
+                            cursor_id[0] != '\0' ? cursor_id : NULL, limit};
+    return query(api, req, &st, st_list, 5, params);
+}
+
 void api__intents_routes(api_t *api, net_router_t *router)
 {
     const char *err = net_router_add(router, "POST", "/api/intents", on_create, api);
+    if (err == NULL)
+        err = net_router_add(router, "GET", "/api/intents/delayed", on_delayed, api);
     if (err == NULL)
         err = net_router_add(router, "GET", "/api/intents", on_list, api);
     if (err == NULL)

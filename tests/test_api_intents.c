@@ -216,6 +216,20 @@ Test(api_intents, pagination_returns_every_item_once_and_filters_by_status, .tim
     cr_assert_eq(http("GET", "/api/intents?status=pending_signature&limit=200", token, NULL, NULL,
                       body, sizeof(body)),
                  200);
+    /* delayed intents (the engine delays them; here: one set so by hand) and only those */
+    db_exec(db_url, "UPDATE intents SET status = 'delayed', delay_reason = 'gas_price_above_cap',"
+                    " signature = decode(repeat('44', 65), 'hex')"
+                    " WHERE name = 'n3'");
+    cr_assert_eq(http("GET", "/api/intents/delayed", token, NULL, NULL, body, sizeof(body)), 200,
+                 "%s", body);
+    json_t *delayed = json_loads(body, 0, NULL);
+    json_t *items = json_object_get(delayed, "items");
+    cr_assert_eq(json_array_size(items), 1, "%s", body);
+    cr_assert_str_eq(str(json_array_get(items, 0), "delayReason"), "gas_price_above_cap");
+    json_decref(delayed);
+    cr_assert_eq(
+        http("GET", "/api/intents/delayed?status=active", token, NULL, NULL, body, sizeof(body)),
+        400);
     cr_assert_eq(http("GET", "/api/intents?limit=0", token, NULL, NULL, body, sizeof(body)), 400);
     cr_assert_eq(http("GET", "/api/intents?status=nope", token, NULL, NULL, body, sizeof(body)),
                  400);
