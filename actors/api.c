@@ -473,27 +473,29 @@ static int on_profile_patch(h2o_req_t *req, const net_router_match_t *match, voi
 
 /* ---- life cycle ---- */
 
+void api__add_routes(api_t *api, net_router_t *router, const api_route_t *routes, size_t n)
+{
+    for (size_t i = 0; i != n; ++i) {
+        const char *err =
+            net_router_add(router, routes[i].method, routes[i].path, routes[i].fn, api);
+        if (err != NULL)
+            rt_log_fatal("api", "route %s %s: %s", routes[i].method, routes[i].path, err);
+    }
+}
+
 api_t *api_create(const api_config_t *config, store_pg_t *pg, net_router_t *router)
 {
     api_t *api = calloc(1, sizeof(*api));
     assert(api != NULL && config->jwt_keys != NULL);
     api->config = *config;
     atomic_store(&api->pg, pg);
-    struct {
-        const char *method, *path;
-        net_router_handler_fn fn;
-    } routes[] = {
+    static const api_route_t routes[] = {
         {"POST", "/api/auth/nonce", on_nonce},
         {"POST", "/api/auth/wallet", on_wallet},
         {"GET", "/api/user/profile", on_profile_get},
         {"PATCH", "/api/user/profile", on_profile_patch},
     };
-    for (size_t i = 0; i != sizeof(routes) / sizeof(routes[0]); ++i) {
-        const char *err =
-            net_router_add(router, routes[i].method, routes[i].path, routes[i].fn, api);
-        if (err != NULL)
-            rt_log_fatal("api", "route %s %s: %s", routes[i].method, routes[i].path, err);
-    }
+    api__add_routes(api, router, routes, sizeof(routes) / sizeof(routes[0]));
     api__intents_routes(api, router);
     return api;
 }

@@ -274,6 +274,17 @@ static void insert_text(const intent_t *in, const intent_extras_t *ex, const uin
     api__peer_ip(req, t->ip);
 }
 
+/* Checks the owner's signature over the intent's terms and keeps it in the form the registry
+ * takes (v 27/28, low s). */
+static bool verify_and_normalize(const intent_t *in, uint8_t sig[CHAIN_SIG_LEN])
+{
+    uint8_t normalized[CHAIN_SIG_LEN];
+    if (intent_verify_signature(in, sig, normalized) != CHAIN_OK)
+        return false;
+    memcpy(sig, normalized, CHAIN_SIG_LEN);
+    return true;
+}
+
 /* Checks the body into `in`; answers (400/401/422) and returns false when it is refused. */
 static bool read_new_intent(api_t *api, h2o_req_t *req, const api_user_t *user, intent_t *in,
                             intent_extras_t *ex, uint8_t sig[CHAIN_SIG_LEN])
@@ -303,7 +314,8 @@ static bool read_new_intent(api_t *api, h2o_req_t *req, const api_user_t *user, 
         return false;
     }
     if (ex->has_signature) {
-        if (intent_verify_signature(in, ex->signature, sig) != CHAIN_OK) {
+        memcpy(sig, ex->signature, CHAIN_SIG_LEN);
+        if (!verify_and_normalize(in, sig)) {
             api__audit_refusal(api, req, user->id, "intent.refused", "inline signature");
             net_problem_unauthorized(req, "the signature is not the owner's over these terms");
             return false;
@@ -427,15 +439,24 @@ static bool list_params(h2o_req_t *req, char *status, char *cursor_time, char *c
     return false;
 }
 
-static int on_list(h2o_req_t *req, const net_router_match_t *match, void *data)
+/* Lists the user's intents; `fixed_status` (the delayed list) refuses any other ?status=. */
+static int list_intents(api_t *api, h2o_req_t *req, const char *fixed_status)
 {
-    api_t *api = data;
     intent_call_t st = {.api = api, .kind = ANSWER_LIST};
     if (!api__authenticate(api, req, &st.user))
         return 0;
     char status[32], cursor_time[24], cursor_id[37], limit[16];
     if (!list_params(req, status, cursor_time, cursor_id, &st.limit))
         return 0;
+    if (fixed_status != NULL) {
+        if (status[0] != '\0' && strcmp(status, fixed_status) != 0) {
+            net_json_errors_t errs;
+            net_json_errors_init(&errs);
+            net_json_errors_add(&errs, "status", "this list holds %s intents only", fixed_status);
+            return net_problem_bad_request(req, "invalid query parameters", &errs);
+        }
+        snprintf(status, sizeof(status), "%s", fixed_status);
+    }
     snprintf(limit, sizeof(limit), "%d", st.limit + 1); /* one more: is there a next page? */
     const char *params[] = {st.user.id, status[0] != '\0' ? status : NULL,
                             cursor_time[0] != '\0' ? cursor_time : NULL,
@@ -443,39 +464,26 @@ static int on_list(h2o_req_t *req, const net_router_match_t *match, void *data)
     return query(api, req, &st, st_list, 5, params);
 }
 
-/* The user's delayed intents: the list with the status fixed (each carries its delayReason). */
+static int on_list(h2o_req_t *req, const net_router_match_t *match, void *data)
+{
+    return list_intents(data, req, NULL);
+}
+
+/* The user's delayed intents, each with its delayReason. */
 static int on_delayed(h2o_req_t *req, const net_router_match_t *match, void *data)
 {
-    api_t *api = data;
-    intent_call_t st = {.api = api, .kind = ANSWER_LIST};
-    if (!api__authenticate(api, req, &st.user))
-        return 0;
-    char status[32], cursor_time[24], cursor_id[37], limit[16];
-    if (!list_params(req, status, cursor_time, cursor_id, &st.limit))
-        return 0;
-    if (status[0] != '\0' && strcmp(status, "delayed") != 0) {
-        net_json_errors_t errs;
-        net_json_errors_init(&errs);
-        net_json_errors_add(&errs, "status", "this list holds delayed intents only");
-        return net_problem_bad_request(req, "invalid query parameters", &errs);
-    }
-    snprintf(limit, sizeof(limit), "%d", st.limit + 1);
-    const char *params[] = {st.user.id, "delayed", cursor_time[0] != '\0' ? cursor_time : NULL,
-                            cursor_id[0] != '\0' ? cursor_id : NULL, limit};
-    return query(api, req, &st, st_list, 5, params);
+    return list_intents(data, req, "delayed");
 }
 
 void api__intents_routes(api_t *api, net_router_t *router)
 {
-    const char *err = net_router_add(router, "POST", "/api/intents", on_create, api);
-    if (err == NULL)
-        err = net_router_add(router, "GET", "/api/intents/delayed", on_delayed, api);
-    if (err == NULL)
-        err = net_router_add(router, "GET", "/api/intents", on_list, api);
-    if (err == NULL)
-        err = net_router_add(router, "GET", "/api/intents/:id", on_get, api);
-    if (err != NULL)
-        rt_log_fatal("api", "intent routes: %s", err);
+    static const api_route_t routes[] = {
+        {"POST", "/api/intents", on_create},
+        {"GET", "/api/intents/delayed", on_delayed},
+        {"GET", "/api/intents", on_list},
+        {"GET", "/api/intents/:id", on_get},
+    };
+    api__add_routes(api, router, routes, sizeof(routes) / sizeof(routes[0]));
     api__intents_change_routes(api, router);
 }
 
@@ -515,17 +523,6 @@ static json_t *change_answer(change_call_t *st, const intent_t *in)
                         json_pack("{s:s, s:s, s:I}", "to", to, "data", data_hex, "chainId",
                                   (json_int_t)in->chain_id));
     return intent;
-}
-
-/* Checks the owner's signature over the intent's terms and keeps it in the form the registry
- * takes (v 27/28, low s). */
-static bool verify_and_normalize(const intent_t *in, uint8_t sig[CHAIN_SIG_LEN])
-{
-    uint8_t normalized[CHAIN_SIG_LEN];
-    if (intent_verify_signature(in, sig, normalized) != CHAIN_OK)
-        return false;
-    memcpy(sig, normalized, CHAIN_SIG_LEN);
-    return true;
 }
 
 /* First step done: decide, then answer or send the conditional update. */
@@ -665,19 +662,11 @@ static int on_signature(h2o_req_t *req, const net_router_match_t *match, void *d
 
 void api__intents_change_routes(api_t *api, net_router_t *router)
 {
-    struct {
-        const char *method, *path;
-        net_router_handler_fn fn;
-    } routes[] = {
+    static const api_route_t routes[] = {
         {"POST", "/api/intents/:id/signature", on_signature},
         {"POST", "/api/intents/:id/pause", on_pause},
         {"POST", "/api/intents/:id/resume", on_resume},
         {"DELETE", "/api/intents/:id", on_cancel},
     };
-    for (size_t i = 0; i != sizeof(routes) / sizeof(routes[0]); ++i) {
-        const char *err =
-            net_router_add(router, routes[i].method, routes[i].path, routes[i].fn, api);
-        if (err != NULL)
-            rt_log_fatal("api", "route %s %s: %s", routes[i].method, routes[i].path, err);
-    }
+    api__add_routes(api, router, routes, sizeof(routes) / sizeof(routes[0]));
 }

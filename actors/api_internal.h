@@ -34,6 +34,14 @@ void api__audit_refusal(api_t *api, h2o_req_t *req, const char *user_id, const c
                         const char *reason);
 /** Verifies the bearer token into `user`; otherwise answers 401, audits, and returns false. */
 bool api__authenticate(api_t *api, h2o_req_t *req, api_user_t *user);
+/** One route of a table for api__add_routes. */
+typedef struct st_api_route_t {
+    const char *method, *path;
+    net_router_handler_fn fn;
+} api_route_t;
+
+/** Adds `n` routes with `api` as their data; a bad table is a programming error (fatal). */
+void api__add_routes(api_t *api, net_router_t *router, const api_route_t *routes, size_t n);
 /** Registers the intents' statements. */
 void api__intents_register_statements(void);
 /** Adds the intents' routes. */
