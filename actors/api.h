@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "actors/intent_model.h"
+#include "chain/rpc.h"
 #include "net/http_server.h"
 #include "net/jwt.h"
 #include "net/router.h"
@@ -32,6 +33,11 @@ typedef struct st_api_config_t {
     chain_addr_t registry;              /* the intent registry (EIP-712 verifyingContract) */
     const intent_token_t *tokens;       /* the token registry: symbol, address, decimals */
     size_t num_tokens;
+    chain_rpc_t *rpc; /* the chain (NULL: none; balances and gas prices answer 503) */
+    /* Called (on the worker that answered) after a change to an intent is committed: creation,
+     * signature, patch, pause, resume, cancel. The engine takes it from there. May be NULL. */
+    void (*intent_changed)(void *ctx, const char *intent_id);
+    void *intent_changed_ctx;
 } api_config_t;
 
 typedef struct st_api_t api_t;

@@ -13,6 +13,8 @@
 #include "actors/api.h"
 #include "actors/deploy.h"
 #include "actors/ops_routes.h"
+#include "chain/rpc.h"
+#include "net/http_client.h"
 #include "net/http_server.h"
 #include "runtime/config.h"
 #include "runtime/log.h"
@@ -47,7 +49,10 @@ static rt_option_t options[] = {
     {"DATA_ENCRYPTION_KEY", NULL,
      "64 hex digits: AES-256-GCM key for sensitive columns (unset: e-mail cannot be stored)", true,
      NULL},
-    {"RPC_URL", NULL, "JSON-RPC URL of the EVM chain (not used yet)", false, NULL},
+    {"RPC_URL", NULL,
+     "JSON-RPC URL(s) of the EVM chain, comma-separated in order of preference (unset: no chain, "
+     "balances and gas prices answer 503)",
+     false, NULL},
     {"CHAIN_ID", "31337", "EVM chain id that sign-in messages must name", false, NULL},
     {"CRONOS_TESTNET_RPC", NULL, "Cronos testnet JSON-RPC URL (not used yet)", false, NULL},
     {"CRONOS_MAINNET_RPC", NULL, "Cronos mainnet JSON-RPC URL (not used yet)", false, NULL},
@@ -133,6 +138,43 @@ static bool open_stores(rt_runtime_t *rt, ops_deps_t *deps)
     return true;
 }
 
+/* The JSON-RPC client of the chain, over an HTTP client that runs on the workers' h2o loops.
+ * NULL (and no error) when RPC_URL is unset. */
+#define MAX_RPC_URLS 4
+
+typedef struct st_chain_setup_t {
+    char urls_text[1024];
+    const char *urls[MAX_RPC_URLS];
+    net_http_client_t *http;
+    chain_rpc_t *rpc;
+} chain_setup_t;
+
+static bool setup_chain(chain_setup_t *c)
+{
+    const char *list = rt_config_find(options, NUM_OPTIONS, "RPC_URL")->value;
+    c->http = net_http_client_create(NULL);
+    if (c->http == NULL)
+        return false;
+    if (list == NULL) {
+        rt_log_warn("main", "RPC_URL is not set: running without a chain");
+        return true;
+    }
+    snprintf(c->urls_text, sizeof(c->urls_text), "%s", list);
+    size_t n = 0;
+    char *save = NULL;
+    for (char *url = strtok_r(c->urls_text, ",", &save); url != NULL && n < MAX_RPC_URLS;
+         url = strtok_r(NULL, ",", &save))
+        c->urls[n++] = url;
+    char err[256];
+    c->rpc = chain_rpc_create(&(chain_rpc_config_t){.urls = c->urls, .num_urls = n}, c->http, err,
+                              sizeof(err));
+    if (c->rpc == NULL) {
+        fprintf(stderr, "intentd: RPC_URL: %s\n", err);
+        return false;
+    }
+    return true;
+}
+
 static void close_stores(ops_deps_t *deps)
 {
     if (deps->pg != NULL)
@@ -192,7 +234,7 @@ static bool load_tokens(api_setup_t *s)
     return true;
 }
 
-static bool setup_api(api_setup_t *s, net_http_server_t *http, int64_t port)
+static bool setup_api(api_setup_t *s, net_http_server_t *http, int64_t port, chain_rpc_t *rpc)
 {
     char err[256], random_secret[65];
     const char *secret = rt_config_find(options, NUM_OPTIONS, "JWT_SECRET")->value;
@@ -253,7 +295,8 @@ static bool setup_api(api_setup_t *s, net_http_server_t *http, int64_t port)
                            .nonce_ttl_s = nonce_ttl,
                            .session_ttl_s = session_ttl,
                            .jwt_keys = s->jwt_keys,
-                           .data_key = s->data_key};
+                           .data_key = s->data_key,
+                           .rpc = rpc};
     s->api = api_create(&config, NULL, s->router);
     net_http_route(http, "/", net_router_handle, s->router); /* after the ops routes */
     return true;
@@ -321,10 +364,13 @@ int main(int argc, char **argv)
     net_http_server_t *http = net_http_create(bind_address, (uint16_t)port);
     if (http == NULL)
         return 2;
+    static chain_setup_t chain;
+    if (!setup_chain(&chain))
+        return 2;
     rt_config_t rt_config = {.workers = (int)workers,
                              .ring_entries = (unsigned)ring_entries,
                              .drain_timeout_ms = (uint64_t)drain_ms,
-                             .waiter = net_http_waiter(http)};
+                             .waiter = net_http_client_waiter(chain.http, net_http_waiter(http))};
     rt_config_log(options, NUM_OPTIONS);
     const char *database_url = rt_config_find(options, NUM_OPTIONS, "DATABASE_URL")->value;
     if (database_url != NULL && !run_migrations(database_url))
@@ -336,7 +382,7 @@ int main(int argc, char **argv)
     deps.rt = rt;
     ops_routes_register(http, &deps);
     static api_setup_t api;
-    if (!setup_api(&api, http, port))
+    if (!setup_api(&api, http, port, chain.rpc))
         return 2;
 
     if (!rt_runtime_start(rt)) {
@@ -351,6 +397,8 @@ int main(int argc, char **argv)
         net_http_free(http);
         return 2;
     }
+    if (chain.rpc != NULL)
+        chain_rpc_start(chain.rpc, rt);
     api_attach_store(api.api, deps.pg);
     rt_log_info("main", "listening on http://%s:%d with %d workers", bind_address, (int)port,
                 rt->num_workers);
@@ -364,9 +412,14 @@ int main(int argc, char **argv)
     if (!rt_runtime_begin_drain(rt))
         rt_log_warn("main", "requests still in flight at the drain deadline");
     api_attach_store(api.api, NULL);
+    if (chain.rpc != NULL)
+        chain_rpc_stop(chain.rpc);
     close_stores(&deps);
     rt_runtime_shutdown(rt);
     rt_runtime_join_and_free(rt);
+    if (chain.rpc != NULL)
+        chain_rpc_free(chain.rpc);
+    net_http_client_free(chain.http);
     net_http_free(http);
     teardown_api(&api);
     rt_log_info("main", "stopped");
