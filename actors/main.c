@@ -145,6 +145,7 @@ static bool open_stores(rt_runtime_t *rt, ops_deps_t *deps)
 typedef struct st_chain_setup_t {
     char urls_text[1024];
     const char *urls[MAX_RPC_URLS];
+    size_t num_urls;
     net_http_client_t *http;
     chain_rpc_t *rpc;
 } chain_setup_t;
@@ -165,6 +166,7 @@ static bool setup_chain(chain_setup_t *c)
     for (char *url = strtok_r(c->urls_text, ",", &save); url != NULL && n < MAX_RPC_URLS;
          url = strtok_r(NULL, ",", &save))
         c->urls[n++] = url;
+    c->num_urls = n;
     char err[256];
     c->rpc = chain_rpc_create(&(chain_rpc_config_t){.urls = c->urls, .num_urls = n}, c->http, err,
                               sizeof(err));
@@ -399,6 +401,8 @@ int main(int argc, char **argv)
     }
     if (chain.rpc != NULL)
         chain_rpc_start(chain.rpc, rt);
+    deps.rpc = chain.rpc;
+    deps.rpc_endpoints = chain.num_urls;
     api_attach_store(api.api, deps.pg);
     rt_log_info("main", "listening on http://%s:%d with %d workers", bind_address, (int)port,
                 rt->num_workers);

@@ -36,8 +36,21 @@ static int on_healthz(h2o_req_t *req, void *data)
     return 0;
 }
 
-/* Readiness: the database is required (503 without it), Redis is not (the service degrades to
- * per-process rate limits), so its state is reported but does not fail the check. */
+/* Readiness: the database is required (503 without it); Redis and the chain are not (the service
+ * degrades: per-process rate limits; intents wait as chain_unavailable), so their states are
+ * reported but do not fail the check. */
+/* The chain is up while at least one endpoint's circuit breaker lets calls through; the breakers
+ * see every call's outcome, so this costs no request of its own. */
+static const char *chain_state(const ops_deps_t *deps)
+{
+    if (deps->rpc == NULL)
+        return "not_configured";
+    for (size_t i = 0; i != deps->rpc_endpoints; ++i)
+        if (chain_rpc_breaker_state(deps->rpc, i) != CHAIN_RPC_BREAKER_OPEN)
+            return "up";
+    return "down";
+}
+
 static int on_readyz(h2o_req_t *req, void *data)
 {
     ops_deps_t *deps = data;
@@ -59,9 +72,9 @@ static int on_readyz(h2o_req_t *req, void *data)
                                                                 : "down";
     bool ready = strcmp(db, "up") == 0;
     char body[256];
-    int len =
-        snprintf(body, sizeof(body), "{\"status\":\"%s\",\"database\":\"%s\",\"cache\":\"%s\"}",
-                 ready ? "ready" : "unavailable", db, cache);
+    int len = snprintf(body, sizeof(body),
+                       "{\"status\":\"%s\",\"database\":\"%s\",\"cache\":\"%s\",\"chain\":\"%s\"}",
+                       ready ? "ready" : "unavailable", db, cache, chain_state(deps));
     net_http_respond(req, ready ? 200 : 503, ready ? "OK" : "Service Unavailable",
                      "application/json", h2o_strdup(&req->pool, body, (size_t)len).base,
                      (size_t)len);

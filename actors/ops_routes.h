@@ -7,6 +7,7 @@
 #define ACTORS_OPS_ROUTES_H
 
 #include "net/http_server.h"
+#include "chain/rpc.h"
 #include "runtime/worker.h"
 #include "store/pg.h"
 #include "store/redis.h"
@@ -16,7 +17,9 @@ typedef struct st_ops_deps_t {
     rt_runtime_t *rt;
     store_pg_t *pg;
     store_redis_t *redis;
-    _Atomic int closing; /* set before the stores are closed: /readyz then answers 503 */
+    chain_rpc_t *rpc;     /* the chain's JSON-RPC client */
+    size_t rpc_endpoints; /* how many endpoints it has */
+    _Atomic int closing;  /* set before the stores are closed: /readyz then answers 503 */
 } ops_deps_t;
 
 /** Registers /healthz, /readyz and /metrics on `http`; `deps` must outlive the server. */
