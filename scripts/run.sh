@@ -67,6 +67,23 @@ if [[ -z ${CHAIN_ID:-} ]]; then
 fi
 export DATABASE_URL REDIS_URL RPC_URL CHAIN_ID
 
+# ---- development secrets -----------------------------------------------------------------------
+# Drawn once per checkout and kept (mode 600) so that sessions and encrypted e-mail addresses
+# survive a restart; a JWT_SECRET or DATA_ENCRYPTION_KEY already in the environment wins.
+SECRETS_FILE=$ROOT/.local/secrets.env
+if [[ ! -s $SECRETS_FILE ]]; then
+    (
+        umask 077
+        printf 'export JWT_SECRET=%s\nexport DATA_ENCRYPTION_KEY=%s\n' \
+            "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" \
+            "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" >"$SECRETS_FILE"
+    )
+fi
+while IFS= read -r line; do
+    [[ $line =~ ^export\ (JWT_SECRET|DATA_ENCRYPTION_KEY)=([0-9a-f]{64})$ ]] || continue
+    [[ -n ${!BASH_REMATCH[1]:-} ]] || export "${BASH_REMATCH[1]}=${BASH_REMATCH[2]}"
+done <"$SECRETS_FILE"
+
 # ---- settings file ----------------------------------------------------------------------------
 mkdir -p "$(dirname "$ENV_FILE")"
 (
