@@ -43,7 +43,9 @@ typedef struct st_unit_t {
     uint32_t results_seen; /* statement results collected so far */
     uint32_t steps_done;   /* prepare/exec steps finished (each ends with a NULL result) */
     uint32_t nsteps;
+    bool prepare_sync_pending; /* the prepares' own Sync has not come back yet */
     uint8_t step_is_exec[2 * STORE_PG_MAX_UNIT_STATEMENTS];
+    uint16_t step_statement[2 * STORE_PG_MAX_UNIT_STATEMENTS]; /* the statement of each step */
     unit_stmt_t stmts[STORE_PG_MAX_UNIT_STATEMENTS];
     store_pg_result_t reply; /* accumulated here, copied into the reply */
 } unit_t;
@@ -265,17 +267,34 @@ static void continue_connect(rt_actor_t *self, conn_t *c)
 
 /* ---- sending units ---- */
 
+/* Prepares the unit's statements that this connection has not prepared yet, in a Sync segment of
+ * their own: inside the unit's segment, a statement of the unit that failed before them would
+ * abort the PREPAREs too, and the connection would then believe them prepared. */
+static bool send_prepares(conn_t *c, unit_t *unit)
+{
+    bool any = false;
+    for (uint32_t i = 0; i != unit->nstatements; ++i) {
+        uint32_t id = unit->stmts[i].statement;
+        uint64_t bit = UINT64_C(1) << (id % 64);
+        uint64_t *word = &c->prepared[id / 64];
+        if ((*word & bit) != 0)
+            continue;
+        if (!PQsendPrepare(c->pg, statements[id].name, statements[id].sql, 0, NULL))
+            return false;
+        *word |= bit; /* cleared again if the server refuses it (record_result) */
+        unit->step_statement[unit->nsteps] = (uint16_t)id;
+        unit->step_is_exec[unit->nsteps++] = 0;
+        any = true;
+    }
+    if (any && !PQpipelineSync(c->pg))
+        return false;
+    unit->prepare_sync_pending = any;
+    return true;
+}
+
 static bool send_statement(conn_t *c, unit_t *unit, const unit_stmt_t *us)
 {
     statement_t *st = &statements[us->statement];
-    uint64_t bit = UINT64_C(1) << (us->statement % 64);
-    uint64_t *word = &c->prepared[us->statement / 64];
-    if ((*word & bit) == 0) {
-        if (!PQsendPrepare(c->pg, st->name, st->sql, 0, NULL))
-            return false;
-        *word |= bit; /* if the server refuses it, the unit fails and the error says why */
-        unit->step_is_exec[unit->nsteps++] = 0;
-    }
     const uint32_t *offsets = (const uint32_t *)(unit + 1);
     const char *arena = (const char *)(offsets + unit->total_params);
     const char *values[STORE_PG_MAX_PARAMS];
@@ -285,6 +304,7 @@ static bool send_statement(conn_t *c, unit_t *unit, const unit_stmt_t *us)
     }
     if (!PQsendQueryPrepared(c->pg, st->name, us->nparams, values, NULL, NULL, 0))
         return false;
+    unit->step_statement[unit->nsteps] = (uint16_t)us->statement;
     unit->step_is_exec[unit->nsteps++] = 1;
     return true;
 }
@@ -293,6 +313,8 @@ static bool send_statement(conn_t *c, unit_t *unit, const unit_stmt_t *us)
 static bool send_unit(rt_actor_t *self, conn_t *c, rt_msg_t *unit_msg)
 {
     unit_t *unit = rt_msg_payload(unit_msg);
+    if (!send_prepares(c, unit))
+        return false;
     for (uint32_t i = 0; i != unit->nstatements; ++i)
         if (!send_statement(c, unit, &unit->stmts[i]))
             return false;
@@ -367,10 +389,14 @@ static void on_unit(rt_actor_t *self, conn_t *c, rt_msg_t *msg)
 
 /* ---- receiving results ---- */
 
-static void record_result(unit_t *unit, PGresult *res)
+static void record_result(conn_t *c, unit_t *unit, PGresult *res)
 {
     ExecStatusType st = PQresultStatus(res);
     bool is_exec = unit->step_is_exec[unit->steps_done];
+    if (!is_exec && st != PGRES_COMMAND_OK) { /* not prepared after all: prepare it next time */
+        uint32_t id = unit->step_statement[unit->steps_done];
+        c->prepared[id / 64] &= ~(UINT64_C(1) << (id % 64));
+    }
     if ((st == PGRES_FATAL_ERROR || st == PGRES_PIPELINE_ABORTED) &&
         unit->reply.status == STORE_PG_OK) {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -404,6 +430,10 @@ static void drain_results(rt_actor_t *self, conn_t *c)
         }
         if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
             PQclear(res);
+            if (unit->prepare_sync_pending) { /* the end of the prepares, not of the unit */
+                unit->prepare_sync_pending = false;
+                continue;
+            }
             rt_msg_t *done = c->in_flight_head;
             c->in_flight_head = unit->next_in_flight;
             if (c->in_flight_head == NULL)
@@ -413,7 +443,7 @@ static void drain_results(rt_actor_t *self, conn_t *c)
             continue;
         }
         if (unit->steps_done < unit->nsteps)
-            record_result(unit, res);
+            record_result(c, unit, res);
         else
             PQclear(res);
     }

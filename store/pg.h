@@ -27,7 +27,7 @@
 #include "runtime/actor.h"
 #include "runtime/worker.h"
 
-#define STORE_PG_MAX_STATEMENTS 64     /* registered statements, process-wide */
+#define STORE_PG_MAX_STATEMENTS 256    /* registered statements, process-wide */
 #define STORE_PG_MAX_UNIT_STATEMENTS 8 /* statements in one unit (one transaction) */
 #define STORE_PG_MAX_PARAMS 32         /* parameters of one statement */
 

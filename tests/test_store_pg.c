@@ -157,7 +157,8 @@ Test(store_migrate, audit_log_is_append_only, .fini = drop_database)
 
 /* ---- the pool, from actors ---- */
 
-static int st_add, st_insert_user, st_insert_intent, st_insert_execution, st_sleep, st_count;
+static int st_add, st_insert_user, st_insert_intent, st_insert_execution, st_sleep, st_count,
+    st_double;
 
 static void register_statements(void)
 {
@@ -184,6 +185,7 @@ static void register_statements(void)
         " '\\x02', decode(repeat('66', 32), 'hex'))");
     st_sleep = store_pg_statement("sleep", "SELECT pg_sleep($1::float8)");
     st_count = store_pg_statement("count_users", "SELECT count(*) FROM users");
+    st_double = store_pg_statement("double", "SELECT $1::int * 2"); /* first used late */
 }
 
 static void start_pool(store_pg_config_t config)
@@ -433,6 +435,32 @@ Test(store_pg, transaction_commits_all_or_nothing_and_period_is_unique, .fini = 
     cr_assert_eq(r->status, STORE_PG_ERROR, "a bad status was stored");
     cr_assert_str_eq(r->sqlstate, "23514");
 
+    rt_actor_send_stop(probe);
+    rt_actor_release(probe);
+    stop_pool();
+}
+
+/* A statement first used in a unit whose earlier statement fails: the failure must not cost the
+ * connection that statement (its PREPARE used to be aborted with the unit while the connection
+ * believed it prepared, so every later use failed until a reconnect). */
+Test(store_pg, a_failed_unit_leaves_its_statements_usable, .fini = drop_database, .timeout = 60)
+{
+    fresh_database();
+    start_pool((store_pg_config_t){.connections_per_worker = 1});
+    cr_assert(wait_connected(10000));
+    rt_actor_t *probe = rt_actor_spawn(rt, 0, submitter_behaviour, 0);
+    store_pg_result_t *r = run_unit(probe, (submission_t){.n = 2,
+                                                          .ids = {st_add, st_double},
+                                                          .nparams = {1, 1},
+                                                          .params = {{"not a number"}, {"1"}}});
+    cr_assert_eq(r->status, STORE_PG_ERROR);
+    cr_assert_str_eq(r->sqlstate, "22P02");
+    for (int i = 0; i != 3; ++i) { /* whichever connection answers, each must know it */
+        r = run_unit(
+            probe, (submission_t){.n = 1, .ids = {st_double}, .nparams = {1}, .params = {{"21"}}});
+        cr_assert_eq(r->status, STORE_PG_OK, "%s", r->message);
+        cr_assert_str_eq(probe_value[0], "42");
+    }
     rt_actor_send_stop(probe);
     rt_actor_release(probe);
     stop_pool();
