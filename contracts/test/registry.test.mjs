@@ -578,3 +578,39 @@ test('allowance or balance too low, or a token without code: the execution rever
     await expectRevert(execute(noCode, await sign(owner, noCode), 0), 'IntentRegistry: transfer failed');
     assert.equal(await registry.executedCount(intentId(noCode)), 0n);
 });
+
+// Gas per execution decides how many executions fit in a block, i.e. the engine's throughput
+// ceiling on a gas-limited chain. Measured as the executor sends them: a batch of first
+// executions (count 0: the registry's per-intent state is written for the first time) from a few
+// owners with finite allowances to one recipient, then the same intents' second executions.
+// The bound is what the packed per-intent state gives with room for compiler changes; the
+// unpacked layout (a slot each for the count, the time and the revoked flag) cost ~70k.
+const BATCH_GAS_PER_EXECUTION_MAX = 50_000n;
+
+test('gas: an executeBatch member costs at most BATCH_GAS_PER_EXECUTION_MAX', async (t) => {
+    const owners = [owner, owner2];
+    for (const o of owners) {
+        await expectSuccess(usdc.connect(o).mint(o.address, 1_000_000_000n, { gasLimit: GAS }));
+        await expectSuccess(usdc.connect(o).approve(registryAddress, 1_000_000_000n, { gasLimit: GAS }));
+    }
+    const n = 40;
+    const intents = [];
+    for (let i = 0; i < n; i++) {
+        const o = owners[i % owners.length];
+        const intent = makeIntent({ owner: o.address, amount: 1n });
+        intents.push({ intent, signature: await sign(o, intent) });
+    }
+    const perMember = async (count) => {
+        const batch = intents.map(({ intent, signature }) => ({ intent, signature, count }));
+        const receipt = await expectSuccess(registry.connect(deployer).executeBatch(batch, { gasLimit: 10_000_000n }));
+        assert.equal(events(receipt, registry, 'Executed').length, n);
+        assert.equal(events(receipt, registry, 'ExecutionFailed').length, 0);
+        return receipt.gasUsed / BigInt(n);
+    };
+    const first = await perMember(0);
+    const second = await perMember(1);
+    t.diagnostic(`gas per executeBatch member: first execution ${first}, second ${second} (batch of ${n})`);
+    assert.ok(first <= BATCH_GAS_PER_EXECUTION_MAX, `first executions cost ${first} gas each`);
+    assert.ok(second <= first, `second executions cost ${second} gas each, first ${first}`);
+    for (const { intent } of intents) assert.equal(await registry.executedCount(intentId(intent)), 2n);
+});
