@@ -1,0 +1,483 @@
+/*
+ * The event hub: events_publish, the per-worker hubs that find users' sessions, and the relay
+ * between processes over Redis pub/sub. See actors/events.h and actors/session.h.
+ *
+ * Redis. The hub that delivers an event locally also publishes it once on EVENTS_CHANNEL as
+ * "<origin> <user id> <frame>", where origin is a random id drawn at start; every process's
+ * relay actor receives all publications, ignores its own origin and hands the rest to the
+ * user's hub as "from Redis" (delivered, never published again). One hub handles a given user,
+ * on one worker's Redis connection, so one process's events of a user reach Redis in order.
+ * When Redis is down the PUBLISH is answered UNAVAILABLE at once and the event stays local:
+ * live updates are a best-effort view of what the database holds.
+ */
+#include "actors/events.h"
+#include <assert.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+#include "actors/session.h"
+#include "runtime/log.h"
+#include "runtime/worker.h"
+#include "store/redis.h"
+
+#define EVENTS_CHANNEL "intentd:events"
+#define ORIGIN_LEN 16
+#define HUB_BUCKETS_MIN 1024
+#define HUB_BUCKETS_MAX (1u << 22)
+#define STOP_WAIT_MS 5000
+
+struct st_events_t {
+    events_config_t config;
+    rt_runtime_t *rt;
+    rt_actor_t **hubs; /* one per worker, while running */
+    int num_hubs;
+    rt_actor_t *relay;
+    _Atomic int running;
+    _Atomic int hubs_stopped;
+    _Atomic(store_redis_t *) redis;
+    char origin[ORIGIN_LEN + 1];
+    events_user_hook_fn user_hook; /* set before the workers run: read without ordering */
+    void *user_hook_ctx;
+    _Atomic uint64_t published, dropped, delivered, from_redis, sockets_open, slow_closed,
+        sessions_alive;
+};
+
+/* ---- frames ---- */
+
+session_frame_t *session_frame_new(const char *text, size_t len)
+{
+    session_frame_t *f = malloc(sizeof(*f) + len);
+    if (f == NULL || len > UINT32_MAX) {
+        free(f);
+        return NULL;
+    }
+    atomic_init(&f->refs, 1);
+    f->len = (uint32_t)len;
+    memcpy(f->text, text, len);
+    return f;
+}
+
+void session_frame_retain(session_frame_t *frame)
+{
+    atomic_fetch_add_explicit(&frame->refs, 1, memory_order_relaxed);
+}
+
+void session_frame_release(session_frame_t *frame)
+{
+    if (frame != NULL && atomic_fetch_sub_explicit(&frame->refs, 1, memory_order_acq_rel) == 1)
+        free(frame);
+}
+
+static void dispose_event(rt_msg_t *msg)
+{
+    session_event_t *e = rt_msg_payload(msg);
+    session_frame_release(e->frame);
+    e->frame = NULL;
+}
+
+rt_msg_t *session_event_msg(session_frame_t *frame, const char *user_id, bool from_redis)
+{
+    rt_msg_t *msg = rt_msg_new(SESSION_MSG_EVENT, sizeof(session_event_t));
+    session_event_t *e = rt_msg_payload(msg);
+    session_frame_retain(frame);
+    e->frame = frame;
+    e->from_redis = from_redis;
+    snprintf(e->user_id, sizeof(e->user_id), "%s", user_id);
+    msg->dispose = dispose_event;
+    return msg;
+}
+
+rt_msg_t *session_close_msg(uint16_t code, const char *reason)
+{
+    rt_msg_t *msg = rt_msg_new(SESSION_MSG_CLOSE, sizeof(session_close_t));
+    session_close_t *c = rt_msg_payload(msg);
+    c->code = code;
+    snprintf(c->reason, sizeof(c->reason), "%s", reason);
+    return msg;
+}
+
+/* ---- counters ---- */
+
+void events__count(events_t *events, int which, int64_t delta)
+{
+    _Atomic uint64_t *c = which == EVENTS_STAT_DELIVERED ? &events->delivered
+                          : which == EVENTS_STAT_SOCKETS ? &events->sockets_open
+                          : which == EVENTS_STAT_SLOW    ? &events->slow_closed
+                                                         : &events->sessions_alive;
+    atomic_fetch_add_explicit(c, (uint64_t)delta, memory_order_relaxed);
+}
+
+void events_get_stats(const events_t *e, events_stats_t *out)
+{
+    events_t *m = (events_t *)e; /* atomics are read-only here */
+    out->published = atomic_load_explicit(&m->published, memory_order_relaxed);
+    out->dropped = atomic_load_explicit(&m->dropped, memory_order_relaxed);
+    out->delivered = atomic_load_explicit(&m->delivered, memory_order_relaxed);
+    out->from_redis = atomic_load_explicit(&m->from_redis, memory_order_relaxed);
+    out->sockets_open = atomic_load_explicit(&m->sockets_open, memory_order_relaxed);
+    out->slow_closed = atomic_load_explicit(&m->slow_closed, memory_order_relaxed);
+    out->sessions_alive = atomic_load_explicit(&m->sessions_alive, memory_order_relaxed);
+}
+
+const events_config_t *events_config(const events_t *events)
+{
+    return &events->config;
+}
+
+/* ---- the hubs: user id -> session, one hub per worker ---- */
+
+typedef struct st_hub_entry_t {
+    struct st_hub_entry_t *next;
+    rt_actor_t *session; /* holds a reference */
+    uint32_t sockets;    /* attached and not yet detached, as seen by this hub */
+    char user_id[SESSION_USER_ID_SIZE];
+} hub_entry_t;
+
+typedef struct st_hub_t {
+    events_t *events;
+    hub_entry_t **buckets;
+    size_t nbuckets, count;
+} hub_t;
+
+/* FNV-1a: spreads UUIDs evenly enough over hubs and buckets. */
+static uint64_t hash_user(const char *user_id)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; user_id[i] != '\0' && i != SESSION_USER_ID_SIZE; ++i)
+        h = (h ^ (uint8_t)user_id[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static hub_entry_t **hub_slot(hub_t *hub, const char *user_id)
+{
+    hub_entry_t **p = &hub->buckets[hash_user(user_id) >> 20 & (hub->nbuckets - 1)];
+    while (*p != NULL && strcmp((*p)->user_id, user_id) != 0)
+        p = &(*p)->next;
+    return p;
+}
+
+/* Doubles the table when it holds more entries than buckets (entries are bounded by the
+ * sockets, themselves bounded by file descriptors). A failed grow keeps the old table. */
+static void hub_grow(hub_t *hub)
+{
+    if (hub->count < hub->nbuckets || hub->nbuckets >= HUB_BUCKETS_MAX)
+        return;
+    size_t n = hub->nbuckets * 2;
+    hub_entry_t **b = calloc(n, sizeof(*b));
+    if (b == NULL)
+        return;
+    for (size_t i = 0; i != hub->nbuckets; ++i) {
+        for (hub_entry_t *e = hub->buckets[i], *next; e != NULL; e = next) {
+            next = e->next;
+            hub_entry_t **slot = &b[hash_user(e->user_id) >> 20 & (n - 1)];
+            e->next = *slot;
+            *slot = e;
+        }
+    }
+    free(hub->buckets);
+    hub->buckets = b;
+    hub->nbuckets = n;
+}
+
+/* Publishes a locally produced event for the other processes. */
+static void hub_publish_redis(rt_actor_t *self, hub_t *hub, const session_event_t *e)
+{
+    store_redis_t *redis = atomic_load_explicit(&hub->events->redis, memory_order_acquire);
+    if (redis == NULL)
+        return;
+    size_t ulen = strlen(e->user_id), len = ORIGIN_LEN + 1 + ulen + 1 + e->frame->len;
+    char *payload = malloc(len);
+    if (payload == NULL)
+        return;
+    memcpy(payload, hub->events->origin, ORIGIN_LEN);
+    payload[ORIGIN_LEN] = ' ';
+    memcpy(payload + ORIGIN_LEN + 1, e->user_id, ulen);
+    payload[ORIGIN_LEN + 1 + ulen] = ' ';
+    memcpy(payload + ORIGIN_LEN + 2 + ulen, e->frame->text, e->frame->len);
+    const char *argv[] = {"PUBLISH", EVENTS_CHANNEL, payload};
+    const size_t argv_len[] = {7, sizeof(EVENTS_CHANNEL) - 1, len};
+    store_redis_command(redis, self, 0, 3, argv, argv_len); /* the reply is ignored */
+    free(payload);
+}
+
+static void hub_on_attach(rt_actor_t *self, hub_t *hub, rt_msg_t *msg)
+{
+    session_member_t *m = rt_msg_payload(msg);
+    hub_entry_t **slot = hub_slot(hub, m->user_id);
+    if (*slot == NULL) {
+        hub_entry_t *e = calloc(1, sizeof(*e));
+        if (e == NULL) { /* the socket is refused rather than left without a session */
+            rt_actor_send(m->socket, session_close_msg(1011, "out of memory"));
+            return;
+        }
+        snprintf(e->user_id, sizeof(e->user_id), "%s", m->user_id);
+        e->session =
+            rt_actor_spawn(hub->events->rt, self->home, session_behaviour, session_state_size());
+        session_init(e->session, hub->events, m->user_id);
+        *slot = e;
+        ++hub->count;
+        hub_grow(hub);
+        slot = hub_slot(hub, m->user_id);
+    }
+    ++(*slot)->sockets;
+    rt_msg_keep(msg);
+    rt_actor_send((*slot)->session, msg);
+}
+
+static void hub_on_detach(hub_t *hub, rt_msg_t *msg)
+{
+    session_member_t *m = rt_msg_payload(msg);
+    hub_entry_t **slot = hub_slot(hub, m->user_id), *e = *slot;
+    if (e == NULL)
+        return;
+    rt_msg_keep(msg);
+    rt_actor_send(e->session, msg);
+    if (--e->sockets != 0)
+        return;
+    /* the stop arrives after the detach just sent; a later attach makes a new session */
+    rt_actor_send_stop(e->session);
+    rt_actor_release(e->session);
+    *slot = e->next;
+    free(e);
+    --hub->count;
+}
+
+static void hub_on_stop(hub_t *hub)
+{
+    for (size_t i = 0; i != hub->nbuckets; ++i) {
+        for (hub_entry_t *e = hub->buckets[i], *next; e != NULL; e = next) {
+            next = e->next;
+            rt_actor_send_stop(e->session);
+            rt_actor_release(e->session);
+            free(e);
+        }
+    }
+    free(hub->buckets);
+    hub->buckets = NULL;
+    hub->count = hub->nbuckets = 0;
+    atomic_fetch_add(&hub->events->hubs_stopped, 1);
+}
+
+static void hub_behaviour(rt_actor_t *self, rt_msg_t *msg)
+{
+    hub_t *hub = rt_actor_state(self);
+    switch (msg->type) {
+    case SESSION_MSG_EVENT: {
+        session_event_t *e = rt_msg_payload(msg);
+        if (!e->from_redis)
+            hub_publish_redis(self, hub, e);
+        hub_entry_t *entry = *hub_slot(hub, e->user_id);
+        if (entry != NULL) {
+            rt_msg_keep(msg);
+            rt_actor_send(entry->session, msg);
+        }
+        break;
+    }
+    case SESSION_MSG_ATTACH:
+        hub_on_attach(self, hub, msg);
+        break;
+    case SESSION_MSG_DETACH:
+        hub_on_detach(hub, msg);
+        break;
+    case RT_MSG_STOP:
+        hub_on_stop(hub);
+        break;
+    default: /* Redis replies to PUBLISH: nothing to do */
+        break;
+    }
+}
+
+rt_actor_t *events__hub_of(events_t *events, const char *user_id)
+{
+    if (events == NULL || !atomic_load_explicit(&events->running, memory_order_acquire))
+        return NULL;
+    return events->hubs[hash_user(user_id) % (uint64_t)events->num_hubs];
+}
+
+/* ---- the relay: events from other processes ---- */
+
+static void relay_behaviour(rt_actor_t *self, rt_msg_t *msg)
+{
+    events_t *events = *(events_t **)rt_actor_state(self);
+    if (msg->type != STORE_REDIS_MSG_PUBLISHED)
+        return;
+    store_redis_published_t *p = rt_msg_payload(msg);
+    const char *text = p->text + p->channel_len + 1, *end = text + p->message_len;
+    if (p->message_len < ORIGIN_LEN + 3 || text[ORIGIN_LEN] != ' ' ||
+        memcmp(text, events->origin, ORIGIN_LEN) == 0)
+        return; /* malformed, or our own */
+    const char *user = text + ORIGIN_LEN + 1, *space = memchr(user, ' ', (size_t)(end - user));
+    if (space == NULL || space == user || space - user >= SESSION_USER_ID_SIZE)
+        return;
+    char user_id[SESSION_USER_ID_SIZE];
+    memcpy(user_id, user, (size_t)(space - user));
+    user_id[space - user] = '\0';
+    if (events->user_hook != NULL)
+        events->user_hook(events->user_hook_ctx, user_id);
+    session_frame_t *frame = session_frame_new(space + 1, (size_t)(end - space - 1));
+    rt_actor_t *hub = events__hub_of(events, user_id);
+    if (frame == NULL || hub == NULL) {
+        session_frame_release(frame);
+        return;
+    }
+    rt_msg_t *ev = session_event_msg(frame, user_id, true);
+    session_frame_release(frame);
+    atomic_fetch_add_explicit(&events->from_redis, 1, memory_order_relaxed);
+    if (!rt_actor_try_send(hub, ev, events->config.hub_queue_max)) {
+        rt_msg_free(ev);
+        atomic_fetch_add_explicit(&events->dropped, 1, memory_order_relaxed);
+    }
+}
+
+/* ---- publishing ---- */
+
+/* "2026-11-21T09:00:00.123Z" */
+static void format_at(int64_t at_ms, char out[32])
+{
+    time_t s = (time_t)(at_ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03dZ", (int)(at_ms % 1000));
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void events_publish(events_t *events, const char *user_id, const char *type, json_t *data,
+                    int64_t at_ms)
+{
+    rt_actor_t *hub = user_id != NULL && strlen(user_id) < SESSION_USER_ID_SIZE
+                          ? events__hub_of(events, user_id)
+                          : NULL;
+    if (events != NULL && events->user_hook != NULL && user_id != NULL)
+        events->user_hook(events->user_hook_ctx, user_id); /* the change happened, sent or not */
+    if (hub == NULL || type == NULL || data == NULL) {
+        if (events != NULL)
+            atomic_fetch_add_explicit(&events->dropped, 1, memory_order_relaxed);
+        json_decref(data);
+        return;
+    }
+    char at[32];
+    format_at(at_ms > 0 ? at_ms : now_ms(), at);
+    json_t *event = json_pack("{s:s, s:s, s:o}", "type", type, "at", at, "data", data);
+    char *text = event != NULL ? json_dumps(event, JSON_COMPACT) : NULL;
+    json_decref(event);
+    session_frame_t *frame = text != NULL ? session_frame_new(text, strlen(text)) : NULL;
+    free(text);
+    if (frame == NULL) {
+        atomic_fetch_add_explicit(&events->dropped, 1, memory_order_relaxed);
+        return;
+    }
+    rt_msg_t *msg = session_event_msg(frame, user_id, false);
+    session_frame_release(frame);
+    if (rt_actor_try_send(hub, msg, events->config.hub_queue_max)) {
+        atomic_fetch_add_explicit(&events->published, 1, memory_order_relaxed);
+    } else {
+        rt_msg_free(msg);
+        atomic_fetch_add_explicit(&events->dropped, 1, memory_order_relaxed);
+    }
+}
+
+void notifications_publish_created(events_t *events, const char *user_id, json_t *notification)
+{
+    events_publish(events, user_id, "notification.created", notification, 0);
+}
+
+/* ---- life cycle ---- */
+
+events_t *events_create(const events_config_t *config)
+{
+    events_t *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return NULL;
+    static const events_config_t defaults = {.queue_max_frames = 256,
+                                             .queue_max_bytes = 1u << 20,
+                                             .max_message_bytes = 64u << 10,
+                                             .max_sockets_per_user = 32,
+                                             .ping_interval_ms = 30000,
+                                             .idle_timeout_ms = 75000,
+                                             .close_grace_ms = 2000,
+                                             .hub_queue_max = 65536};
+    e->config = config != NULL ? *config : defaults;
+    uint8_t raw[ORIGIN_LEN / 2];
+    if (getrandom(raw, sizeof(raw), 0) != sizeof(raw)) {
+        free(e);
+        return NULL;
+    }
+    for (size_t i = 0; i != sizeof(raw); ++i)
+        snprintf(e->origin + 2 * i, 3, "%02x", raw[i]);
+    return e;
+}
+
+void events_set_user_hook(events_t *events, events_user_hook_fn fn, void *ctx)
+{
+    events->user_hook = fn;
+    events->user_hook_ctx = ctx;
+}
+
+void events_start(events_t *events, rt_runtime_t *rt)
+{
+    events->rt = rt;
+    events->num_hubs = rt->num_workers;
+    events->hubs = calloc((size_t)rt->num_workers, sizeof(*events->hubs));
+    if (events->hubs == NULL)
+        rt_log_fatal("events", "out of memory");
+    for (int w = 0; w != rt->num_workers; ++w) {
+        events->hubs[w] = rt_actor_spawn(rt, w, hub_behaviour, sizeof(hub_t));
+        hub_t *hub = rt_actor_state(events->hubs[w]);
+        hub->events = events;
+        hub->nbuckets = HUB_BUCKETS_MIN;
+        hub->buckets = calloc(HUB_BUCKETS_MIN, sizeof(*hub->buckets));
+        if (hub->buckets == NULL)
+            rt_log_fatal("events", "out of memory");
+    }
+    events->relay = rt_actor_spawn(rt, 0, relay_behaviour, sizeof(events_t *));
+    *(events_t **)rt_actor_state(events->relay) = events;
+    atomic_store_explicit(&events->running, 1, memory_order_release);
+}
+
+void events_attach_redis(events_t *events, store_redis_t *redis)
+{
+    if (redis != NULL && events->relay != NULL)
+        store_redis_subscribe(redis, EVENTS_CHANNEL, events->relay);
+    atomic_store_explicit(&events->redis, redis, memory_order_release);
+}
+
+void events_stop(events_t *events)
+{
+    if (events->hubs == NULL)
+        return;
+    atomic_store_explicit(&events->running, 0, memory_order_release);
+    atomic_store_explicit(&events->redis, NULL, memory_order_release);
+    for (int w = 0; w != events->num_hubs; ++w)
+        rt_actor_send_stop(events->hubs[w]);
+    rt_actor_send_stop(events->relay);
+    /* wait (bounded) until the hubs have stopped their sessions, which close the sockets */
+    for (int waited_ms = 0;
+         atomic_load(&events->hubs_stopped) != events->num_hubs && waited_ms < STOP_WAIT_MS;
+         ++waited_ms)
+        usleep(1000);
+    for (int w = 0; w != events->num_hubs; ++w)
+        rt_actor_release(events->hubs[w]);
+    rt_actor_release(events->relay);
+    free(events->hubs);
+    events->hubs = NULL;
+    events->relay = NULL;
+}
+
+void events_free(events_t *events)
+{
+    if (events == NULL)
+        return;
+    assert(events->hubs == NULL);
+    free(events);
+}
