@@ -1,0 +1,835 @@
+/*
+ * The chain follower. One cycle per poll: read the cursor (once), the latest header, the recent
+ * headers when the head moved (reorg check), then the registry's logs of the next range, which
+ * of their transactions are ours, the senders and block times of the others, one unit per log
+ * to adopt or cancel, and finally the cursor. A failed step ends the cycle; the next poll starts
+ * it again from the cursor, and every write is idempotent, so nothing is lost or done twice.
+ */
+#include "actors/chain_follower.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "actors/execution_model.h"
+#include "actors/executor_internal.h"
+#include "actors/notification_model.h"
+#include "chain/abi.h"
+#include "chain/hex.h"
+#include "runtime/log.h"
+
+#define REORG_WINDOW 16 /* headers re-read below the last head on each new head */
+#define CHUNK_LOGS 24   /* logs adopted per round (two calls each at most) */
+#define LIVE "('signed', 'broadcast', 'confirmed')"
+#define RECHECK_MAX 64 /* decided transactions of ours re-checked after a reorg */
+#define RESEND_MS 1000
+
+enum { S_IDLE, S_CURSOR, S_HEAD, S_HEADERS, S_LOGS, S_OURS, S_TXS, S_ADOPT, S_SAVE };
+/* the reorg re-check runs beside the cycle, with tags of its own */
+enum { R_LOAD = 0x100, R_POLL, R_UPDATE, R_SEND, R_EVENTS };
+
+/* A transaction of ours whose outcome was recorded in a block a reorg replaced. */
+typedef struct st_recheck_t {
+    uint8_t hash[32];
+    uint8_t *raw;
+    size_t raw_len;
+    uint64_t resent_ms;
+} recheck_t;
+
+typedef struct st_block_seen_t {
+    uint64_t number; /* 0: empty */
+    uint8_t hash[32];
+    uint64_t timestamp;
+} block_seen_t;
+
+/* What a foreign Executed log needs before it can be adopted. */
+typedef struct st_adopt_t {
+    size_t log; /* index into logs */
+    bool ours;
+    chain_addr_t from;
+    uint64_t nonce, block_time;
+    bool ready;
+} adopt_t;
+
+struct st_chain_follower_t {
+    executor_pool_t *pool;
+    rt_actor_t *actor;
+    _Atomic uint64_t head, reorgs, cursor, base_fee;
+    _Atomic bool has_base_fee;
+    /* the actor's state */
+    int stage;
+    bool cursor_loaded, cursor_known;
+    uint64_t next_block, range_to, last_top;
+    block_seen_t seen[CHAIN_FOLLOWER_BLOCKS];
+    chain_rpc_block_header_t latest;
+    chain_rpc_logs_t logs;
+    adopt_t *adopt;
+    size_t chunk_first, chunk_end, units_pending;
+    bool units_failed;
+    rt_actor_timer_t tick;
+    uint8_t topic_executed[32], topic_revoked[32];
+    recheck_t rechecks[RECHECK_MAX];
+    size_t num_rechecks, polled_rechecks;
+    bool recheck_loading, recheck_polling;
+};
+
+static int st_cursor_get, st_cursor_put, st_ours, st_supersede_period, st_adopt, st_adopt_rows,
+    st_revoke, st_recent, st_move_block;
+
+void chain_follower_register_statements(void)
+{
+    st_recent = store_pg_statement(
+        "follower_recent", "SELECT DISTINCT ON (tx_hash) tx_hash, raw_tx FROM executions WHERE"
+                           " block_number >= $1 AND status IN ('confirmed', 'failed') AND"
+                           " length(raw_tx) > 0 ORDER BY tx_hash LIMIT 64");
+    /* the same transaction, mined again in another block: its rows follow it */
+    st_move_block = store_pg_statement(
+        "follower_move_block", "UPDATE executions SET block_number = $2, block_hash = $3 WHERE"
+                               " tx_hash = $1 AND status IN ('confirmed', 'failed') AND"
+                               " block_hash IS DISTINCT FROM $3");
+    st_cursor_get = store_pg_statement(
+        "follower_cursor_get",
+        "SELECT next_block FROM chain_cursors WHERE chain_id = $1 AND registry = $2");
+    st_cursor_put = store_pg_statement(
+        "follower_cursor_put",
+        "INSERT INTO chain_cursors (chain_id, registry, next_block) VALUES ($1, $2, $3)"
+        " ON CONFLICT (chain_id, registry) DO UPDATE SET next_block = excluded.next_block,"
+        " updated_at = now()");
+    /* the logs (tx hash, intent, count; as hex text) that a live row of ours records: those the
+     * lanes decide. A row of that transaction that is replaced or failed is not such a row:
+     * the chain says it paid the period, so the follower makes the database agree. */
+    st_ours = store_pg_statement(
+        "follower_ours",
+        "SELECT l.k FROM unnest($1::text[], $2::text[], $3::int[])"
+        " WITH ORDINALITY AS l(h, id, p, k) WHERE EXISTS (SELECT 1 FROM executions e"
+        " JOIN intents i ON i.id = e.intent_id WHERE e.tx_hash = decode(l.h, 'hex')"
+        " AND i.on_chain_id = decode(l.id, 'hex') AND e.period = l.p AND e.status IN " LIVE ")");
+    /* the period is paid by the log's transaction: a live row of another transaction for it
+     * can never be mined successfully */
+    st_supersede_period = store_pg_statement(
+        "follower_supersede_period",
+        "UPDATE executions e SET status = 'replaced' FROM intents i WHERE i.on_chain_id = $1 AND"
+        " e.intent_id = i.id AND e.period = $2 AND e.status IN ('signed', 'broadcast') AND"
+        " e.tx_hash <> $3 AND NOT EXISTS (SELECT 1 FROM executions x WHERE x.tx_hash = $3 AND"
+        " x.intent_id = i.id AND x.period = $2 AND x.status IN " LIVE ")");
+    /* the row of the log's (transaction, intent, period) becomes confirmed: ours that was marked
+     * replaced or failed (at most one of them), or a new one for another executor's */
+    st_adopt = store_pg_statement(
+        "follower_adopt",
+        "WITH i AS (SELECT id, owner_id, name FROM intents WHERE on_chain_id = $1),"
+        " fix AS (UPDATE executions e SET status = 'confirmed', error = NULL, block_number = $7,"
+        " block_hash = $8, broadcast_at = COALESCE(e.broadcast_at, now()), confirmed_at = now()"
+        " WHERE e.id = (SELECT x.id FROM executions x JOIN i ON x.intent_id = i.id WHERE"
+        " x.tx_hash = $3 AND x.period = $2 AND x.status IN ('replaced', 'failed') ORDER BY"
+        " x.created_at DESC LIMIT 1) AND NOT EXISTS (SELECT 1 FROM executions x JOIN i ON"
+        " x.intent_id = i.id WHERE x.period = $2 AND x.status IN " LIVE ")"
+        " RETURNING e.intent_id, e.period),"
+        " ins AS (INSERT INTO executions (intent_id, period, status, amount, executor, nonce,"
+        " raw_tx, tx_hash, block_number, block_hash, broadcast_at, confirmed_at)"
+        " SELECT i.id, $2, 'confirmed', $6, $4, $5, ''::bytea, $3, $7, $8, now(), now() FROM i"
+        " WHERE NOT EXISTS (SELECT 1 FROM executions x WHERE x.tx_hash = $3 AND x.intent_id ="
+        " i.id AND x.period = $2)"
+        " ON CONFLICT (intent_id, period) WHERE status IN " LIVE " DO NOTHING"
+        " RETURNING intent_id, period),"
+        " ex AS (SELECT * FROM fix UNION ALL SELECT * FROM ins),"
+        " it AS (UPDATE intents t SET execution_count = GREATEST(t.execution_count, ex.period + 1),"
+        " last_execution = GREATEST(t.last_execution, to_timestamp($9)), status = CASE WHEN"
+        " t.status IN ('cancelled', 'failed', 'completed') THEN t.status WHEN t.max_executions IS"
+        " NOT NULL AND GREATEST(t.execution_count, ex.period + 1) >= t.max_executions THEN"
+        " 'completed' WHEN t.status = 'delayed' THEN 'active' ELSE t.status END, delay_reason ="
+        " NULL, updated_at = now() FROM ex WHERE t.id = ex.intent_id RETURNING t.id),"
+        " n AS (INSERT INTO notifications (user_id, type, title, message, intent_id)"
+        " SELECT i.owner_id, 'execution_succeeded', 'Payment sent', format('%s: payment %s was"
+        " made on chain.', i.name, ex.period + 1), i.id FROM ex JOIN i ON i.id = ex.intent_id"
+        " RETURNING intent_id::text, user_id::text, " NOTIFICATION_COLUMNS "),"
+        " a AS (INSERT INTO audit_log (user_id, actor, action, subject_id, details)"
+        " SELECT i.owner_id, 'engine', 'execution.adopted', i.id, jsonb_build_object('period',"
+        " ex.period, 'txHash', '0x' || encode($3, 'hex'), 'blockNumber', $7::bigint) FROM ex"
+        " JOIN i ON i.id = ex.intent_id)"
+        " SELECT * FROM n");
+    st_adopt_rows = store_pg_statement(
+        "follower_adopt_rows", "SELECT " EXECUTION_COLUMNS ", i.owner_id::text FROM " EXECUTION_FROM
+                               " WHERE e.tx_hash = $1 AND i.on_chain_id = $2 AND e.period = $3"
+                               " AND e.status = 'confirmed'");
+    st_revoke = store_pg_statement(
+        "follower_revoke",
+        "WITH c AS (UPDATE intents SET status = 'cancelled', delay_reason = NULL, next_execution ="
+        " NULL, updated_at = now() WHERE on_chain_id = $1 AND status NOT IN ('cancelled',"
+        " 'completed', 'failed') RETURNING id, owner_id),"
+        " a AS (INSERT INTO audit_log (user_id, actor, action, subject_id, details)"
+        " SELECT owner_id, 'engine', 'intent.revoked_on_chain', id, jsonb_build_object('txHash',"
+        " '0x' || encode($2, 'hex')) FROM c)"
+        " SELECT id::text, owner_id::text FROM c");
+}
+
+/* ---- small helpers ---- */
+
+static void fail_cycle(chain_follower_t *f, const char *what)
+{
+    rt_log_warn("follower", "%s: retrying at the next poll", what);
+    f->stage = S_IDLE;
+}
+
+static const block_seen_t *seen_at(const chain_follower_t *f, uint64_t number)
+{
+    const block_seen_t *b = &f->seen[number % CHAIN_FOLLOWER_BLOCKS];
+    return b->number == number && number != 0 ? b : NULL;
+}
+
+static bool send_calls(rt_actor_t *self, chain_follower_t *f, chain_rpc_call_t *calls, size_t n,
+                       int stage)
+{
+    f->stage = stage;
+    if (chain_rpc_send(self, f->pool->c.rpc, calls, n, 0, (uint64_t)stage) == CHAIN_RPC_OK)
+        return true;
+    fail_cycle(f, "the node client is busy");
+    return false;
+}
+
+static bool query(rt_actor_t *self, chain_follower_t *f, int stage, int statement, int nparams,
+                  const char *const *params)
+{
+    f->stage = stage;
+    if (store_pg_query(f->pool->c.pg, self, (uint64_t)stage, statement, nparams, params))
+        return true;
+    fail_cycle(f, "the database queue is full");
+    return false;
+}
+
+static void key_params(chain_follower_t *f, char chain_id[24], char registry[48])
+{
+    snprintf(chain_id, 24, "%llu", (unsigned long long)f->pool->c.chain_id);
+    executor__bytea(registry, f->pool->c.registry.bytes, 20);
+}
+
+static uint64_t safe_head(const chain_follower_t *f)
+{
+    uint32_t conf = f->pool->c.confirmations;
+    uint64_t head = atomic_load(&f->head);
+    return head + 1 >= conf ? head + 1 - conf : 0;
+}
+
+/* ---- decided executions after a reorg ---- */
+
+/* Loads our transactions decided at or after `fork`: a reorg deeper than CONFIRMATIONS may have
+ * taken them off the chain. */
+static void recheck_load(rt_actor_t *self, chain_follower_t *f, uint64_t fork)
+{
+    char from[24];
+    snprintf(from, sizeof(from), "%llu", (unsigned long long)fork);
+    const char *params[] = {from};
+    if (!f->recheck_loading)
+        f->recheck_loading = store_pg_query(f->pool->c.pg, self, R_LOAD, st_recent, 1, params);
+}
+
+static void on_recheck_load(chain_follower_t *f, const store_pg_result_t *r)
+{
+    f->recheck_loading = false;
+    if (r->status != STORE_PG_OK)
+        return;
+    const PGresult *res = r->results[0];
+    for (int row = 0; row != PQntuples(res) && f->num_rechecks != RECHECK_MAX; ++row) {
+        recheck_t *c = &f->rechecks[f->num_rechecks];
+        const char *raw = PQgetvalue(res, row, 1);
+        size_t hex_len = strlen(raw) > 2 ? strlen(raw) - 2 : 0;
+        bool known = false;
+        if (!executor__bytea_read(PQgetvalue(res, row, 0), c->hash, 32))
+            continue;
+        for (size_t i = 0; i != f->num_rechecks && !known; ++i)
+            known = memcmp(f->rechecks[i].hash, c->hash, 32) == 0;
+        if (known || (c->raw = malloc(hex_len / 2 + 1)) == NULL)
+            continue;
+        if (chain_hex_decode(c->raw, hex_len / 2 + 1, &c->raw_len, raw + 2, hex_len, 0) !=
+            CHAIN_OK) {
+            free(c->raw);
+            continue;
+        }
+        c->resent_ms = 0;
+        ++f->num_rechecks;
+    }
+}
+
+static void recheck_poll(rt_actor_t *self, chain_follower_t *f)
+{
+    if (f->recheck_polling || f->num_rechecks == 0)
+        return;
+    chain_rpc_call_t calls[RECHECK_MAX];
+    for (size_t i = 0; i != f->num_rechecks; ++i)
+        calls[i] = chain_rpc_eth_get_transaction_receipt(f->rechecks[i].hash);
+    f->polled_rechecks = f->num_rechecks;
+    f->recheck_polling =
+        chain_rpc_send(self, f->pool->c.rpc, calls, f->num_rechecks, 0, R_POLL) == CHAIN_RPC_OK;
+}
+
+/* Deep enough again: the rows take the block it is in now, and the re-check ends. Missing: the
+ * stored bytes go to the node again (the transaction may be back in its pool, or not). */
+static bool recheck_one(rt_actor_t *self, chain_follower_t *f, recheck_t *c,
+                        const chain_rpc_receipt_t *rc)
+{
+    uint32_t conf = f->pool->c.confirmations;
+    if (rc != NULL && atomic_load(&f->head) + 1 >= rc->block_number + conf) {
+        char hash[67], number[24], block[67];
+        executor__bytea(hash, c->hash, 32);
+        snprintf(number, sizeof(number), "%llu", (unsigned long long)rc->block_number);
+        executor__bytea(block, rc->block_hash, 32);
+        const char *params[] = {hash, number, block};
+        return store_pg_query(f->pool->c.pg, self, R_UPDATE, st_move_block, 3, params);
+    }
+    if (rc == NULL && rt_now_ms() - c->resent_ms >= RESEND_MS) {
+        c->resent_ms = rt_now_ms();
+        rt_log_warn("follower", "a decided transaction left the chain in a reorg: sent again");
+        chain_rpc_call_t call = chain_rpc_eth_send_raw_transaction(c->raw, c->raw_len);
+        chain_rpc_send(self, f->pool->c.rpc, &call, 1, 0, R_SEND);
+    }
+    return false;
+}
+
+static void on_recheck_poll(rt_actor_t *self, chain_follower_t *f, const chain_rpc_reply_t *r)
+{
+    f->recheck_polling = false;
+    if (r->error != CHAIN_RPC_OK || r->count != f->polled_rechecks)
+        return;
+    size_t kept = 0;
+    for (size_t i = 0; i != f->polled_rechecks; ++i) {
+        size_t len;
+        bool found = false;
+        chain_rpc_receipt_t rc;
+        const char *json = chain_rpc_reply_result(r, i, &len);
+        bool done = false;
+        if (json != NULL && chain_rpc_result_receipt(json, len, &rc, &found) == CHAIN_OK) {
+            done = recheck_one(self, f, &f->rechecks[i], found ? &rc : NULL);
+            if (found)
+                chain_rpc_receipt_free(&rc);
+        }
+        if (done)
+            free(f->rechecks[i].raw);
+        else
+            f->rechecks[kept++] = f->rechecks[i];
+    }
+    for (size_t i = f->polled_rechecks; i != f->num_rechecks; ++i) /* loaded meanwhile */
+        f->rechecks[kept++] = f->rechecks[i];
+    f->num_rechecks = kept;
+}
+
+/* ---- heads and reorgs ---- */
+
+static void start_cycle(rt_actor_t *self, chain_follower_t *f)
+{
+    if (!f->cursor_loaded) {
+        char chain_id[24], registry[48];
+        key_params(f, chain_id, registry);
+        const char *params[] = {chain_id, registry};
+        query(self, f, S_CURSOR, st_cursor_get, 2, params);
+        return;
+    }
+    chain_rpc_call_t call = chain_rpc_eth_get_block_by_number(chain_rpc_block_tag("latest"));
+    send_calls(self, f, &call, 1, S_HEAD);
+}
+
+static void read_logs(rt_actor_t *self, chain_follower_t *f);
+
+static void on_head(rt_actor_t *self, chain_follower_t *f, const chain_rpc_reply_t *r)
+{
+    size_t len;
+    bool found = false;
+    const char *json = r->error == CHAIN_RPC_OK ? chain_rpc_reply_result(r, 0, &len) : NULL;
+    if (json == NULL || chain_rpc_result_block_header(json, len, &f->latest, &found) != CHAIN_OK ||
+        !found) {
+        fail_cycle(f, "no latest block from the node");
+        return;
+    }
+    const block_seen_t *b = seen_at(f, f->latest.number);
+    if (b != NULL && memcmp(b->hash, f->latest.hash, 32) == 0 && f->latest.number == f->last_top) {
+        read_logs(self, f); /* nothing new */
+        return;
+    }
+    uint64_t top = f->latest.number,
+             lo = f->last_top > REORG_WINDOW ? f->last_top - REORG_WINDOW : 1;
+    if (lo > top || top - lo + 1 > CHAIN_FOLLOWER_BLOCKS)
+        lo = top + 1 > CHAIN_FOLLOWER_BLOCKS ? top + 1 - CHAIN_FOLLOWER_BLOCKS : 1;
+    if (lo == 0)
+        lo = 1;
+    chain_rpc_call_t calls[CHAIN_FOLLOWER_BLOCKS];
+    size_t n = 0;
+    for (uint64_t k = lo; k <= top && n != CHAIN_FOLLOWER_BLOCKS; ++k)
+        calls[n++] = chain_rpc_eth_get_block_by_number(chain_rpc_block_number(k));
+    if (n == 0) {
+        read_logs(self, f);
+        return;
+    }
+    send_calls(self, f, calls, n, S_HEADERS);
+}
+
+/* Compares the headers read with those seen before: the lowest differing number is a reorg. */
+static void on_headers(rt_actor_t *self, chain_follower_t *f, const chain_rpc_reply_t *r)
+{
+    chain_rpc_block_header_t h[CHAIN_FOLLOWER_BLOCKS];
+    if (r->error != CHAIN_RPC_OK || r->count > CHAIN_FOLLOWER_BLOCKS) {
+        fail_cycle(f, "no recent headers from the node");
+        return;
+    }
+    uint64_t fork = 0;
+    for (uint32_t i = 0; i != r->count; ++i) {
+        size_t len;
+        bool found = false;
+        const char *json = chain_rpc_reply_result(r, i, &len);
+        if (json == NULL || chain_rpc_result_block_header(json, len, &h[i], &found) != CHAIN_OK ||
+            !found) {
+            fail_cycle(f, "an unreadable header");
+            return;
+        }
+        const block_seen_t *b = seen_at(f, h[i].number);
+        if (fork == 0 && b != NULL && memcmp(b->hash, h[i].hash, 32) != 0)
+            fork = h[i].number;
+    }
+    uint64_t top = h[r->count - 1].number;
+    if (fork == 0 && f->last_top > top && seen_at(f, top + 1) != NULL)
+        fork = top + 1; /* the chain got shorter */
+    for (uint32_t i = 0; i != r->count; ++i) {
+        block_seen_t *b = &f->seen[h[i].number % CHAIN_FOLLOWER_BLOCKS];
+        b->number = h[i].number, b->timestamp = h[i].timestamp;
+        memcpy(b->hash, h[i].hash, 32);
+    }
+    for (uint64_t k = top + 1; k <= f->last_top; ++k) /* blocks that no longer exist */
+        if (seen_at(f, k) != NULL)
+            f->seen[k % CHAIN_FOLLOWER_BLOCKS].number = 0;
+    if (fork != 0) {
+        atomic_fetch_add(&f->reorgs, 1);
+        rt_log_warn("follower", "reorg from block %llu: receipts and logs are read again",
+                    (unsigned long long)fork);
+        if (f->cursor_known && f->next_block > fork)
+            f->next_block = fork;
+        executor__pool_broadcast(f->pool, EXECUTOR_MSG_REORG, top);
+        recheck_load(self, f, fork);
+    }
+    if (h[r->count - 1].has_base_fee) {
+        atomic_store(&f->base_fee, h[r->count - 1].base_fee_per_gas.limb[0]);
+        atomic_store(&f->has_base_fee, true);
+    }
+    bool moved = top != f->last_top;
+    f->last_top = top;
+    atomic_store(&f->head, top);
+    if (moved) {
+        if (f->pool->c.gas != NULL)
+            gas_oracle_on_head(f->pool->c.gas, top);
+        executor__pool_broadcast(f->pool, EXECUTOR_MSG_HEAD, top);
+    }
+    read_logs(self, f);
+}
+
+/* ---- the registry's logs ---- */
+
+static void read_logs(rt_actor_t *self, chain_follower_t *f)
+{
+    uint64_t safe = safe_head(f);
+    if (!f->cursor_known) { /* a first start: from the safe head on, not the whole history */
+        f->next_block = safe + 1;
+        f->cursor_known = true;
+    }
+    if (f->next_block > safe) {
+        f->stage = S_IDLE;
+        return;
+    }
+    f->range_to = f->next_block + CHAIN_FOLLOWER_LOG_RANGE - 1;
+    if (f->range_to > safe)
+        f->range_to = safe;
+    uint8_t topics[2][32];
+    memcpy(topics[0], f->topic_executed, 32);
+    memcpy(topics[1], f->topic_revoked, 32);
+    chain_rpc_log_filter_t filter = {.from_block = chain_rpc_block_number(f->next_block),
+                                     .to_block = chain_rpc_block_number(f->range_to),
+                                     .addresses = &f->pool->c.registry,
+                                     .num_addresses = 1,
+                                     .num_topics = 1};
+    filter.topics[0].values = (const uint8_t(*)[32])topics;
+    filter.topics[0].count = 2;
+    chain_rpc_call_t call = chain_rpc_eth_get_logs(&filter);
+    send_calls(self, f, &call, 1, S_LOGS);
+}
+
+static void save_cursor(rt_actor_t *self, chain_follower_t *f)
+{
+    char chain_id[24], registry[48], next[24];
+    key_params(f, chain_id, registry);
+    snprintf(next, sizeof(next), "%llu", (unsigned long long)(f->range_to + 1));
+    const char *params[] = {chain_id, registry, next};
+    query(self, f, S_SAVE, st_cursor_put, 3, params);
+}
+
+static void on_logs(rt_actor_t *self, chain_follower_t *f, const chain_rpc_reply_t *r)
+{
+    size_t len;
+    const char *json = r->error == CHAIN_RPC_OK ? chain_rpc_reply_result(r, 0, &len) : NULL;
+    chain_rpc_logs_free(&f->logs);
+    memset(&f->logs, 0, sizeof(f->logs));
+    if (json == NULL || chain_rpc_result_logs(json, len, &f->logs) != CHAIN_OK) {
+        fail_cycle(f, "no registry logs from the node");
+        return;
+    }
+    if (f->logs.count == 0) {
+        save_cursor(self, f);
+        return;
+    }
+    free(f->adopt);
+    f->adopt = calloc(f->logs.count, sizeof(*f->adopt));
+    /* per log: its transaction, intent and count (a log that is not Executed matches nothing) */
+    char *hashes = malloc(f->logs.count * 65 + 3), *ids = malloc(f->logs.count * 65 + 3),
+         *counts = malloc(f->logs.count * 12 + 3), *h = hashes, *d = ids, *c = counts;
+    *h++ = *d++ = *c++ = '{';
+    for (size_t i = 0; i != f->logs.count; ++i) {
+        const chain_rpc_log_t *log = &f->logs.items[i];
+        chain_abi_event_t ev;
+        bool executed =
+            chain_abi_decode_event(&ev, (const uint8_t(*)[32])log->topics, log->num_topics,
+                                   log->data, log->data_len) == CHAIN_OK &&
+            ev.kind == CHAIN_ABI_EVENT_KIND_EXECUTED;
+        f->adopt[i].log = i;
+        if (i != 0)
+            *h++ = *d++ = *c++ = ',';
+        chain_hex_encode(h, 65, log->tx_hash, 32, 0);
+        chain_hex_encode(d, 65, executed ? ev.intent_id : log->tx_hash, 32, 0);
+        h += 64, d += 64;
+        c += sprintf(c, "%lld", executed ? (long long)ev.count : -1ll);
+    }
+    *h++ = *d++ = *c++ = '}';
+    *h = *d = *c = '\0';
+    const char *params[] = {hashes, ids, counts};
+    query(self, f, S_OURS, st_ours, 3, params);
+    free(hashes), free(ids), free(counts);
+}
+
+static void next_chunk(rt_actor_t *self, chain_follower_t *f);
+static void adopt_chunk(rt_actor_t *self, chain_follower_t *f);
+
+static void on_ours(rt_actor_t *self, chain_follower_t *f, const store_pg_result_t *r)
+{
+    if (r->status != STORE_PG_OK) {
+        fail_cycle(f, "cannot tell our transactions from others'");
+        return;
+    }
+    const PGresult *res = r->results[0];
+    for (int row = 0; row != PQntuples(res); ++row) {
+        long long k = atoll(PQgetvalue(res, row, 0)); /* WITH ORDINALITY: from 1 */
+        if (k >= 1 && (size_t)k <= f->logs.count)
+            f->adopt[k - 1].ours = true;
+    }
+    f->chunk_end = 0;
+    next_chunk(self, f);
+}
+
+/* Reads the senders and block times of the next CHUNK_LOGS foreign Executed logs. */
+static void next_chunk(rt_actor_t *self, chain_follower_t *f)
+{
+    f->chunk_first = f->chunk_end;
+    if (f->chunk_first == f->logs.count) {
+        save_cursor(self, f);
+        return;
+    }
+    f->chunk_end =
+        f->chunk_first + CHUNK_LOGS < f->logs.count ? f->chunk_first + CHUNK_LOGS : f->logs.count;
+    chain_rpc_call_t calls[2 * CHUNK_LOGS];
+    size_t n = 0;
+    for (size_t i = f->chunk_first; i != f->chunk_end; ++i) {
+        const chain_rpc_log_t *log = &f->logs.items[i];
+        if (f->adopt[i].ours || memcmp(log->topics[0], f->topic_executed, 32) != 0)
+            continue;
+        json_t *params = json_array();
+        char hex[67];
+        chain_hex_encode(hex, sizeof(hex), log->tx_hash, 32, CHAIN_HEX_0X);
+        json_array_append_new(params, json_string(hex));
+        calls[n++] = chain_rpc_call("eth_getTransactionByHash", params);
+        calls[n++] = chain_rpc_eth_get_block_by_number(chain_rpc_block_number(log->block_number));
+    }
+    if (n == 0) {
+        adopt_chunk(self, f);
+        return;
+    }
+    send_calls(self, f, calls, n, S_TXS);
+}
+
+/* Reads "from" and "nonce" of an eth_getTransactionByHash result. */
+static bool read_sender(const char *json, size_t len, chain_addr_t *from, uint64_t *nonce)
+{
+    json_t *tx = json_loadb(json, len, 0, NULL);
+    const char *f = json_string_value(json_object_get(tx, "from"));
+    const char *n = json_string_value(json_object_get(tx, "nonce"));
+    bool ok = f != NULL && n != NULL && chain_addr_parse(from, f, strlen(f)) == CHAIN_OK &&
+              chain_rpc_parse_quantity_u64(n, strlen(n), nonce) == CHAIN_OK;
+    json_decref(tx);
+    return ok;
+}
+
+static void on_txs(rt_actor_t *self, chain_follower_t *f, const chain_rpc_reply_t *r)
+{
+    if (r->error != CHAIN_RPC_OK) {
+        fail_cycle(f, "no transactions from the node");
+        return;
+    }
+    uint32_t k = 0;
+    for (size_t i = f->chunk_first; i != f->chunk_end; ++i) {
+        const chain_rpc_log_t *log = &f->logs.items[i];
+        if (f->adopt[i].ours || memcmp(log->topics[0], f->topic_executed, 32) != 0)
+            continue;
+        size_t len1, len2;
+        const char *tx = k + 1 < r->count ? chain_rpc_reply_result(r, k, &len1) : NULL;
+        const char *block = k + 1 < r->count ? chain_rpc_reply_result(r, k + 1, &len2) : NULL;
+        k += 2;
+        chain_rpc_block_header_t h;
+        bool found = false;
+        if (tx == NULL || block == NULL ||
+            !read_sender(tx, len1, &f->adopt[i].from, &f->adopt[i].nonce) ||
+            chain_rpc_result_block_header(block, len2, &h, &found) != CHAIN_OK || !found ||
+            memcmp(h.hash, log->block_hash, 32) != 0) {
+            fail_cycle(f, "a foreign execution's transaction or block is unreadable");
+            return;
+        }
+        f->adopt[i].block_time = h.timestamp;
+        f->adopt[i].ready = true;
+    }
+    adopt_chunk(self, f);
+}
+
+/* Submits one unit per log of the chunk: adopt a foreign execution, or cancel on Revoked. */
+static void adopt_chunk(rt_actor_t *self, chain_follower_t *f)
+{
+    f->stage = S_ADOPT;
+    f->units_pending = 0;
+    f->units_failed = false;
+    for (size_t i = f->chunk_first; i != f->chunk_end; ++i) {
+        const chain_rpc_log_t *log = &f->logs.items[i];
+        chain_abi_event_t ev;
+        if (chain_abi_decode_event(&ev, (const uint8_t(*)[32])log->topics, log->num_topics,
+                                   log->data, log->data_len) != CHAIN_OK)
+            continue;
+        char id[67], hash[67], period[16], from[48], nonce[24], amount[CHAIN_U256_DEC_SIZE],
+            block[24], bhash[67], t[24];
+        executor__bytea(id, ev.intent_id, 32);
+        executor__bytea(hash, log->tx_hash, 32);
+        uint64_t corr = (uint64_t)S_ADOPT | ((uint64_t)i << 8);
+        bool ok;
+        if (ev.kind == CHAIN_ABI_EVENT_KIND_REVOKED) {
+            const char *params[] = {id, hash};
+            ok = store_pg_query(f->pool->c.pg, self, corr, st_revoke, 2, params);
+        } else if (ev.kind == CHAIN_ABI_EVENT_KIND_EXECUTED && !f->adopt[i].ours &&
+                   f->adopt[i].ready) {
+            snprintf(period, sizeof(period), "%u", ev.count);
+            executor__bytea(from, f->adopt[i].from.bytes, 20);
+            snprintf(nonce, sizeof(nonce), "%llu", (unsigned long long)f->adopt[i].nonce);
+            chain_u256_to_dec(&ev.amount, amount);
+            snprintf(block, sizeof(block), "%llu", (unsigned long long)log->block_number);
+            executor__bytea(bhash, log->block_hash, 32);
+            snprintf(t, sizeof(t), "%llu", (unsigned long long)f->adopt[i].block_time);
+            const char *sup[] = {id, period, hash};
+            const char *adopt[] = {id, period, hash, from, nonce, amount, block, bhash, t};
+            int stmts[] = {st_supersede_period, st_adopt}, nparams[] = {3, 9};
+            const char *const *params[] = {sup, adopt};
+            ok = store_pg_transaction(f->pool->c.pg, self, corr, 2, stmts, nparams, params);
+        } else {
+            continue;
+        }
+        if (ok)
+            ++f->units_pending;
+        else
+            f->units_failed = true;
+    }
+    if (f->units_pending == 0) {
+        if (f->units_failed)
+            fail_cycle(f, "the database queue is full");
+        else
+            next_chunk(self, f);
+    }
+}
+
+static void report(chain_follower_t *f, const PGresult *res, size_t i, executor_status_t status)
+{
+    executor_pool_t *pool = f->pool;
+    const chain_rpc_log_t *log = &f->logs.items[i];
+    chain_abi_event_t ev;
+    if (chain_abi_decode_event(&ev, (const uint8_t(*)[32])log->topics, log->num_topics, log->data,
+                               log->data_len) != CHAIN_OK)
+        return;
+    for (int row = 0; row != PQntuples(res); ++row) {
+        executor_outcome_t o = {.status = status,
+                                .period = status == EXECUTOR_REVOKED ? 0 : ev.count,
+                                .block_number = log->block_number,
+                                .block_time_s = (int64_t)f->adopt[i].block_time,
+                                .by_us = false};
+        snprintf(o.intent_id, sizeof(o.intent_id), "%s", PQgetvalue(res, row, 0));
+        snprintf(o.user_id, sizeof(o.user_id), "%s", PQgetvalue(res, row, 1));
+        memcpy(o.tx_hash, log->tx_hash, 32);
+        if (pool->c.on_outcome != NULL)
+            pool->c.on_outcome(pool->c.on_outcome_ctx, &o);
+    }
+}
+
+/* Reads the adopted row of log `i` for its execution.confirmed event (a unit of its own). */
+static void adopted_rows(rt_actor_t *self, chain_follower_t *f, size_t i)
+{
+    const chain_rpc_log_t *log = &f->logs.items[i];
+    if (f->pool->c.events == NULL || log->num_topics < 2)
+        return;
+    chain_abi_event_t ev;
+    if (chain_abi_decode_event(&ev, (const uint8_t(*)[32])log->topics, log->num_topics, log->data,
+                               log->data_len) != CHAIN_OK)
+        return;
+    char hash[67], id[67], period[16];
+    executor__bytea(hash, log->tx_hash, 32);
+    executor__bytea(id, ev.intent_id, 32);
+    snprintf(period, sizeof(period), "%u", ev.count);
+    const char *params[] = {hash, id, period};
+    store_pg_query(f->pool->c.pg, self, R_EVENTS, st_adopt_rows, 3, params);
+}
+
+static void on_adopted(rt_actor_t *self, chain_follower_t *f, uint64_t corr,
+                       const store_pg_result_t *r)
+{
+    size_t i = (size_t)(corr >> 8);
+    if (r->status != STORE_PG_OK || i >= f->logs.count) {
+        rt_log_warn("follower", "adopting a registry log failed: %s %s",
+                    store_pg_status_name(r->status), r->message);
+        f->units_failed = true;
+    } else if (r->nresults == 1) { /* Revoked */
+        report(f, r->results[0], i, EXECUTOR_REVOKED);
+    } else {
+        report(f, r->results[1], i, EXECUTOR_CONFIRMED);
+        if (PQntuples(r->results[1]) != 0) /* recorded now, not by an earlier read */
+            adopted_rows(self, f, i);
+        executor__publish_notifications(f->pool, r->results[1]);
+    }
+    if (--f->units_pending != 0)
+        return;
+    if (f->units_failed)
+        fail_cycle(f, "a registry log was not recorded");
+    else
+        next_chunk(self, f);
+}
+
+/* ---- the actor ---- */
+
+static void on_db(rt_actor_t *self, chain_follower_t *f, rt_msg_t *msg)
+{
+    const store_pg_result_t *r = rt_msg_payload(msg);
+    if (msg->corr == R_LOAD) {
+        on_recheck_load(f, r);
+        return;
+    }
+    if (msg->corr == R_EVENTS && r->status == STORE_PG_OK)
+        executor__publish_executions(f->pool, r->results[0]);
+    if (msg->corr == R_UPDATE || msg->corr == R_EVENTS)
+        return;
+    int stage = (int)(msg->corr & 0xff);
+    if (stage != f->stage)
+        return;
+    if (stage == S_ADOPT) {
+        on_adopted(self, f, msg->corr, r);
+    } else if (stage == S_CURSOR) {
+        if (r->status != STORE_PG_OK) {
+            fail_cycle(f, "cannot read the log cursor");
+            return;
+        }
+        f->cursor_loaded = true;
+        if (PQntuples(r->results[0]) == 1) {
+            f->next_block = (uint64_t)atoll(PQgetvalue(r->results[0], 0, 0));
+            f->cursor_known = true;
+        }
+        start_cycle(self, f);
+    } else if (stage == S_OURS) {
+        on_ours(self, f, r);
+    } else if (stage == S_SAVE) {
+        if (r->status != STORE_PG_OK) {
+            fail_cycle(f, "cannot save the log cursor");
+            return;
+        }
+        f->next_block = f->range_to + 1;
+        atomic_store(&f->cursor, f->next_block);
+        f->stage = S_IDLE;
+        if (f->next_block <= safe_head(f)) /* behind: the next range at once */
+            read_logs(self, f);
+    }
+}
+
+static void follower_behaviour(rt_actor_t *self, rt_msg_t *msg)
+{
+    chain_follower_t *f = *(chain_follower_t **)rt_actor_state(self);
+    if (msg->type == RT_MSG_TIMER) {
+        if (f->stage == S_IDLE)
+            start_cycle(self, f);
+        recheck_poll(self, f);
+        rt_actor_timer_start(self, &f->tick, f->pool->c.poll_ms, 0);
+    } else if (msg->type == STORE_PG_MSG_RESULT) {
+        on_db(self, f, msg);
+    } else if (msg->type == CHAIN_RPC_MSG_REPLY && msg->corr == R_POLL) {
+        on_recheck_poll(self, f, chain_rpc_reply(msg));
+    } else if (msg->type == CHAIN_RPC_MSG_REPLY && (int)msg->corr == f->stage) {
+        const chain_rpc_reply_t *r = chain_rpc_reply(msg);
+        if (f->stage == S_HEAD)
+            on_head(self, f, r);
+        else if (f->stage == S_HEADERS)
+            on_headers(self, f, r);
+        else if (f->stage == S_LOGS)
+            on_logs(self, f, r);
+        else if (f->stage == S_TXS)
+            on_txs(self, f, r);
+    } else if (msg->type == RT_MSG_STOP) {
+        rt_actor_timer_cancel(self, &f->tick);
+    }
+}
+
+chain_follower_t *chain_follower_create(executor_pool_t *pool)
+{
+    chain_follower_t *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return NULL;
+    f->pool = pool;
+    chain_abi_topic(CHAIN_ABI_EVENT_EXECUTED, f->topic_executed);
+    chain_abi_topic(CHAIN_ABI_EVENT_REVOKED, f->topic_revoked);
+    return f;
+}
+
+void chain_follower_start(chain_follower_t *f, rt_runtime_t *rt)
+{
+    f->actor = rt_actor_spawn(rt, 0, follower_behaviour, sizeof(chain_follower_t *));
+    *(chain_follower_t **)rt_actor_state(f->actor) = f;
+    rt_actor_send(f->actor, rt_msg_new(RT_MSG_TIMER, 0));
+}
+
+uint64_t chain_follower_head(chain_follower_t *f)
+{
+    return atomic_load(&f->head);
+}
+
+uint64_t chain_follower_reorgs(chain_follower_t *f)
+{
+    return atomic_load(&f->reorgs);
+}
+
+uint64_t chain_follower_cursor(chain_follower_t *f)
+{
+    return atomic_load(&f->cursor);
+}
+
+bool chain_follower_base_fee(chain_follower_t *f, chain_u256_t *out)
+{
+    if (!atomic_load(&f->has_base_fee))
+        return false;
+    *out = chain_u256_from_u64(atomic_load(&f->base_fee));
+    return true;
+}
+
+void chain_follower_stop(chain_follower_t *f)
+{
+    if (f->actor == NULL)
+        return;
+    rt_actor_send_stop(f->actor);
+    rt_actor_release(f->actor);
+    f->actor = NULL;
+}
+
+void chain_follower_free(chain_follower_t *f)
+{
+    if (f == NULL)
+        return;
+    chain_rpc_logs_free(&f->logs);
+    free(f->adopt);
+    for (size_t i = 0; i != f->num_rechecks; ++i)
+        free(f->rechecks[i].raw);
+    free(f);
+}

@@ -1,0 +1,1538 @@
+/*
+ * Executor lanes. See executor.h for the contract; the life of one transaction slot is
+ *
+ *   FREE -> STORING (rows inserted `signed`) -> SENDING (eth_sendRawTransaction) -> PENDING
+ *        -> MINED (a receipt, not yet CONFIRMATIONS deep) -> FINALIZING (block read, outcome
+ *           committed) -> FREE
+ *
+ * with REPLACING (a re-signed version being stored) entered from PENDING when the transaction
+ * is not mined in time, or when its nonce turned out to be used by someone else (then under a
+ * new nonce). Every version's hash is kept, since any of them may be the one that is mined.
+ * One unit is stored at a time per lane, which keeps nonces in the order they were handed out.
+ */
+#include "actors/executor.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "actors/executor_internal.h"
+#include "actors/execution_model.h"
+#include "actors/notification_model.h"
+#include "chain/abi.h"
+#include "chain/hex.h"
+#include "chain/tx.h"
+#include "runtime/log.h"
+
+#define TX_VERSIONS_MAX 4 /* fee bumps of one nonce */
+/* hashes followed per nonce: its versions, and any other the database holds for it */
+#define TX_HASHES_MAX 8
+/* gas reserved per execution: ~72k measured on anvil (bench/executor_bench.c); the margin
+ * covers a first transfer to a new recipient. Too little would run the batch out of gas. */
+#define GAS_PER_EXECUTION 120000
+#define GAS_PER_BATCH 60000
+#define RETRY_MIN_MS 200
+#define RETRY_MAX_MS 10000
+#define DEFAULT_TIP_WEI 1000000000ull /* 1 gwei, when no oracle tells better */
+#define RESEND_MS 1000                /* an unmined transaction goes to the node again */
+/* A nonce the chain counts as used while no hash of ours has a receipt moves only once the
+ * chain is this many blocks past the first such poll, or (no blocks coming) this long after it:
+ * a node may count a nonce before it serves the receipt of the block that used it. */
+#define RENONCE_BLOCKS 2
+#define RENONCE_WAIT_MS 3000
+#define LIVE "('signed', 'broadcast', 'confirmed')"
+
+enum { TX_FREE, TX_STORING, TX_SENDING, TX_PENDING, TX_MINED, TX_FINALIZING, TX_REPLACING };
+enum { PHASE_RECONCILE, PHASE_SYNC, PHASE_READY };
+enum {
+    K_RECONCILE = 1,
+    K_SYNC,
+    K_STORE,
+    K_SEND,
+    K_MARK,
+    K_POLL,
+    K_BLOCK,
+    K_FINAL,
+    K_LIVE,
+    K_COUNT,
+    K_RESEND,
+    K_EVENTS,
+    K_HASHES,
+    K_VERIFY,
+};
+
+typedef struct st_lane_member_t {
+    char intent_id[37];
+    char user_id[37];
+    uint32_t period;
+    uint8_t on_chain_id[32];
+    chain_u256_t amount;
+    int outcome; /* after the receipt: 0 unknown, 1 confirmed, 2 failed */
+    char error[160];
+} lane_member_t;
+
+typedef struct st_lane_tx_t {
+    int state;
+    uint32_t gen; /* bumped on each use of the slot, so stale replies are recognised */
+    uint64_t nonce;
+    uint32_t n;
+    lane_member_t *members;
+    executor_job_t *jobs; /* kept until the first insert commits (a conflict re-encodes) */
+    bool busy;            /* a send, block read or finalization of this slot is under way */
+    int64_t block_time_s;
+    uint8_t *data;
+    size_t data_len;
+    uint64_t gas;
+    chain_u256_t tip, max_fee;
+    uint8_t versions[TX_HASHES_MAX][32]; /* indices stay: in-flight polls refer to them */
+    uint32_t nversions;
+    uint32_t cur; /* the current version: the one stored last, sent and sent again */
+    uint8_t *raw;
+    size_t raw_len;
+    uint8_t *next_raw; /* the version being stored (REPLACING) */
+    size_t next_raw_len;
+    uint8_t next_hash[32];
+    uint64_t next_nonce;
+    chain_u256_t next_tip, next_max_fee;
+    uint64_t sent_ms, retry_at_ms, retry_ms, resent_ms;
+    bool nonce_used; /* the node said "nonce too low" */
+    bool renonce;    /* none of our hashes was mined at that nonce: move to a new one */
+    bool doubt;      /* the chain counts the nonce, no hash of ours has a receipt (yet) */
+    uint64_t doubt_head, doubt_ms; /* the head and time of the first poll that saw it so */
+    int mined_version;
+    uint64_t mined_block, gas_used;
+    uint8_t mined_block_hash[32];
+    chain_u256_t gas_price;
+    bool reverted;
+} lane_tx_t;
+
+typedef struct st_lane_t {
+    executor_pool_t *pool;
+    int index;
+    const chain_key_t *key;
+    chain_addr_t addr;
+    char addr_text[48];
+    int phase;
+    bool storing, polling, op_inflight; /* op: the reconcile query or the nonce sync */
+    uint64_t next_nonce, head, retry_at_ms;
+    executor_job_t *queue;
+    uint32_t q_head, q_len;
+    lane_tx_t txs[EXECUTOR_LANE_TXS_MAX];
+    struct {
+        uint8_t slot, version;
+        uint32_t gen;
+    } poll_map[CHAIN_RPC_MAX_BATCH];
+    uint32_t poll_n;
+    uint32_t poll_first; /* the slot a poll starts from, rotating: a full batch starves none */
+    rt_actor_timer_t tick;
+} lane_t;
+
+static int st_insert, st_insert_again, st_mark_replaced, st_mark_broadcast, st_live_of,
+    st_count_hash, st_supersede_nonce, st_revive, st_finalize, st_exec_rows, st_reconcile,
+    st_rows_by_id, st_nonce_hashes;
+
+/* The statement that records a mined transaction's outcomes, its intents' counts, notifications
+ * and audit rows at once. */
+static void register_finalize(void)
+{
+    st_finalize = store_pg_statement(
+        "executor_finalize",
+        "WITH o AS (SELECT * FROM unnest($2::uuid[], $3::int[], $4::text[]) AS o(i, p, err)),"
+        " ex AS (UPDATE executions e SET status = CASE WHEN o.err IS NULL THEN 'confirmed' ELSE"
+        " 'failed' END, error = o.err, gas_used = $5, gas_price_wei = $6, block_number = $7,"
+        " block_hash = $8, confirmed_at = now() FROM o WHERE e.tx_hash = $1 AND e.intent_id = o.i"
+        " AND e.period = o.p AND e.status IN ('signed', 'broadcast')"
+        " RETURNING e.intent_id, e.period, e.status, e.error),"
+        " it AS (UPDATE intents i SET execution_count = GREATEST(i.execution_count, ex.period + 1),"
+        " last_execution = GREATEST(i.last_execution, to_timestamp($9)), status = CASE WHEN"
+        " i.status IN ('cancelled', 'failed', 'completed') THEN i.status WHEN i.max_executions IS"
+        " NOT NULL AND GREATEST(i.execution_count, ex.period + 1) >= i.max_executions THEN"
+        " 'completed' WHEN i.status = 'delayed' THEN 'active' ELSE i.status END, delay_reason ="
+        " NULL, updated_at = now() FROM ex WHERE i.id = ex.intent_id AND ex.status = 'confirmed'"
+        " RETURNING i.id),"
+        " n AS (INSERT INTO notifications (user_id, type, title, message, intent_id)"
+        " SELECT i.owner_id, CASE WHEN ex.status = 'confirmed' THEN 'execution_succeeded' ELSE"
+        " 'execution_failed' END, CASE WHEN ex.status = 'confirmed' THEN 'Payment sent' ELSE"
+        " 'Payment failed' END, CASE WHEN ex.status = 'confirmed' THEN format('%s: payment %s was"
+        " made on chain.', i.name, ex.period + 1) ELSE format('%s: payment %s failed on chain: %s',"
+        " i.name, ex.period + 1, ex.error) END, i.id FROM ex JOIN intents i ON i.id = ex.intent_id"
+        " RETURNING intent_id::text, user_id::text, " NOTIFICATION_COLUMNS "),"
+        " a AS (INSERT INTO audit_log (user_id, actor, action, subject_id, details)"
+        " SELECT i.owner_id, 'engine', 'execution.' || ex.status, i.id, jsonb_build_object("
+        "'period', ex.period, 'txHash', '0x' || encode($1, 'hex'), 'blockNumber', $7::bigint,"
+        " 'error', ex.error) FROM ex JOIN intents i ON i.id = ex.intent_id)"
+        " SELECT * FROM n");
+}
+
+void executor_register_statements(void)
+{
+    static bool done;
+    if (done)
+        return;
+    done = true;
+#define INSERT_ROWS                                                                                \
+    "INSERT INTO executions (intent_id, period, status, amount, executor, nonce, raw_tx, tx_hash)" \
+    " SELECT m.i, m.p, 'signed', m.a, $4, $5, $6, $7"                                              \
+    " FROM unnest($1::uuid[], $2::int[], $3::numeric[]) AS m(i, p, a)"
+    st_insert = store_pg_statement("executor_insert", INSERT_ROWS " RETURNING id::text");
+    /* a replacement carries the same members; one whose period another executor paid meanwhile
+     * (the follower marked ours replaced) stays without a row: on chain it fails "wrong count" */
+    st_insert_again =
+        store_pg_statement("executor_insert_again", INSERT_ROWS
+                           " ON CONFLICT (intent_id, period) WHERE status IN " LIVE " DO NOTHING");
+    st_mark_replaced = store_pg_statement(
+        "executor_mark_replaced", "UPDATE executions SET status = 'replaced' WHERE tx_hash = $1"
+                                  " AND status IN ('signed', 'broadcast')");
+    st_mark_broadcast = store_pg_statement(
+        "executor_mark_broadcast", "UPDATE executions SET status = 'broadcast', broadcast_at ="
+                                   " COALESCE(broadcast_at, now()) WHERE tx_hash = $1 AND status ="
+                                   " 'signed' RETURNING id::text");
+    st_live_of = store_pg_statement(
+        "executor_live_of", "SELECT m.i::text, m.p FROM unnest($1::uuid[], $2::int[]) AS m(i, p)"
+                            " WHERE EXISTS (SELECT 1 FROM executions e WHERE e.intent_id = m.i"
+                            " AND e.period = m.p AND e.status IN " LIVE ")");
+    st_count_hash = store_pg_statement("executor_count_hash",
+                                       "SELECT count(*) FROM executions WHERE tx_hash = $1");
+    st_supersede_nonce = store_pg_statement(
+        "executor_supersede_nonce", "UPDATE executions SET status = 'replaced' WHERE executor = $1"
+                                    " AND nonce = $2 AND tx_hash <> $3 AND status IN ('signed',"
+                                    " 'broadcast')");
+    /* every transaction the lane ever stored for a nonce, whatever its rows' status: before a
+     * nonce is given up, each of them is asked for a receipt. Looked up through the intents of
+     * the batch ($3): a nonce only ever carries one batch (its versions and replacements), and
+     * the (executor, nonce) index only covers rows in flight. */
+    st_nonce_hashes = store_pg_statement(
+        "executor_nonce_hashes", "SELECT DISTINCT tx_hash FROM executions WHERE intent_id ="
+                                 " ANY($3::uuid[]) AND executor = $1 AND nonce = $2 ORDER BY"
+                                 " tx_hash LIMIT 16");
+    st_revive = store_pg_statement(
+        "executor_revive", "UPDATE executions e SET status = 'broadcast' WHERE e.tx_hash = $1 AND"
+                           " e.status = 'replaced' AND NOT EXISTS (SELECT 1 FROM executions x"
+                           " WHERE x.intent_id = e.intent_id AND x.period = e.period AND"
+                           " x.status IN " LIVE ")");
+    register_finalize();
+    st_exec_rows = store_pg_statement(
+        "executor_exec_rows", "SELECT " EXECUTION_COLUMNS ", i.owner_id::text FROM " EXECUTION_FROM
+                              " WHERE e.tx_hash = $1 AND e.status IN ('confirmed', 'failed')");
+    /* the rows a unit just wrote (their ids), for their events; read after the commit, in a
+     * unit of their own, so that a failing unit never takes a first PREPARE down with it */
+    st_rows_by_id = store_pg_statement(
+        "executor_rows_by_id", "SELECT " EXECUTION_COLUMNS ", i.owner_id::text FROM " EXECUTION_FROM
+                               " WHERE e.id = ANY($1::uuid[])");
+    st_reconcile = store_pg_statement(
+        "executor_reconcile",
+        "SELECT e.nonce, e.tx_hash, e.raw_tx, e.status, e.intent_id::text, e.period, "
+        "e.amount::text,"
+        " i.owner_id::text, i.on_chain_id FROM executions e JOIN intents i ON i.id = e.intent_id"
+        " WHERE e.executor = $1 AND e.nonce IN (SELECT nonce FROM executions WHERE executor = $1"
+        " AND status IN ('signed', 'broadcast')) ORDER BY e.nonce, e.created_at, e.tx_hash");
+#undef INSERT_ROWS
+    chain_follower_register_statements();
+}
+
+/* ---- helpers ---- */
+
+void executor__bytea(char *out, const uint8_t *bytes, size_t n)
+{
+    out[0] = '\\';
+    out[1] = 'x';
+    chain_hex_encode(out + 2, 2 * n + 1, bytes, n, 0);
+}
+
+bool executor__bytea_read(const char *text, uint8_t *out, size_t n)
+{
+    return text != NULL && text[0] == '\\' && text[1] == 'x' &&
+           chain_hex_decode_exact(out, n, text + 2, strlen(text + 2), 0) == CHAIN_OK;
+}
+
+void executor__revert_reason(const uint8_t *data, size_t len, char *out, size_t cap)
+{
+    chain_abi_revert_t r;
+    if (chain_abi_decode_revert(data, len, &r) != CHAIN_OK) {
+        snprintf(out, cap, "reverted with undecodable data");
+        return;
+    }
+    switch (r.kind) {
+    case CHAIN_ABI_REVERT_ERROR: {
+        size_t n = r.message_len < cap - 1 ? r.message_len : cap - 1;
+        for (size_t i = 0; i != n; ++i) /* printable ASCII only: it reaches users and logs */
+            out[i] = r.message[i] >= 0x20 && r.message[i] < 0x7f ? (char)r.message[i] : '?';
+        out[n] = '\0';
+        break;
+    }
+    case CHAIN_ABI_REVERT_PANIC:
+        snprintf(out, cap, "panic 0x%llx", (unsigned long long)r.panic_code.limb[0]);
+        break;
+    case CHAIN_ABI_REVERT_CUSTOM:
+        snprintf(out, cap, "custom error 0x%02x%02x%02x%02x", r.selector[0], r.selector[1],
+                 r.selector[2], r.selector[3]);
+        break;
+    default:
+        snprintf(out, cap, "reverted without a reason");
+    }
+}
+
+void executor__publish_executions(executor_pool_t *pool, const PGresult *res)
+{
+    for (int row = 0; row != PQntuples(res); ++row) {
+        json_t *obj = execution_to_json(res, row, 0, pool->c.tokens, pool->c.num_tokens);
+        if (obj == NULL)
+            continue;
+        char type[32]; /* execution.signed | broadcast | confirmed | failed, as the row says */
+        snprintf(type, sizeof(type), "execution.%s", PQgetvalue(res, row, 3));
+        events_publish(pool->c.events, PQgetvalue(res, row, EXECUTION_COLUMN_COUNT), type, obj, 0);
+    }
+}
+
+void executor__publish_notifications(executor_pool_t *pool, const PGresult *res)
+{
+    for (int row = 0; row != PQntuples(res); ++row) {
+        json_t *obj = notification_to_json(res, row, 2);
+        if (obj != NULL)
+            notifications_publish_created(pool->c.events, PQgetvalue(res, row, 1), obj);
+    }
+}
+
+static uint64_t tag_of(int kind, int slot, uint32_t gen)
+{
+    return ((uint64_t)kind << 56) | ((uint64_t)(slot & 0xff) << 32) | gen;
+}
+
+static lane_tx_t *tx_of_tag(lane_t *l, uint64_t tag)
+{
+    int slot = (int)((tag >> 32) & 0xff);
+    if (slot >= EXECUTOR_LANE_TXS_MAX)
+        return NULL;
+    lane_tx_t *tx = &l->txs[slot];
+    return tx->state != TX_FREE && tx->gen == (uint32_t)tag ? tx : NULL;
+}
+
+static int slot_of(lane_t *l, lane_tx_t *tx)
+{
+    return (int)(tx - l->txs);
+}
+
+static void backoff(lane_tx_t *tx)
+{
+    tx->retry_ms = tx->retry_ms == 0 ? RETRY_MIN_MS : tx->retry_ms * 2;
+    if (tx->retry_ms > RETRY_MAX_MS)
+        tx->retry_ms = RETRY_MAX_MS;
+    tx->retry_at_ms = rt_now_ms() + tx->retry_ms / 2 + (uint64_t)rand() % (tx->retry_ms / 2 + 1);
+}
+
+static void tx_release(lane_t *l, lane_tx_t *tx)
+{
+    atomic_fetch_sub(&l->pool->in_flight, tx->n);
+    free(tx->members);
+    free(tx->jobs);
+    free(tx->data);
+    free(tx->raw);
+    free(tx->next_raw);
+    uint32_t gen = tx->gen + 1;
+    memset(tx, 0, sizeof(*tx));
+    tx->gen = gen;
+}
+
+/* Text arrays for unnest: {a,b,...}. The caller frees. */
+static char *member_array(const lane_tx_t *tx, int which)
+{
+    size_t cap = 2 + (size_t)tx->n * (which == 3 ? 2 * sizeof(tx->members[0].error) + 4 : 82);
+    char *s = malloc(cap), *p = s;
+    *p++ = '{';
+    for (uint32_t i = 0; i != tx->n; ++i) {
+        const lane_member_t *m = &tx->members[i];
+        if (i != 0)
+            *p++ = ',';
+        if (which == 0) {
+            p += sprintf(p, "%s", m->intent_id);
+        } else if (which == 1) {
+            p += sprintf(p, "%u", m->period);
+        } else if (which == 2) {
+            p += chain_u256_to_dec(&m->amount, p);
+        } else if (m->outcome == 1) {
+            p += sprintf(p, "NULL");
+        } else { /* a quoted element: the reason is printable ASCII; escape " and \ */
+            *p++ = '"';
+            for (const char *c = m->error; *c != '\0'; ++c) {
+                if (*c == '"' || *c == '\\')
+                    *p++ = '\\';
+                *p++ = *c;
+            }
+            *p++ = '"';
+        }
+    }
+    *p++ = '}';
+    *p = '\0';
+    return s;
+}
+
+/* ---- pricing, batching and signing ---- */
+
+/* The fees of a new transaction: 2 * base + tip, under the ceiling. False while unknown, or
+ * while the base fee alone is above the ceiling (the transaction could not be mined). */
+static bool lane_price(lane_t *l, chain_u256_t *tip, chain_u256_t *max_fee)
+{
+    executor_pool_t *pool = l->pool;
+    chain_u256_t base;
+    gas_snapshot_t snap;
+    if (pool->c.gas != NULL && gas_oracle_read(pool->c.gas, &snap)) {
+        base = snap.base_fee_wei;
+        *tip = snap.priority_fee_wei;
+    } else if (chain_follower_base_fee(pool->follower, &base)) {
+        *tip = chain_u256_from_u64(DEFAULT_TIP_WEI);
+    } else {
+        return false;
+    }
+    chain_u256_t one = chain_u256_from_u64(1);
+    if (chain_u256_is_zero(tip))
+        *tip = one;
+    chain_u256_mul_small(max_fee, &base, 2);
+    chain_u256_add(max_fee, max_fee, tip);
+    const chain_u256_t *ceiling = &pool->c.max_fee_ceiling_wei;
+    if (!chain_u256_is_zero(ceiling)) {
+        if (chain_u256_cmp(&base, ceiling) >= 0)
+            return false;
+        if (chain_u256_cmp(max_fee, ceiling) > 0)
+            *max_fee = *ceiling;
+        if (chain_u256_cmp(tip, max_fee) > 0)
+            *tip = *max_fee;
+    }
+    return true;
+}
+
+/* `a` raised by 12.5% (rounded up), the least a node takes as a replacement. */
+static chain_u256_t bump(const chain_u256_t *a)
+{
+    chain_u256_t r, eighth = *a;
+    chain_u256_divmod_small(&eighth, a, 8);
+    chain_u256_add(&r, a, &eighth);
+    chain_u256_t one = chain_u256_from_u64(1);
+    chain_u256_add(&r, &r, &one);
+    return r;
+}
+
+/* A nonce handed out but not stored yet (its store failed and waits for a retry). A later one
+ * must not be stored before it: if the process died then, the earlier nonce would be known to
+ * nobody, and every later transaction would wait behind the gap on chain forever. */
+static bool nonce_unstored(const lane_t *l)
+{
+    for (int i = 0; i != EXECUTOR_LANE_TXS_MAX; ++i)
+        if (l->txs[i].state == TX_STORING || (l->txs[i].state == TX_REPLACING && l->txs[i].renonce))
+            return true;
+    return false;
+}
+
+static lane_tx_t *free_slot(lane_t *l)
+{
+    for (int i = 0; i != EXECUTOR_LANE_TXS_MAX; ++i)
+        if (l->txs[i].state == TX_FREE)
+            return &l->txs[i];
+    return NULL;
+}
+
+static executor_job_t *queue_pop(lane_t *l)
+{
+    executor_job_t *job = &l->queue[l->q_head];
+    l->q_head = (l->q_head + 1) % EXECUTOR_LANE_QUEUE_MAX;
+    --l->q_len;
+    return job;
+}
+
+static void queue_push(lane_t *l, const executor_job_t *job)
+{
+    CHAIN_ASSERT(l->q_len < EXECUTOR_LANE_QUEUE_MAX);
+    l->queue[(l->q_head + l->q_len) % EXECUTOR_LANE_QUEUE_MAX] = *job;
+    ++l->q_len;
+}
+
+/* Takes up to `max` jobs, one per intent (two periods of one intent in one statement would
+ * update its row twice); the others go back to the end of the queue. Returns the count. */
+static uint32_t take_jobs(lane_t *l, executor_job_t *out, uint32_t max)
+{
+    uint32_t n = 0, scan = l->q_len;
+    for (uint32_t s = 0; s != scan && n != max; ++s) {
+        executor_job_t job = *queue_pop(l);
+        bool dup = false;
+        for (uint32_t i = 0; i != n && !dup; ++i)
+            dup = strcmp(out[i].intent_id, job.intent_id) == 0;
+        if (dup)
+            queue_push(l, &job);
+        else
+            out[n++] = job;
+    }
+    return n;
+}
+
+/* Signs `tx` (data, gas, fees, nonce set) into (raw, hash). */
+static bool sign_tx(lane_t *l, const lane_tx_t *tx, uint64_t nonce, const chain_u256_t *tip,
+                    const chain_u256_t *max_fee, uint8_t **raw, size_t *raw_len, uint8_t hash[32])
+{
+    chain_tx_t t = {.type = CHAIN_TX_EIP1559,
+                    .chain_id = l->pool->c.chain_id,
+                    .nonce = nonce,
+                    .max_priority_fee_per_gas = *tip,
+                    .max_fee_per_gas = *max_fee,
+                    .gas = tx->gas,
+                    .has_to = true,
+                    .to = l->pool->c.registry,
+                    .data = tx->data,
+                    .data_len = tx->data_len};
+    size_t cap = chain_tx_raw_size_max(tx->data_len);
+    *raw = malloc(cap);
+    if (*raw == NULL || chain_tx_sign(&t, l->key, *raw, cap, raw_len, hash) != CHAIN_OK) {
+        free(*raw);
+        *raw = NULL;
+        return false;
+    }
+    return true;
+}
+
+/* Encodes executeBatch for `jobs` into tx->data and fills the members. */
+static bool encode_batch(lane_tx_t *tx, const executor_job_t *jobs, uint32_t n)
+{
+    chain_abi_execution_t batch[EXECUTOR_BATCH_MAX];
+    for (uint32_t i = 0; i != n; ++i)
+        batch[i] = (chain_abi_execution_t){&jobs[i].terms, jobs[i].signature, 65, jobs[i].period};
+    size_t len;
+    if (chain_abi_execute_batch(NULL, 0, &len, batch, n) != CHAIN_OK)
+        return false;
+    tx->data = malloc(len);
+    tx->members = calloc(n, sizeof(*tx->members));
+    if (tx->data == NULL || tx->members == NULL ||
+        chain_abi_execute_batch(tx->data, len, &tx->data_len, batch, n) != CHAIN_OK)
+        return false;
+    tx->n = n;
+    for (uint32_t i = 0; i != n; ++i) {
+        lane_member_t *m = &tx->members[i];
+        memcpy(m->intent_id, jobs[i].intent_id, sizeof(m->intent_id));
+        memcpy(m->user_id, jobs[i].user_id, sizeof(m->user_id));
+        m->intent_id[36] = m->user_id[36] = '\0';
+        m->period = jobs[i].period;
+        m->amount = jobs[i].terms.amount;
+        chain_intent_hash(&jobs[i].terms, m->on_chain_id);
+    }
+    tx->gas = GAS_PER_BATCH + (uint64_t)n * GAS_PER_EXECUTION;
+    return true;
+}
+
+/* Reads the rows whose ids `ids` (one column) names and publishes them as events. */
+static void publish_rows(rt_actor_t *self, lane_t *l, const PGresult *ids)
+{
+    int n = PQntuples(ids);
+    if (l->pool->c.events == NULL || n == 0)
+        return;
+    char *text = malloc((size_t)n * 38 + 3), *p = text;
+    *p++ = '{';
+    for (int row = 0; row != n; ++row)
+        p += sprintf(p, "%s%.36s", row == 0 ? "" : ",", PQgetvalue(ids, row, 0));
+    *p++ = '}';
+    *p = '\0';
+    const char *params[] = {text};
+    store_pg_query(l->pool->c.pg, self, tag_of(K_EVENTS, 0, 0), st_rows_by_id, 1, params);
+    free(text);
+}
+
+/* ---- storing before broadcasting ---- */
+
+static void lane_send(rt_actor_t *self, lane_t *l, lane_tx_t *tx);
+
+/* Submits [mark replaced | supersede the nonce] + insert of tx's members for (raw, hash). */
+static void store_rows(rt_actor_t *self, lane_t *l, lane_tx_t *tx, const uint8_t *raw,
+                       size_t raw_len, const uint8_t hash[32], uint64_t nonce, bool again)
+{
+    char *ids = member_array(tx, 0), *periods = member_array(tx, 1), *amounts = member_array(tx, 2);
+    char *raw_text = malloc(2 * raw_len + 3), hash_text[67], old_text[67], nonce_text[24];
+    executor__bytea(raw_text, raw, raw_len);
+    executor__bytea(hash_text, hash, 32);
+    snprintf(nonce_text, sizeof(nonce_text), "%llu", (unsigned long long)nonce);
+    const char *ins[] = {ids, periods, amounts, l->addr_text, nonce_text, raw_text, hash_text};
+    int stmts[2], nparams[2], k = 0;
+    const char *const *params[2];
+    char old_nonce[24];
+    const char *mark[1], *supersede[3];
+    if (again && tx->renonce) { /* every version of the old nonce: none can be mined now */
+        snprintf(old_nonce, sizeof(old_nonce), "%llu", (unsigned long long)tx->nonce);
+        supersede[0] = l->addr_text, supersede[1] = old_nonce, supersede[2] = hash_text;
+        stmts[k] = st_supersede_nonce, nparams[k] = 3, params[k++] = supersede;
+    } else if (again) {
+        executor__bytea(old_text, tx->versions[tx->cur], 32);
+        mark[0] = old_text;
+        stmts[k] = st_mark_replaced, nparams[k] = 1, params[k++] = mark;
+    }
+    stmts[k] = again ? st_insert_again : st_insert, nparams[k] = 7, params[k++] = ins;
+    if (!store_pg_transaction(l->pool->c.pg, self, tag_of(K_STORE, slot_of(l, tx), tx->gen), k,
+                              stmts, nparams, params)) {
+        backoff(tx);
+        l->retry_at_ms = tx->retry_at_ms;
+    } else {
+        l->storing = true;
+    }
+    free(ids), free(periods), free(amounts), free(raw_text);
+}
+
+/* Stores the version being made: the first one (STORING) or a replacement (REPLACING). */
+static void store_current(rt_actor_t *self, lane_t *l, lane_tx_t *tx)
+{
+    if (tx->state == TX_STORING)
+        store_rows(self, l, tx, tx->raw, tx->raw_len, tx->versions[0], tx->nonce, false);
+    else
+        store_rows(self, l, tx, tx->next_raw, tx->next_raw_len, tx->next_hash, tx->next_nonce,
+                   true);
+}
+
+/* Forms a new batch from the queue, signs it with the lane's next nonce and stores it. */
+static void lane_new_batch(rt_actor_t *self, lane_t *l)
+{
+    lane_tx_t *tx = free_slot(l);
+    chain_u256_t tip, max_fee;
+    if (tx == NULL || l->q_len == 0 || nonce_unstored(l) || !lane_price(l, &tip, &max_fee))
+        return;
+    uint64_t budget = l->pool->c.batch_gas_budget;
+    uint64_t max = budget > GAS_PER_BATCH ? (budget - GAS_PER_BATCH) / GAS_PER_EXECUTION : 1;
+    if (max == 0)
+        max = 1;
+    if (max > EXECUTOR_BATCH_MAX)
+        max = EXECUTOR_BATCH_MAX;
+    tx->jobs = malloc(sizeof(executor_job_t) * max);
+    uint32_t n = take_jobs(l, tx->jobs, (uint32_t)max);
+    atomic_fetch_sub(&l->pool->queued[l->index], n);
+    atomic_fetch_add(&l->pool->in_flight, n);
+    tx->n = n; /* so that a release gives the in-flight count back */
+    tx->state = TX_STORING;
+    tx->nonce = l->next_nonce;
+    tx->tip = tip, tx->max_fee = max_fee;
+    if (!encode_batch(tx, tx->jobs, n) ||
+        !sign_tx(l, tx, tx->nonce, &tip, &max_fee, &tx->raw, &tx->raw_len, tx->versions[0])) {
+        rt_log_error("executor", "cannot encode or sign a batch of %u: dropped", n);
+        tx_release(l, tx);
+        return;
+    }
+    ++l->next_nonce;
+    tx->nversions = 1;
+    store_current(self, l, tx);
+}
+
+/* Re-encodes a first version without the members whose periods turned out live elsewhere. */
+static void drop_live_members(rt_actor_t *self, lane_t *l, lane_tx_t *tx, const PGresult *res)
+{
+    uint32_t kept = 0, n = tx->n;
+    for (uint32_t i = 0; i != n; ++i) {
+        bool live = false;
+        for (int row = 0; row != PQntuples(res) && !live; ++row)
+            live = strcmp(PQgetvalue(res, row, 0), tx->jobs[i].intent_id) == 0 &&
+                   (uint32_t)atol(PQgetvalue(res, row, 1)) == tx->jobs[i].period;
+        if (!live)
+            tx->jobs[kept++] = tx->jobs[i];
+    }
+    rt_log_info("executor", "%u of %u jobs already have a live execution: not signed again",
+                n - kept, n);
+    atomic_fetch_sub(&l->pool->in_flight, n - kept);
+    free(tx->members), free(tx->data), free(tx->raw);
+    tx->members = NULL, tx->data = NULL, tx->raw = NULL, tx->n = kept;
+    if (kept == 0 || !encode_batch(tx, tx->jobs, kept) ||
+        !sign_tx(l, tx, tx->nonce, &tx->tip, &tx->max_fee, &tx->raw, &tx->raw_len,
+                 tx->versions[0])) {
+        /* the nonce stays unused: the next batch must take it */
+        l->next_nonce = tx->nonce;
+        tx_release(l, tx);
+        return;
+    }
+    store_current(self, l, tx);
+}
+
+/* The version being stored is committed: it becomes the current one, and goes out. */
+static void stored(rt_actor_t *self, lane_t *l, lane_tx_t *tx)
+{
+    if (tx->state == TX_REPLACING) {
+        if (tx->renonce) {
+            tx->nversions = 0;
+            tx->renonce = tx->nonce_used = tx->doubt = false;
+        }
+        tx->cur = tx->nversions++;
+        memcpy(tx->versions[tx->cur], tx->next_hash, 32);
+        free(tx->raw);
+        tx->raw = tx->next_raw, tx->raw_len = tx->next_raw_len, tx->next_raw = NULL;
+        tx->nonce = tx->next_nonce, tx->tip = tx->next_tip, tx->max_fee = tx->next_max_fee;
+    }
+    free(tx->jobs);
+    tx->jobs = NULL;
+    tx->state = TX_SENDING;
+    tx->retry_ms = 0;
+    tx->sent_ms = tx->resent_ms = rt_now_ms();
+    lane_send(self, l, tx);
+}
+
+static void on_store_reply(rt_actor_t *self, lane_t *l, lane_tx_t *tx, int kind,
+                           const store_pg_result_t *r)
+{
+    if (kind == K_STORE)
+        l->storing = false;
+    if (kind == K_STORE && r->status == STORE_PG_OK) {
+        publish_rows(self, l, r->results[r->nresults - 1]);
+        stored(self, l, tx);
+    } else if (kind == K_STORE && r->status == STORE_PG_ERROR && tx->state == TX_STORING &&
+               strcmp(r->sqlstate, "23505") == 0) {
+        char *ids = member_array(tx, 0), *periods = member_array(tx, 1);
+        const char *params[] = {ids, periods};
+        l->storing = store_pg_query(l->pool->c.pg, self, tag_of(K_LIVE, slot_of(l, tx), tx->gen),
+                                    st_live_of, 2, params);
+        free(ids), free(periods);
+    } else if (kind == K_STORE) { /* it may have committed (a lost connection): look */
+        char hash_text[67];
+        executor__bytea(hash_text, tx->state == TX_STORING ? tx->versions[0] : tx->next_hash, 32);
+        const char *params[] = {hash_text};
+        rt_log_warn("executor", "storing a transaction failed (%s %s): checking",
+                    store_pg_status_name(r->status), r->message);
+        l->storing = store_pg_query(l->pool->c.pg, self, tag_of(K_COUNT, slot_of(l, tx), tx->gen),
+                                    st_count_hash, 1, params);
+        if (!l->storing)
+            backoff(tx);
+    } else if (kind == K_LIVE) {
+        l->storing = false;
+        if (r->status == STORE_PG_OK)
+            drop_live_members(self, l, tx, r->results[0]);
+        else
+            backoff(tx); /* the tick stores it again */
+    } else if (kind == K_COUNT) {
+        l->storing = false;
+        if (r->status == STORE_PG_OK && atol(PQgetvalue(r->results[0], 0, 0)) > 0)
+            stored(self, l, tx);
+        else
+            backoff(tx);
+    }
+}
+
+/* ---- broadcasting ---- */
+
+static void lane_send(rt_actor_t *self, lane_t *l, lane_tx_t *tx)
+{
+    chain_rpc_call_t call = chain_rpc_eth_send_raw_transaction(tx->raw, tx->raw_len);
+    if (chain_rpc_send(self, l->pool->c.rpc, &call, 1, 0,
+                       tag_of(K_SEND, slot_of(l, tx), tx->gen)) == CHAIN_RPC_OK)
+        tx->busy = true;
+    else
+        backoff(tx);
+}
+
+static void mark_broadcast(rt_actor_t *self, lane_t *l, lane_tx_t *tx)
+{
+    char hash_text[67];
+    executor__bytea(hash_text, tx->versions[tx->cur], 32);
+    const char *params[] = {hash_text};
+    /* best effort: a row left `signed` is re-sent and followed the same way after a restart */
+    store_pg_query(l->pool->c.pg, self, tag_of(K_MARK, 0, 0), st_mark_broadcast, 1, params);
+}
+
+static void lane_resync(lane_t *l)
+{
+    if (l->phase == PHASE_READY)
+        l->phase = PHASE_SYNC;
+}
+
+static void on_send_reply(rt_actor_t *self, lane_t *l, lane_tx_t *tx, const chain_rpc_reply_t *r,
+                          bool resend)
+{
+    tx->busy = false;
+    int err = r->error != CHAIN_RPC_OK ? r->error : r->items[0].error;
+    if (resend) { /* only "nonce too low" tells something: mined, by us or someone else */
+        if (err == CHAIN_RPC_ERR_NONCE_TOO_LOW && tx->state == TX_PENDING) {
+            tx->nonce_used = true;
+            lane_resync(l);
+        }
+        return;
+    }
+    if (tx->state != TX_SENDING)
+        return;
+    switch (err) {
+    case CHAIN_RPC_OK:
+    case CHAIN_RPC_ERR_ALREADY_KNOWN:
+    case CHAIN_RPC_ERR_REPLACEMENT_UNDERPRICED: /* a version of ours with this nonce is pending */
+        tx->state = TX_PENDING;
+        tx->retry_ms = 0;
+        mark_broadcast(self, l, tx);
+        break;
+    case CHAIN_RPC_ERR_NONCE_TOO_LOW: /* mined: by one of our versions, or by someone else */
+        tx->state = TX_PENDING;
+        tx->nonce_used = true;
+        lane_resync(l);
+        break;
+    case CHAIN_RPC_ERR_NONCE_TOO_HIGH:
+        lane_resync(l);
+        backoff(tx);
+        break;
+    default:
+        rt_log_warn("executor", "broadcast of nonce %llu failed: %s (%s)",
+                    (unsigned long long)tx->nonce, chain_rpc_strerror(err),
+                    r->count != 0 ? chain_rpc_reply_message(r, 0) : "");
+        backoff(tx);
+    }
+}
+
+/* Re-signs a pending transaction: a higher fee on the same nonce, or (renonce) the lane's next
+ * nonce when another transaction took this one. */
+static void lane_replace(rt_actor_t *self, lane_t *l, lane_tx_t *tx)
+{
+    chain_u256_t tip, max_fee;
+    bool priced = lane_price(l, &tip, &max_fee);
+    tx->next_nonce = tx->renonce ? l->next_nonce : tx->nonce;
+    if (!tx->renonce) {
+        chain_u256_t min_tip = bump(&tx->tip), min_max = bump(&tx->max_fee);
+        const chain_u256_t *ceiling = &l->pool->c.max_fee_ceiling_wei;
+        if (!chain_u256_is_zero(ceiling) && chain_u256_cmp(&min_max, ceiling) > 0) {
+            tx->state = TX_SENDING; /* cannot outbid within the ceiling: send it again */
+            tx->sent_ms = rt_now_ms();
+            lane_send(self, l, tx);
+            return;
+        }
+        if (!priced || chain_u256_cmp(&tip, &min_tip) < 0)
+            tip = min_tip;
+        if (!priced || chain_u256_cmp(&max_fee, &min_max) < 0)
+            max_fee = min_max;
+        if (chain_u256_cmp(&max_fee, &tip) < 0)
+            max_fee = tip;
+    } else if (!priced) {
+        tip = tx->tip, max_fee = tx->max_fee;
+    }
+    tx->next_tip = tip, tx->next_max_fee = max_fee;
+    free(tx->next_raw);
+    if (!sign_tx(l, tx, tx->next_nonce, &tip, &max_fee, &tx->next_raw, &tx->next_raw_len,
+                 tx->next_hash))
+        return;
+    if (tx->renonce)
+        ++l->next_nonce;
+    rt_log_info("executor", "%s nonce %llu (%u executions) as nonce %llu",
+                tx->renonce ? "moving" : "replacing", (unsigned long long)tx->nonce, tx->n,
+                (unsigned long long)tx->next_nonce);
+    tx->state = TX_REPLACING;
+    store_current(self, l, tx);
+}
+
+/* ---- receipts and outcomes ---- */
+
+static void lane_poll(rt_actor_t *self, lane_t *l)
+{
+    chain_rpc_call_t calls[CHAIN_RPC_MAX_BATCH];
+    uint32_t n = 0;
+    calls[n++] = chain_rpc_eth_block_number();
+    /* a nonce below this count is used; by one of ours only if one of its receipts is there,
+     * which a node may serve a moment after it counts the nonce (doubt_nonce) */
+    calls[n++] = chain_rpc_eth_get_transaction_count(&l->addr, chain_rpc_block_tag("latest"));
+    l->poll_first = (l->poll_first + 1) % EXECUTOR_LANE_TXS_MAX;
+    for (int k = 0; k != EXECUTOR_LANE_TXS_MAX; ++k) {
+        int s = (int)((l->poll_first + (uint32_t)k) % EXECUTOR_LANE_TXS_MAX);
+        lane_tx_t *tx = &l->txs[s];
+        if ((tx->state != TX_PENDING && tx->state != TX_MINED) || tx->renonce ||
+            n + tx->nversions > CHAIN_RPC_MAX_BATCH)
+            continue;
+        for (uint32_t v = 0; v != tx->nversions; ++v) {
+            l->poll_map[n].slot = (uint8_t)s, l->poll_map[n].version = (uint8_t)v;
+            l->poll_map[n].gen = tx->gen;
+            calls[n++] = chain_rpc_eth_get_transaction_receipt(tx->versions[v]);
+        }
+    }
+    if (n == 2) {
+        json_decref(calls[0].params);
+        json_decref(calls[1].params);
+        return;
+    }
+    l->poll_n = n;
+    l->polling =
+        chain_rpc_send(self, l->pool->c.rpc, calls, n, 0, tag_of(K_POLL, 0, 0)) == CHAIN_RPC_OK;
+}
+
+/* Reads each member's outcome from the receipt's registry logs. */
+static void read_outcomes(lane_t *l, lane_tx_t *tx, const chain_rpc_receipt_t *rc)
+{
+    for (uint32_t i = 0; i != tx->n; ++i) {
+        tx->members[i].outcome = 2;
+        snprintf(tx->members[i].error, sizeof(tx->members[i].error), "%s",
+                 rc->success ? "no outcome in the receipt" : "the transaction reverted");
+    }
+    for (size_t k = 0; k != rc->logs.count; ++k) {
+        const chain_rpc_log_t *log = &rc->logs.items[k];
+        chain_abi_event_t ev;
+        if (!chain_addr_eq(&log->address, &l->pool->c.registry) ||
+            chain_abi_decode_event(&ev, (const uint8_t(*)[32])log->topics, log->num_topics,
+                                   log->data, log->data_len) != CHAIN_OK ||
+            ev.kind == CHAIN_ABI_EVENT_KIND_REVOKED)
+            continue;
+        for (uint32_t i = 0; i != tx->n; ++i) {
+            lane_member_t *m = &tx->members[i];
+            if (memcmp(m->on_chain_id, ev.intent_id, 32) != 0 || m->period != ev.count)
+                continue;
+            if (ev.kind == CHAIN_ABI_EVENT_KIND_EXECUTED) {
+                m->outcome = 1;
+                m->error[0] = '\0';
+            } else {
+                executor__revert_reason(ev.reason, ev.reason_len, m->error, sizeof(m->error));
+            }
+        }
+    }
+}
+
+static void tx_mined(lane_tx_t *tx, int version, const chain_rpc_receipt_t *rc, lane_t *l)
+{
+    bool same = tx->state == TX_MINED && tx->mined_version == version &&
+                memcmp(tx->mined_block_hash, rc->block_hash, 32) == 0;
+    if (same)
+        return;
+    tx->state = TX_MINED;
+    tx->mined_version = version;
+    tx->mined_block = rc->block_number;
+    memcpy(tx->mined_block_hash, rc->block_hash, 32);
+    tx->gas_used = rc->gas_used;
+    tx->gas_price = rc->has_effective_gas_price ? rc->effective_gas_price : tx->max_fee;
+    tx->reverted = !rc->success;
+    read_outcomes(l, tx, rc);
+}
+
+static void request_block(rt_actor_t *self, lane_t *l, lane_tx_t *tx)
+{
+    chain_rpc_call_t call =
+        chain_rpc_eth_get_block_by_number(chain_rpc_block_number(tx->mined_block));
+    if (chain_rpc_send(self, l->pool->c.rpc, &call, 1, 0,
+                       tag_of(K_BLOCK, slot_of(l, tx), tx->gen)) == CHAIN_RPC_OK) {
+        tx->busy = true;
+        tx->state = TX_FINALIZING;
+    }
+}
+
+/*
+ * The chain counts tx's nonce as used and no version of ours has a receipt. Either another
+ * transaction took the nonce, or one of ours was mined and the node does not serve its receipt
+ * yet (a node may count a nonce before it serves the receipts of the block that used it), or
+ * the one mined is a transaction of ours this slot does not follow (stored by an earlier run).
+ * Moving the executions to a new nonce in the last two cases would pay their periods twice on
+ * chain, so the nonce moves only when certain: RENONCE_BLOCKS blocks after the first poll that
+ * saw it so (or RENONCE_WAIT_MS after it, when no blocks come), every hash the database holds
+ * for the nonce is asked for its receipt (on_nonce_hashes, on_verify_reply).
+ */
+static void doubt_nonce(rt_actor_t *self, lane_t *l, lane_tx_t *tx, uint64_t head)
+{
+    uint64_t now = rt_now_ms();
+    if (!tx->doubt) {
+        tx->doubt = true;
+        tx->doubt_head = head;
+        tx->doubt_ms = now;
+        return;
+    }
+    if (tx->busy ||
+        (l->head < tx->doubt_head + RENONCE_BLOCKS && now - tx->doubt_ms < RENONCE_WAIT_MS))
+        return;
+    char nonce[24], *ids = member_array(tx, 0);
+    snprintf(nonce, sizeof(nonce), "%llu", (unsigned long long)tx->nonce);
+    const char *params[] = {l->addr_text, nonce, ids};
+    tx->busy = store_pg_query(l->pool->c.pg, self, tag_of(K_HASHES, slot_of(l, tx), tx->gen),
+                              st_nonce_hashes, 3, params);
+    free(ids);
+}
+
+/* One polled slot: `found` is the version with a receipt (-1: none). */
+static void poll_slot(rt_actor_t *self, lane_t *l, lane_tx_t *tx, int found,
+                      const chain_rpc_receipt_t *rc, uint64_t head, uint64_t mined_count)
+{
+    if (found >= 0) {
+        if (tx->doubt) /* what a move would have paid twice */
+            rt_log_info("executor", "nonce %llu: ours, its receipt came %llu ms after its count",
+                        (unsigned long long)tx->nonce,
+                        (unsigned long long)(rt_now_ms() - tx->doubt_ms));
+        tx->doubt = false;
+        tx_mined(tx, found, rc, l);
+        uint32_t conf = l->pool->c.confirmations == 0 ? 1 : l->pool->c.confirmations;
+        if (!tx->busy && head + 1 >= tx->mined_block + conf)
+            request_block(self, l, tx);
+    } else if (tx->state == TX_MINED) { /* reorged out: it goes back to the node */
+        rt_log_warn("executor", "nonce %llu left the chain (reorg): sending it again",
+                    (unsigned long long)tx->nonce);
+        tx->state = TX_SENDING;
+        tx->retry_at_ms = 0;
+    } else if (tx->nonce_used && mined_count > tx->nonce) {
+        doubt_nonce(self, l, tx, head);
+    } else if (tx->nonce_used) { /* a false alarm: not used after all */
+        tx->nonce_used = tx->doubt = false;
+    } else if (!tx->busy && rt_now_ms() - tx->resent_ms >= RESEND_MS) {
+        /* nodes drop transactions (anvil drops nonce N+1 when N did not fit a block): the same
+         * bytes again are harmless, "already known" when it still has them */
+        tx->resent_ms = rt_now_ms();
+        chain_rpc_call_t call = chain_rpc_eth_send_raw_transaction(tx->raw, tx->raw_len);
+        tx->busy = chain_rpc_send(self, l->pool->c.rpc, &call, 1, 0,
+                                  tag_of(K_RESEND, slot_of(l, tx), tx->gen)) == CHAIN_RPC_OK;
+    }
+}
+
+/* Every hash stored for the doubtful nonce: those this slot does not follow join its versions
+ * (appended: the indices of polls in flight stay valid), then all are asked for receipts, after
+ * the count, in a request sent only now, RENONCE_BLOCKS blocks after the doubt began. */
+static void on_nonce_hashes(rt_actor_t *self, lane_t *l, lane_tx_t *tx, const store_pg_result_t *r)
+{
+    tx->busy = false;
+    if (r->status != STORE_PG_OK || tx->state != TX_PENDING || !tx->doubt || tx->renonce)
+        return; /* the next poll asks again */
+    const PGresult *res = r->results[0];
+    for (int row = 0; row != PQntuples(res); ++row) {
+        uint8_t hash[32];
+        bool known = false;
+        if (!executor__bytea_read(PQgetvalue(res, row, 0), hash, 32))
+            continue;
+        for (uint32_t v = 0; v != tx->nversions && !known; ++v)
+            known = memcmp(tx->versions[v], hash, 32) == 0;
+        if (known)
+            continue;
+        if (tx->nversions == TX_HASHES_MAX) { /* cannot be sure: stay, and say so */
+            rt_log_error("executor", "nonce %llu has more than %d stored transactions: not moved",
+                         (unsigned long long)tx->nonce, TX_HASHES_MAX);
+            return;
+        }
+        memcpy(tx->versions[tx->nversions++], hash, 32);
+    }
+    chain_rpc_call_t calls[1 + TX_HASHES_MAX];
+    uint32_t n = 0;
+    calls[n++] = chain_rpc_eth_get_transaction_count(&l->addr, chain_rpc_block_tag("latest"));
+    for (uint32_t v = 0; v != tx->nversions; ++v)
+        calls[n++] = chain_rpc_eth_get_transaction_receipt(tx->versions[v]);
+    tx->busy = chain_rpc_send(self, l->pool->c.rpc, calls, n, 0,
+                              tag_of(K_VERIFY, slot_of(l, tx), tx->gen)) == CHAIN_RPC_OK;
+}
+
+/* The receipts of every stored hash of the doubtful nonce: one of them mined it (the slot goes
+ * on as mined), or none did and the nonce is someone else's (the executions move). */
+static void on_verify_reply(rt_actor_t *self, lane_t *l, lane_tx_t *tx, const chain_rpc_reply_t *r)
+{
+    tx->busy = false;
+    uint64_t count;
+    size_t len = 0;
+    const char *json = r->error == CHAIN_RPC_OK ? chain_rpc_reply_result(r, 0, &len) : NULL;
+    if (tx->state != TX_PENDING || !tx->doubt || tx->renonce || json == NULL ||
+        r->count != 1 + tx->nversions || chain_rpc_result_u64(json, len, &count) != CHAIN_OK)
+        return; /* the next poll asks again */
+    int found = -1;
+    chain_rpc_receipt_t rc, kept;
+    bool complete = true;
+    for (uint32_t v = 0; v != tx->nversions; ++v) {
+        bool got = false;
+        json = chain_rpc_reply_result(r, 1 + v, &len);
+        if (r->items[1 + v].error != CHAIN_RPC_OK || json == NULL ||
+            chain_rpc_result_receipt(json, len, &rc, &got) != CHAIN_OK)
+            complete = false;
+        else if (got && found < 0)
+            found = (int)v, kept = rc;
+        else if (got)
+            chain_rpc_receipt_free(&rc);
+    }
+    if (found >= 0) {
+        poll_slot(self, l, tx, found, &kept, l->head, count);
+        chain_rpc_receipt_free(&kept);
+    } else if (complete && count <= tx->nonce) { /* not used after all (a reorg) */
+        tx->nonce_used = tx->doubt = false;
+    } else if (complete) {
+        rt_log_warn("executor",
+                    "nonce %llu was used by a transaction not ours (none of %u stored has a"
+                    " receipt): its %u executions move",
+                    (unsigned long long)tx->nonce, tx->nversions, tx->n);
+        tx->renonce = true;
+    }
+}
+
+static void on_poll_reply(rt_actor_t *self, lane_t *l, const chain_rpc_reply_t *r)
+{
+    l->polling = false;
+    uint64_t head, mined_count;
+    size_t len, len2;
+    const char *json, *json2;
+    if (r->error != CHAIN_RPC_OK || r->count != l->poll_n ||
+        (json = chain_rpc_reply_result(r, 0, &len)) == NULL ||
+        chain_rpc_result_u64(json, len, &head) != CHAIN_OK ||
+        (json2 = chain_rpc_reply_result(r, 1, &len2)) == NULL ||
+        chain_rpc_result_u64(json2, len2, &mined_count) != CHAIN_OK)
+        return;
+    l->head = head;
+    for (uint32_t i = 2; i != r->count;) {
+        int slot = l->poll_map[i].slot, found = -1;
+        chain_rpc_receipt_t rc, kept;
+        bool complete = true;
+        for (; i != r->count && l->poll_map[i].slot == slot; ++i) {
+            bool got = false;
+            json = chain_rpc_reply_result(r, i, &len);
+            if (r->items[i].error != CHAIN_RPC_OK || json == NULL ||
+                chain_rpc_result_receipt(json, len, &rc, &got) != CHAIN_OK) {
+                complete = false;
+                continue;
+            }
+            if (got && found < 0) {
+                found = l->poll_map[i].version;
+                kept = rc;
+            } else if (got) {
+                chain_rpc_receipt_free(&rc);
+            }
+        }
+        lane_tx_t *tx = &l->txs[slot];
+        if (tx->gen == l->poll_map[i - 1].gen &&
+            (tx->state == TX_PENDING || tx->state == TX_MINED) && (complete || found >= 0))
+            poll_slot(self, l, tx, found, found >= 0 ? &kept : NULL, head, mined_count);
+        if (found >= 0)
+            chain_rpc_receipt_free(&kept);
+    }
+}
+
+static void on_block_reply(rt_actor_t *self, lane_t *l, lane_tx_t *tx, const chain_rpc_reply_t *r)
+{
+    tx->busy = false;
+    chain_rpc_block_header_t h;
+    bool found = false;
+    size_t len;
+    const char *json = r->error == CHAIN_RPC_OK ? chain_rpc_reply_result(r, 0, &len) : NULL;
+    if (json == NULL || chain_rpc_result_block_header(json, len, &h, &found) != CHAIN_OK ||
+        !found || memcmp(h.hash, tx->mined_block_hash, 32) != 0) {
+        tx->state = TX_MINED; /* not canonical (any more): the next poll looks again */
+        return;
+    }
+    tx->block_time_s = (int64_t)h.timestamp;
+    const uint8_t *winner = tx->versions[tx->mined_version];
+    char win[67], nonce[24], gas_used[24], price[CHAIN_U256_DEC_SIZE], block[24], bhash[67], t[24];
+    executor__bytea(win, winner, 32);
+    executor__bytea(bhash, tx->mined_block_hash, 32);
+    snprintf(nonce, sizeof(nonce), "%llu", (unsigned long long)tx->nonce);
+    snprintf(gas_used, sizeof(gas_used), "%llu", (unsigned long long)tx->gas_used);
+    snprintf(block, sizeof(block), "%llu", (unsigned long long)tx->mined_block);
+    snprintf(t, sizeof(t), "%lld", (long long)tx->block_time_s);
+    chain_u256_to_dec(&tx->gas_price, price);
+    char *ids = member_array(tx, 0), *periods = member_array(tx, 1), *errors = member_array(tx, 3);
+    const char *supersede[] = {l->addr_text, nonce, win}, *revive[] = {win};
+    const char *fin[] = {win, ids, periods, errors, gas_used, price, block, bhash, t};
+    int stmts[] = {st_supersede_nonce, st_revive, st_finalize};
+    int nparams[] = {3, 1, 9};
+    const char *const *params[] = {supersede, revive, fin};
+    if (store_pg_transaction(l->pool->c.pg, self, tag_of(K_FINAL, slot_of(l, tx), tx->gen), 3,
+                             stmts, nparams, params))
+        tx->busy = true;
+    else
+        tx->state = TX_MINED;
+    free(ids), free(periods), free(errors);
+}
+
+static const lane_member_t *member_of(const lane_tx_t *tx, const char *intent_id)
+{
+    for (uint32_t i = 0; i != tx->n; ++i)
+        if (strcmp(tx->members[i].intent_id, intent_id) == 0)
+            return &tx->members[i];
+    return NULL;
+}
+
+/* The outcome is committed: tell the engine and the users, free the slot. */
+static void on_final_reply(rt_actor_t *self, lane_t *l, lane_tx_t *tx, const store_pg_result_t *r)
+{
+    tx->busy = false;
+    if (r->status != STORE_PG_OK) {
+        rt_log_warn("executor", "recording nonce %llu failed (%s %s): retrying",
+                    (unsigned long long)tx->nonce, store_pg_status_name(r->status), r->message);
+        tx->state = TX_MINED;
+        return;
+    }
+    executor_pool_t *pool = l->pool;
+    const PGresult *n = r->results[2];
+    for (int row = 0; row != PQntuples(n); ++row) {
+        const lane_member_t *m = member_of(tx, PQgetvalue(n, row, 0));
+        if (m == NULL)
+            continue;
+        executor_outcome_t o = {.period = m->period,
+                                .status = m->outcome == 1 ? EXECUTOR_CONFIRMED : EXECUTOR_FAILED,
+                                .block_number = tx->mined_block,
+                                .block_time_s = tx->block_time_s,
+                                .by_us = true};
+        memcpy(o.intent_id, m->intent_id, 37);
+        snprintf(o.user_id, sizeof(o.user_id), "%s", PQgetvalue(n, row, 1));
+        snprintf(o.error, sizeof(o.error), "%s", m->error);
+        memcpy(o.tx_hash, tx->versions[tx->mined_version], 32);
+        if (pool->c.on_outcome != NULL)
+            pool->c.on_outcome(pool->c.on_outcome_ctx, &o);
+    }
+    if (pool->c.events != NULL) {
+        char hash[67];
+        executor__bytea(hash, tx->versions[tx->mined_version], 32);
+        const char *params[] = {hash};
+        store_pg_query(pool->c.pg, self, tag_of(K_EVENTS, 0, 0), st_exec_rows, 1, params);
+    }
+    executor__publish_notifications(pool, n);
+    tx_release(l, tx);
+}
+
+/* ---- start-up reconciliation and the nonce ---- */
+
+/* The members of a reconciled transaction: the live rows of its current version. */
+static void reconcile_members(lane_tx_t *tx, const PGresult *res, int first, int end,
+                              const uint8_t live_hash[32])
+{
+    for (int row = first; row != end; ++row) {
+        uint8_t hash[32];
+        const char *st = PQgetvalue(res, row, 3);
+        if ((strcmp(st, "signed") != 0 && strcmp(st, "broadcast") != 0) ||
+            !executor__bytea_read(PQgetvalue(res, row, 1), hash, 32) ||
+            memcmp(hash, live_hash, 32) != 0)
+            continue;
+        lane_member_t *m = &tx->members[tx->n++];
+        snprintf(m->intent_id, sizeof(m->intent_id), "%s", PQgetvalue(res, row, 4));
+        m->period = (uint32_t)atol(PQgetvalue(res, row, 5));
+        const char *amount = PQgetvalue(res, row, 6);
+        chain_u256_from_dec(&m->amount, amount, strlen(amount));
+        snprintf(m->user_id, sizeof(m->user_id), "%s", PQgetvalue(res, row, 7));
+        executor__bytea_read(PQgetvalue(res, row, 8), m->on_chain_id, 32);
+    }
+}
+
+/* Rebuilds one in-flight transaction from its rows [first, end) (one nonce, all versions). */
+static void reconcile_nonce(lane_t *l, const PGresult *res, int first, int end)
+{
+    lane_tx_t *tx = free_slot(l);
+    if (tx == NULL) {
+        rt_log_error("executor", "more in-flight nonces than slots: later ones wait for a restart");
+        return;
+    }
+    int live = -1;
+    uint32_t members = 0;
+    for (int row = first; row != end; ++row) {
+        uint8_t hash[32];
+        const char *st = PQgetvalue(res, row, 3);
+        if (!executor__bytea_read(PQgetvalue(res, row, 1), hash, 32))
+            continue;
+        bool known = false;
+        for (uint32_t v = 0; v != tx->nversions && !known; ++v)
+            known = memcmp(tx->versions[v], hash, 32) == 0;
+        if (!known && tx->nversions < TX_HASHES_MAX)
+            memcpy(tx->versions[tx->nversions++], hash, 32);
+        if (strcmp(st, "signed") == 0 || strcmp(st, "broadcast") == 0) {
+            live = row;
+            ++members;
+        }
+    }
+    const char *raw_text = live >= 0 ? PQgetvalue(res, live, 2) : "";
+    size_t raw_len = strlen(raw_text) >= 2 ? (strlen(raw_text) - 2) / 2 : 0;
+    tx->raw = malloc(raw_len + 1);
+    tx->members = calloc(members + 1, sizeof(*tx->members));
+    chain_tx_t t;
+    chain_sig_t sig;
+    if (live < 0 || tx->raw == NULL || tx->members == NULL ||
+        chain_hex_decode(tx->raw, raw_len, &tx->raw_len, raw_text + 2, strlen(raw_text + 2), 0) !=
+            CHAIN_OK ||
+        chain_tx_decode(&t, &sig, tx->raw, tx->raw_len) != CHAIN_OK) {
+        rt_log_error("executor", "an in-flight row's raw transaction is unreadable");
+        free(tx->raw), free(tx->members);
+        memset(tx, 0, sizeof(*tx));
+        return;
+    }
+    tx->nonce = t.nonce, tx->tip = t.max_priority_fee_per_gas, tx->max_fee = t.max_fee_per_gas;
+    tx->gas = t.gas;
+    tx->data = malloc(t.data_len);
+    memcpy(tx->data, t.data, t.data_len);
+    tx->data_len = t.data_len;
+    /* the live version is the current one, the one sent again byte for byte */
+    uint8_t live_hash[32];
+    chain_tx_hash(tx->raw, tx->raw_len, live_hash);
+    for (tx->cur = 0; tx->cur != tx->nversions && memcmp(tx->versions[tx->cur], live_hash, 32) != 0;
+         ++tx->cur)
+        ;
+    if (tx->cur == tx->nversions) { /* beyond TX_HASHES_MAX others: it takes the last place */
+        tx->cur = tx->nversions == TX_HASHES_MAX ? TX_HASHES_MAX - 1 : tx->nversions++;
+        memcpy(tx->versions[tx->cur], live_hash, 32);
+    }
+    reconcile_members(tx, res, first, end, live_hash);
+    atomic_fetch_add(&l->pool->in_flight, tx->n);
+    tx->state = TX_SENDING;
+    tx->sent_ms = rt_now_ms();
+    tx->retry_at_ms = 0;
+}
+
+static void on_reconcile_reply(lane_t *l, const store_pg_result_t *r)
+{
+    l->op_inflight = false;
+    if (r->status != STORE_PG_OK) {
+        l->retry_at_ms = rt_now_ms() + RETRY_MAX_MS / 4;
+        return;
+    }
+    const PGresult *res = r->results[0];
+    int rows = PQntuples(res);
+    for (int first = 0, end; first < rows; first = end) {
+        for (end = first + 1;
+             end < rows && strcmp(PQgetvalue(res, end, 0), PQgetvalue(res, first, 0)) == 0; ++end)
+            ;
+        reconcile_nonce(l, res, first, end);
+    }
+    if (rows != 0)
+        rt_log_info("executor", "lane %d: %d in-flight rows from an earlier run, sent again",
+                    l->index, rows);
+    l->phase = PHASE_SYNC;
+}
+
+static void on_sync_reply(lane_t *l, const chain_rpc_reply_t *r)
+{
+    l->op_inflight = false;
+    uint64_t pending;
+    size_t len;
+    const char *json = r->error == CHAIN_RPC_OK ? chain_rpc_reply_result(r, 0, &len) : NULL;
+    if (json == NULL || chain_rpc_result_u64(json, len, &pending) != CHAIN_OK) {
+        l->retry_at_ms = rt_now_ms() + RETRY_MIN_MS * 4;
+        return;
+    }
+    /* our own transactions that the node dropped still own their nonces */
+    for (int s = 0; s != EXECUTOR_LANE_TXS_MAX; ++s) {
+        const lane_tx_t *tx = &l->txs[s];
+        if (tx->state != TX_FREE && tx->nversions != 0 && !tx->renonce && tx->nonce >= pending)
+            pending = tx->nonce + 1;
+        if (tx->state == TX_REPLACING && tx->next_nonce >= pending)
+            pending = tx->next_nonce + 1;
+    }
+    l->next_nonce = pending;
+    l->phase = PHASE_READY;
+}
+
+static void lane_phase_step(rt_actor_t *self, lane_t *l)
+{
+    if (l->op_inflight || rt_now_ms() < l->retry_at_ms)
+        return;
+    if (l->phase == PHASE_RECONCILE) {
+        const char *params[] = {l->addr_text};
+        l->op_inflight =
+            store_pg_query(l->pool->c.pg, self, tag_of(K_RECONCILE, 0, 0), st_reconcile, 1, params);
+    } else if (l->phase == PHASE_SYNC) {
+        chain_rpc_call_t call =
+            chain_rpc_eth_get_transaction_count(&l->addr, chain_rpc_block_tag("pending"));
+        l->op_inflight =
+            chain_rpc_send(self, l->pool->c.rpc, &call, 1, 0, tag_of(K_SYNC, 0, 0)) == CHAIN_RPC_OK;
+    }
+}
+
+/* ---- the lane actor ---- */
+
+/* Starts what is due: stores to retry, re-signings, a new batch (one store at a time), sends to
+ * retry, and a receipt poll. */
+static void lane_step(rt_actor_t *self, lane_t *l)
+{
+    uint64_t now = rt_now_ms();
+    if (l->phase != PHASE_READY) {
+        lane_phase_step(self, l);
+        if (l->phase != PHASE_READY)
+            return;
+    }
+    uint32_t replace_ms = l->pool->c.replace_after_ms;
+    for (int s = 0; s != EXECUTOR_LANE_TXS_MAX && !l->storing; ++s) {
+        lane_tx_t *tx = &l->txs[s];
+        if ((tx->state == TX_STORING || tx->state == TX_REPLACING) && now >= tx->retry_at_ms)
+            store_current(self, l, tx);
+        else if (tx->state == TX_PENDING && tx->renonce)
+            lane_replace(self, l, tx);
+        else if (tx->state == TX_PENDING && !tx->nonce_used && tx->nversions < TX_VERSIONS_MAX &&
+                 now - tx->sent_ms >= replace_ms)
+            lane_replace(self, l, tx);
+        else if (tx->state == TX_PENDING && !tx->nonce_used && now - tx->sent_ms >= replace_ms) {
+            tx->sent_ms = now; /* out of versions: keep the newest one in front of the node */
+            tx->state = TX_SENDING;
+        }
+    }
+    if (!l->storing && now >= l->retry_at_ms)
+        lane_new_batch(self, l);
+    for (int s = 0; s != EXECUTOR_LANE_TXS_MAX; ++s) {
+        lane_tx_t *tx = &l->txs[s];
+        if (tx->state == TX_SENDING && !tx->busy && now >= tx->retry_at_ms)
+            lane_send(self, l, tx);
+    }
+    if (!l->polling)
+        lane_poll(self, l);
+}
+
+static void lane_on_reply(rt_actor_t *self, lane_t *l, rt_msg_t *msg)
+{
+    int kind = (int)(msg->corr >> 56);
+    lane_tx_t *tx = tx_of_tag(l, msg->corr);
+    if (msg->type == STORE_PG_MSG_RESULT) {
+        const store_pg_result_t *r = rt_msg_payload(msg);
+        if (kind == K_RECONCILE)
+            on_reconcile_reply(l, r);
+        else if (kind == K_MARK && r->status == STORE_PG_OK)
+            publish_rows(self, l, r->results[0]);
+        else if (kind == K_EVENTS && r->status == STORE_PG_OK)
+            executor__publish_executions(l->pool, r->results[0]);
+        else if (kind == K_FINAL && tx != NULL)
+            on_final_reply(self, l, tx, r);
+        else if ((kind == K_STORE || kind == K_LIVE || kind == K_COUNT) && tx != NULL)
+            on_store_reply(self, l, tx, kind, r);
+        else if (kind == K_HASHES && tx != NULL)
+            on_nonce_hashes(self, l, tx, r);
+        else if (kind == K_STORE || kind == K_LIVE || kind == K_COUNT)
+            l->storing = false;
+        return;
+    }
+    const chain_rpc_reply_t *r = chain_rpc_reply(msg);
+    if (kind == K_SYNC)
+        on_sync_reply(l, r);
+    else if (kind == K_POLL)
+        on_poll_reply(self, l, r);
+    else if ((kind == K_SEND || kind == K_RESEND) && tx != NULL)
+        on_send_reply(self, l, tx, r, kind == K_RESEND);
+    else if (kind == K_BLOCK && tx != NULL)
+        on_block_reply(self, l, tx, r);
+    else if (kind == K_VERIFY && tx != NULL)
+        on_verify_reply(self, l, tx, r);
+}
+
+static void lane_behaviour(rt_actor_t *self, rt_msg_t *msg)
+{
+    lane_t *l = *(lane_t **)rt_actor_state(self);
+    switch (msg->type) {
+    case EXECUTOR_MSG_JOB:
+        queue_push(l, rt_msg_payload(msg));
+        if (l->phase == PHASE_READY && !l->storing)
+            lane_new_batch(self, l);
+        return;
+    case EXECUTOR_MSG_HEAD:
+    case EXECUTOR_MSG_REORG:
+        l->head = msg->corr > l->head || msg->type == EXECUTOR_MSG_REORG ? msg->corr : l->head;
+        if (!l->polling)
+            lane_poll(self, l);
+        return;
+    case RT_MSG_TIMER:
+        lane_step(self, l);
+        rt_actor_timer_start(self, &l->tick, l->pool->c.poll_ms, 0);
+        return;
+    case STORE_PG_MSG_RESULT:
+    case CHAIN_RPC_MSG_REPLY:
+        lane_on_reply(self, l, msg);
+        lane_step(self, l);
+        return;
+    case RT_MSG_STOP:
+        rt_actor_timer_cancel(self, &l->tick);
+        return;
+    }
+}
+
+/* ---- the pool ---- */
+
+executor_pool_t *executor_pool_create(const executor_config_t *c)
+{
+    if (c->rpc == NULL || c->pg == NULL || c->num_keys == 0 || c->chain_id == 0)
+        return NULL;
+    executor_pool_t *pool = calloc(1, sizeof(*pool));
+    if (pool == NULL)
+        return NULL;
+    pool->c = *c;
+    if (pool->c.confirmations == 0)
+        pool->c.confirmations = 1;
+    if (pool->c.batch_gas_budget == 0)
+        pool->c.batch_gas_budget = 8000000;
+    if (pool->c.replace_after_ms == 0)
+        pool->c.replace_after_ms = 30000;
+    if (pool->c.poll_ms == 0)
+        pool->c.poll_ms = 500;
+    pool->num_lanes = c->num_keys;
+    pool->lanes = calloc(c->num_keys, sizeof(*pool->lanes));
+    pool->queued = calloc(c->num_keys, sizeof(*pool->queued));
+    pool->lane_states = calloc(c->num_keys, sizeof(*pool->lane_states));
+    pool->follower = chain_follower_create(pool);
+    if (pool->lanes == NULL || pool->queued == NULL || pool->lane_states == NULL ||
+        pool->follower == NULL) {
+        executor_pool_free(pool);
+        return NULL;
+    }
+    return pool;
+}
+
+void executor_pool_start(executor_pool_t *pool, rt_runtime_t *rt)
+{
+    pool->rt = rt;
+    for (size_t i = 0; i != pool->num_lanes; ++i) {
+        rt_actor_t *a = rt_actor_spawn(rt, (int)(i % (size_t)rt->num_workers), lane_behaviour,
+                                       sizeof(lane_t *));
+        lane_t *l = calloc(1, sizeof(*l));
+        CHAIN_ASSERT(l != NULL);
+        l->queue = malloc(sizeof(executor_job_t) * EXECUTOR_LANE_QUEUE_MAX);
+        CHAIN_ASSERT(l->queue != NULL);
+        l->pool = pool;
+        l->index = (int)i;
+        l->key = pool->c.keys[i];
+        l->addr = *chain_key_address(l->key);
+        executor__bytea(l->addr_text, l->addr.bytes, 20);
+        l->phase = PHASE_RECONCILE;
+        *(lane_t **)rt_actor_state(a) = l;
+        pool->lane_states[i] = l;
+        pool->lanes[i] = a;
+        rt_actor_send(a, rt_msg_new(RT_MSG_TIMER, 0)); /* the first step, which arms the tick */
+    }
+    chain_follower_start(pool->follower, rt);
+}
+
+bool executor_submit(executor_pool_t *pool, const executor_job_t *job)
+{
+    if (pool->rt == NULL)
+        return false;
+    unsigned start = atomic_fetch_add(&pool->next_lane, 1);
+    for (size_t k = 0; k != pool->num_lanes; ++k) {
+        size_t i = (start + k) % pool->num_lanes;
+        if (atomic_fetch_add(&pool->queued[i], 1) >= EXECUTOR_LANE_QUEUE_MAX) {
+            atomic_fetch_sub(&pool->queued[i], 1);
+            continue;
+        }
+        rt_msg_t *msg = rt_msg_new(EXECUTOR_MSG_JOB, sizeof(*job));
+        memcpy(rt_msg_payload(msg), job, sizeof(*job));
+        rt_actor_send(pool->lanes[i], msg);
+        return true;
+    }
+    return false;
+}
+
+void executor__pool_broadcast(executor_pool_t *pool, uint32_t type, uint64_t value)
+{
+    for (size_t i = 0; i != pool->num_lanes; ++i)
+        if (pool->lanes[i] != NULL) {
+            rt_msg_t *msg = rt_msg_new(type, 0);
+            msg->corr = value;
+            rt_actor_send(pool->lanes[i], msg);
+        }
+}
+
+uint64_t executor_pool_pending(executor_pool_t *pool)
+{
+    uint64_t n = atomic_load(&pool->in_flight);
+    for (size_t i = 0; i != pool->num_lanes; ++i)
+        n += atomic_load(&pool->queued[i]);
+    return n;
+}
+
+uint64_t executor_pool_head(executor_pool_t *pool)
+{
+    return chain_follower_head(pool->follower);
+}
+
+uint64_t executor_pool_reorgs(executor_pool_t *pool)
+{
+    return chain_follower_reorgs(pool->follower);
+}
+
+void executor_pool_stop(executor_pool_t *pool)
+{
+    for (size_t i = 0; i != pool->num_lanes; ++i)
+        if (pool->lanes[i] != NULL) {
+            rt_actor_t *a = pool->lanes[i];
+            pool->lanes[i] = NULL;
+            rt_actor_send_stop(a);
+            rt_actor_release(a);
+        }
+    if (pool->follower != NULL)
+        chain_follower_stop(pool->follower);
+}
+
+void executor_pool_free(executor_pool_t *pool)
+{
+    if (pool == NULL)
+        return;
+    for (size_t i = 0; i != pool->num_lanes && pool->lane_states != NULL; ++i) {
+        lane_t *l = pool->lane_states[i];
+        if (l == NULL)
+            continue;
+        for (int s = 0; s != EXECUTOR_LANE_TXS_MAX; ++s)
+            if (l->txs[s].state != TX_FREE)
+                tx_release(l, &l->txs[s]);
+        free(l->queue);
+        free(l);
+    }
+    free(pool->lane_states);
+    chain_follower_free(pool->follower);
+    free(pool->lanes);
+    free((void *)pool->queued);
+    free(pool);
+}

@@ -1,0 +1,46 @@
+/*
+ * What the executor lanes (executor.c) and the chain follower (chain_follower.c) share inside
+ * the pool: text forms for SQL parameters, the registry's event topics, and the pool's state
+ * that both read.
+ */
+#ifndef ACTORS_EXECUTOR_INTERNAL_H
+#define ACTORS_EXECUTOR_INTERNAL_H
+
+#include <stdatomic.h>
+#include "actors/chain_follower.h"
+#include "actors/executor.h"
+
+/* actors/ message types of the engine's chain side (RT_MSG_USER + 0x500 ..) */
+enum {
+    EXECUTOR_MSG_JOB = RT_MSG_USER + 0x500, /* payload: executor_job_t */
+    EXECUTOR_MSG_HEAD,                      /* corr: the new head's number */
+    EXECUTOR_MSG_REORG,                     /* corr: the first block that changed */
+};
+
+struct st_executor_pool_t {
+    executor_config_t c;
+    rt_runtime_t *rt;
+    size_t num_lanes;
+    rt_actor_t **lanes;
+    void **lane_states;
+    _Atomic uint32_t *queued; /* per lane: jobs accepted, not yet in a transaction */
+    _Atomic uint64_t in_flight;
+    _Atomic unsigned next_lane;
+    chain_follower_t *follower;
+};
+
+/** Sends a message of `type` with corr `value` to every lane (heads, reorgs). Any thread. */
+void executor__pool_broadcast(executor_pool_t *pool, uint32_t type, uint64_t value);
+/** Writes `n` bytes as PostgreSQL's bytea text form ("\\x" + hex) into `out` (2n + 3 bytes). */
+void executor__bytea(char *out, const uint8_t *bytes, size_t n);
+/** Reads a bytea text form ("\\x" + hex) into `out` (exactly `n` bytes); false otherwise. */
+bool executor__bytea_read(const char *text, uint8_t *out, size_t n);
+/** Turns a revert's data into a short English reason (NUL-terminated, `cap` bytes). */
+void executor__revert_reason(const uint8_t *data, size_t len, char *out, size_t cap);
+/** Publishes the execution objects (EXECUTION_COLUMNS then the owner id, from column 0) of the
+ * rows of `res` as execution.confirmed / execution.failed events. */
+void executor__publish_executions(executor_pool_t *pool, const PGresult *res);
+/** Publishes notification rows (intent id, owner id, then NOTIFICATION_COLUMNS) of `res`. */
+void executor__publish_notifications(executor_pool_t *pool, const PGresult *res);
+
+#endif

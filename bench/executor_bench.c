@@ -1,0 +1,362 @@
+/*
+ * Executions per second end to end through the executor (N jobs due at once -> every row
+ * confirmed) against the rate at which the same anvil takes pre-signed token transfers from a
+ * plain sender (intake), and mines them, in one run, on an anvil that mines a block every second
+ * (issue #6, "Benchmarks").
+ *
+ *   executor_bench [N [LANES [BATCH_GAS_BUDGET [ANVIL_GAS_LIMIT]]]]
+ *     N                 payments each way (default 10000); DATABASE_URL must be set
+ *     LANES             executor keys, one nonce lane each (1..4, default 1; dev keys 0, 6, 7, 9)
+ *     BATCH_GAS_BUDGET  the executor's gas budget per batch transaction (default 4000000)
+ *     ANVIL_GAS_LIMIT   anvil --gas-limit (default: anvil's own, 30M); a chain setting, so a
+ *                       figure with a larger limit is the engine's own ceiling, not the default's
+ *
+ * The baseline signs N USDC transfers from one account beforehand (consecutive nonces) and
+ * sends them in JSON-RPC batches of 100 over one connection; its figures are the intake rate
+ * (all accepted by anvil) and the mined rate (the last one mined). The executor then gets N
+ * signed intents at once (one job each), CONFIRMATIONS 1, and is timed until every row is
+ * confirmed in the database. Both use the same token, so the per-payment work on chain is a
+ * transferFrom (executor) against a transfer (baseline). Block gas bounds both: the report
+ * gives the gas per execution and how full the engine's blocks were.
+ *
+ * Batch size: a block takes a transaction only while the gas already used plus the
+ * transaction's gas LIMIT fits the block; the executor declares ~120k gas per execution (its
+ * margin) while one costs ~46k, so big batches leave blocks part empty. Smaller batches fill
+ * blocks better but need more transactions in flight, hence more lanes
+ * (EXECUTOR_LANE_TXS_MAX per lane). On anvil's 30M blocks a 4M budget (32 per batch, ~18
+ * transactions per block) filled them to ~86%, against ~79% for intentd's default 8M.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "actors/executor.h"
+#include "actors/executor_internal.h"
+#include "chain/abi.h"
+#include "chain/hex.h"
+#include "chain/tx.h"
+#include "support/engine_chain.h"
+#include "support/harness.h"
+
+#define SEND_BATCH 100
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "executor_bench: %s\n", what);
+    exit(1);
+}
+
+static uint64_t nonce_of(echain_t *c, int account, const char *tag)
+{
+    char params[128], addr[CHAIN_ADDR_STR_SIZE];
+    chain_addr_t a = echain_dev_address(account);
+    chain_addr_format(&a, addr);
+    snprintf(params, sizeof(params), "[\"%s\",\"%s\"]", addr, tag);
+    uint64_t n = 0;
+    if (!echain_rpc_u64(c, "eth_getTransactionCount", params, &n))
+        die("eth_getTransactionCount");
+    return n;
+}
+
+/* The gas limit and gas used of block `number`; false when anvil does not answer. */
+static bool block_gas(echain_t *c, uint64_t number, uint64_t *limit, uint64_t *used)
+{
+    char params[64], *out = malloc(1 << 16);
+    snprintf(params, sizeof(params), "[\"0x%llx\",false]", (unsigned long long)number);
+    bool ok = echain_rpc(c, "eth_getBlockByNumber", params, out, 1 << 16);
+    json_t *root = ok ? json_loads(out, 0, NULL) : NULL;
+    const char *l = json_string_value(json_object_get(json_object_get(root, "result"), "gasLimit"));
+    const char *u = json_string_value(json_object_get(json_object_get(root, "result"), "gasUsed"));
+    ok = l != NULL && u != NULL;
+    if (ok)
+        *limit = strtoull(l, NULL, 16), *used = strtoull(u, NULL, 16);
+    json_decref(root);
+    free(out);
+    return ok;
+}
+
+static void wait_blocks(echain_t *c, uint64_t n)
+{
+    uint64_t start = 0, head = 0;
+    echain_rpc_u64(c, "eth_blockNumber", "[]", &start);
+    for (int i = 0; i != 600 && head < start + n; ++i) {
+        usleep(100000);
+        echain_rpc_u64(c, "eth_blockNumber", "[]", &head);
+    }
+}
+
+/* The baseline: n pre-signed transfers from dev account 3; the acceptance and mined times. */
+static void plain_sender(echain_t *c, int n, double *accept_s, double *mined_s)
+{
+    chain_key_t *key = NULL;
+    chain_key_from_hex(&key, echain_dev_keys[3], 64);
+    uint64_t nonce0 = nonce_of(c, 3, "pending");
+    char **raw_hex = calloc((size_t)n, sizeof(char *));
+    chain_addr_t to = echain_dev_address(8);
+    for (int i = 0; i != n; ++i) {
+        uint8_t data[CHAIN_ABI_SMALL_CALL_MAX], raw[512];
+        size_t len, raw_len;
+        chain_u256_t one = chain_u256_from_u64(1);
+        chain_abi_transfer(data, sizeof(data), &len, &to, &one);
+        chain_tx_t t = {.type = CHAIN_TX_EIP1559,
+                        .chain_id = 31337,
+                        .nonce = nonce0 + (uint64_t)i,
+                        .max_priority_fee_per_gas = chain_u256_from_u64(1000000000),
+                        .max_fee_per_gas = chain_u256_from_u64(100000000000),
+                        .gas = 100000,
+                        .has_to = true,
+                        .to = c->usdc,
+                        .data = data,
+                        .data_len = len};
+        chain_tx_sign(&t, key, raw, sizeof(raw), &raw_len, NULL);
+        raw_hex[i] = malloc(2 * raw_len + 3);
+        chain_hex_encode(raw_hex[i], 2 * raw_len + 3, raw, raw_len, CHAIN_HEX_0X);
+    }
+    chain_key_free(key);
+    size_t cap = SEND_BATCH * 1024;
+    char *body = malloc(cap), *out = malloc(1 << 20);
+    double t0 = now_s();
+    for (int first = 0; first < n; first += SEND_BATCH) {
+        size_t pos = 0;
+        body[pos++] = '[';
+        for (int i = first; i < n && i < first + SEND_BATCH; ++i)
+            pos += (size_t)snprintf(body + pos, cap - pos,
+                                    "%s{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":"
+                                    "\"eth_sendRawTransaction\",\"params\":[\"%s\"]}",
+                                    i == first ? "" : ",", i, raw_hex[i]);
+        snprintf(body + pos, cap - pos, "]");
+        if (http_post_blocking(c->anvil.port, body, out, 1 << 20) <= 0 ||
+            strstr(out, "\"error\"") != NULL)
+            die("a pre-signed transaction was refused");
+    }
+    *accept_s = now_s() - t0;
+    while (nonce_of(c, 3, "latest") < nonce0 + (uint64_t)n)
+        if (now_s() - t0 > 600)
+            die("the plain sender's transfers were not all mined within 600 s");
+        else
+            usleep(20000);
+    *mined_s = now_s() - t0;
+    for (int i = 0; i != n; ++i)
+        free(raw_hex[i]);
+    free(raw_hex), free(body), free(out);
+}
+
+enum { LANES_MAX = 4 };
+/* Dev keys of the lanes: 0 is intentd's executor; 1..5 are owners, 3 the plain sender, 8 the
+ * recipient; 6, 7 and 9 (the deployer, idle once the contracts are up) are free. */
+static const int lane_keys[LANES_MAX] = {0, 6, 7, 9};
+
+typedef struct st_engine_run_t {
+    net_http_client_t *http;
+    harness_t h;
+    chain_rpc_t *rpc;
+    store_pg_t *pg;
+    executor_pool_t *pool;
+    chain_key_t *keys[LANES_MAX];
+    int lanes;
+} engine_run_t;
+
+static void engine_start(echain_t *c, engine_run_t *e, int lanes, uint64_t batch_gas_budget)
+{
+    executor_register_statements();
+    e->http = net_http_client_create(NULL);
+    const char *urls[] = {c->anvil.url};
+    char err[256];
+    e->rpc = chain_rpc_create(&(chain_rpc_config_t){.urls = urls, .num_urls = 1}, e->http, err,
+                              sizeof(err));
+    harness_start(&e->h, e->http, 2, 2000);
+    chain_rpc_start(e->rpc, e->h.rt);
+    e->pg = store_pg_create(e->h.rt, &(store_pg_config_t){.url = c->db_url});
+    e->lanes = lanes;
+    for (int i = 0; i != lanes; ++i)
+        chain_key_from_hex(&e->keys[i], echain_dev_keys[lane_keys[i]], 64);
+    executor_config_t cfg = {.rpc = e->rpc,
+                             .pg = e->pg,
+                             .keys = (const chain_key_t **)e->keys,
+                             .num_keys = (size_t)lanes,
+                             .chain_id = 31337,
+                             .registry = c->registry,
+                             .confirmations = 1,
+                             .batch_gas_budget = batch_gas_budget,
+                             .replace_after_ms = 30000,
+                             .poll_ms = 200};
+    e->pool = executor_pool_create(&cfg);
+    if (e->pool == NULL)
+        die("executor_pool_create");
+    executor_pool_start(e->pool, e->h.rt);
+}
+
+static void engine_stop(engine_run_t *e)
+{
+    executor_pool_stop(e->pool);
+    chain_rpc_stop(e->rpc);
+    store_pg_free(e->pg);
+    harness_stop(&e->h);
+    executor_pool_free(e->pool);
+    chain_rpc_free(e->rpc);
+    net_http_client_free(e->http);
+    for (int i = 0; i != e->lanes; ++i)
+        chain_key_free(e->keys[i]);
+}
+
+static long rows_with(echain_t *c, const char *status)
+{
+    char v[32], sql[128];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM executions WHERE status = '%s'", status);
+    echain_db_value(c, sql, v, sizeof(v));
+    return atol(v);
+}
+
+static long db_long(echain_t *c, const char *sql)
+{
+    char v[32];
+    echain_db_value(c, sql, v, sizeof(v));
+    return atol(v);
+}
+
+/* How full the blocks that hold the engine's executions were: the chain's figures for every
+ * block from the first to the last of them (empty ones included: a stall shows). */
+static void report_blocks(echain_t *c)
+{
+    uint64_t first = (uint64_t)db_long(c, "SELECT min(block_number) FROM executions WHERE"
+                                          " status = 'confirmed'");
+    uint64_t last = (uint64_t)db_long(c, "SELECT max(block_number) FROM executions WHERE"
+                                         " status = 'confirmed'");
+    uint64_t limit = 0, used = 0, sum = 0;
+    for (uint64_t b = first; b <= last && b - first < 10000; ++b) {
+        if (!block_gas(c, b, &limit, &used))
+            die("eth_getBlockByNumber");
+        sum += used;
+    }
+    uint64_t blocks = last - first + 1;
+    long txs = db_long(c, "SELECT count(DISTINCT tx_hash) FROM executions WHERE status ="
+                          " 'confirmed'");
+    long max_txs = db_long(c, "SELECT max(n) FROM (SELECT count(DISTINCT tx_hash) AS n FROM"
+                              " executions WHERE status = 'confirmed' GROUP BY block_number) t");
+    long gas = db_long(c, "SELECT round(avg(gas_used / n)) FROM (SELECT tx_hash, max(gas_used)"
+                          " AS gas_used, count(*) AS n FROM executions WHERE status ="
+                          " 'confirmed' GROUP BY tx_hash) AS t");
+    printf("executor: %ld batch transactions in blocks %llu..%llu (%llu blocks, up to %ld"
+           " transactions per block); ~%ld gas per execution; block gas limit %llu, blocks"
+           " %.0f%% full on average\n",
+           txs, (unsigned long long)first, (unsigned long long)last, (unsigned long long)blocks,
+           max_txs, gas, (unsigned long long)limit, 100.0 * (double)sum / (double)(blocks * limit));
+}
+
+/* The executor's own pace, and what went wrong if anything did. */
+static void report_pace(echain_t *c)
+{
+    printf("executor: %ld rows replaced\n", rows_with(c, "replaced"));
+    /* Where the time went: the executor's own pace (rows stored, transactions broadcast) next
+     * to the chain's (executions per block). */
+    char pace[256], spread[1024];
+    echain_db_value(c,
+                    "SELECT 'first row stored +' || round(extract(epoch FROM min(created_at) -"
+                    " (SELECT min(created_at) FROM executions))::numeric, 2) || ' s, last +' ||"
+                    " round(extract(epoch FROM max(created_at) - min(created_at))::numeric, 2) ||"
+                    " ' s, last broadcast +' || round(extract(epoch FROM max(broadcast_at) -"
+                    " min(created_at))::numeric, 2) || ' s' FROM executions",
+                    pace, sizeof(pace));
+    echain_db_value(c,
+                    "SELECT string_agg(block_number || ':' || n, ' ' ORDER BY block_number) FROM"
+                    " (SELECT block_number, count(*) AS n FROM executions WHERE status ="
+                    " 'confirmed' GROUP BY block_number) t",
+                    spread, sizeof(spread));
+    printf("executor: %s; executions per block %s\n", pace, spread);
+    /* Per lane: a lane stores one batch at a time, so the gap between its batches' rows is its
+     * store pace; store -> broadcast is the wait before the node gets the transaction. */
+    char lanes[512];
+    echain_db_value(c,
+                    "SELECT string_agg(round(1000 * extract(epoch FROM (last - first) /"
+                    " greatest(batches - 1, 1)))::text || ' ms', ', ') || ' between batches;"
+                    " store -> broadcast ' || round(1000 * extract(epoch FROM avg(wait)))::text"
+                    " || ' ms on average' FROM (SELECT executor, count(DISTINCT tx_hash) AS"
+                    " batches, min(created_at) AS first, max(created_at) AS last,"
+                    " avg(broadcast_at - created_at) AS wait FROM executions GROUP BY executor) t",
+                    lanes, sizeof(lanes));
+    printf("executor: lanes: %s\n", lanes);
+    char why[256];
+    echain_db_value(c,
+                    "SELECT count(*) || ' x ' || error FROM executions WHERE status = 'failed'"
+                    " GROUP BY error ORDER BY count(*) DESC LIMIT 1",
+                    why, sizeof(why));
+    if (why[0] != '\0')
+        printf("executor: most common failure: %s\n", why);
+}
+
+/* Mints and approves for the owners and signs the n jobs (salts from 1000). */
+static executor_job_t *make_jobs(echain_t *c, int n)
+{
+    enum { OWNERS = 5 };
+    for (int o = 1; o <= OWNERS; ++o)
+        if (!echain_mint(c, o, 1000000000) || !echain_approve(c, o, 1000000000))
+            die("mint/approve");
+    if (!echain_mint(c, 3, 1000000000))
+        die("mint");
+    executor_job_t *jobs = calloc((size_t)n, sizeof(*jobs));
+    for (int i = 0; i != n; ++i)
+        if (!echain_job(c, 1 + i % OWNERS, 8, 1, 0, 0, (uint32_t)i + 1000, &jobs[i]))
+            die("creating the intents");
+    return jobs;
+}
+
+int main(int argc, char **argv)
+{
+    int n = argc > 1 ? atoi(argv[1]) : 10000;
+    int lanes = argc > 2 ? atoi(argv[2]) : 1;
+    uint64_t budget = argc > 3 ? strtoull(argv[3], NULL, 10) : 4000000;
+    const char *gas_limit = argc > 4 ? argv[4] : NULL;
+    if (n <= 0 || n > 100000 || lanes < 1 || lanes > LANES_MAX || budget == 0)
+        die("usage: executor_bench [N (1..100000) [LANES (1..4) [BATCH_GAS_BUDGET"
+            " [ANVIL_GAS_LIMIT]]]]");
+    const char *args[] = {"--block-time", "1", gas_limit ? "--gas-limit" : NULL, gas_limit, NULL};
+    echain_t c;
+    if (!echain_start(&c, args))
+        die("anvil, the contracts or the database did not start");
+    executor_job_t *jobs = make_jobs(&c, n);
+    wait_blocks(&c, 2);
+    double accept_s, mined_s;
+    plain_sender(&c, n, &accept_s, &mined_s);
+    engine_run_t e;
+    engine_start(&c, &e, lanes, budget);
+    wait_blocks(&c, 2);
+    double t0 = now_s();
+    for (int i = 0; i != n; ++i)
+        while (!executor_submit(e.pool, &jobs[i]))
+            if (now_s() - t0 > 600)
+                die("the executor's queues stayed full for 600 s");
+            else
+                usleep(1000);
+    while (rows_with(&c, "confirmed") + rows_with(&c, "failed") < n && now_s() - t0 < 600)
+        usleep(50000);
+    double engine_s = now_s() - t0;
+    printf("command: executor_bench %d %d %llu%s%s (anvil --block-time 1%s%s)\n", n, lanes,
+           (unsigned long long)budget, gas_limit ? " " : "", gas_limit ? gas_limit : "",
+           gas_limit ? " --gas-limit " : "", gas_limit ? gas_limit : "");
+    printf("plain sender: %d pre-signed transfers taken by anvil in %.2f s (intake %.0f tx/s),"
+           " all mined in %.2f s (%.0f tx/s)\n",
+           n, accept_s, n / accept_s, mined_s, n / mined_s);
+    long confirmed = rows_with(&c, "confirmed");
+    printf("executor: %ld of %d executions confirmed (%ld failed), due -> confirmed in %.2f s"
+           " (%.0f exec/s), %d lanes, batch gas budget %llu\n",
+           confirmed, n, rows_with(&c, "failed"), engine_s, confirmed / engine_s, lanes,
+           (unsigned long long)budget);
+    report_blocks(&c);
+    report_pace(&c);
+    printf("ratio executor / plain intake rate: %.2f (target >= 0.90)\n",
+           confirmed / engine_s / (n / accept_s));
+    printf("ratio executor / plain mined rate: %.2f\n", confirmed / engine_s / (n / mined_s));
+    engine_stop(&e);
+    echain_stop(&c);
+    free(jobs);
+    return 0;
+}
