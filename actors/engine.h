@@ -1,0 +1,121 @@
+/*
+ * The intent engine: one actor per live intent (active, delayed or paused) that sleeps until its
+ * next due time, checks the intent's constraints, hands the execution to the executor, and
+ * records delays; plus the composition around it (start-up loading, the API's change hook, the
+ * executor's outcomes).
+ *
+ * Who writes what (the engine contract): the executor (actors/executor.h) owns executions rows
+ * and, with a confirmation, intents.execution_count / last_execution / completion by
+ * maxExecutions; the engine owns intents.status, delay_reason and next_execution for delays,
+ * completion by endAt and the next due time, and the delay notifications (execution_delayed,
+ * low_buffer) with their audit rows and events.
+ *
+ * Finding an intent's actor: a sharded hash map from id to actor (ENGINE_SHARDS shards, each with
+ * its own mutex), so that the API's hook and the executor's outcomes, arriving on any worker,
+ * never contend on one lock. The map holds a reference to each actor; an actor leaves it only
+ * when its intent reaches a state it can never leave (completed, cancelled, failed). Actors are
+ * spread over the workers by a hash of the id.
+ *
+ * Start-up: loader actors (one per slice of the id space, spread over the workers) read the live
+ * intents in pages ordered by id (keyset pagination, no OFFSET), spawning their actors while the
+ * API already serves; an intent changed meanwhile is taken by the hook, and an actor that already
+ * has its row ignores the loader's.
+ */
+#ifndef ACTORS_ENGINE_H
+#define ACTORS_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "actors/events.h"
+#include "actors/executor.h"
+#include "actors/gas_oracle.h"
+#include "actors/intent_model.h"
+#include "chain/rpc.h"
+#include "runtime/worker.h"
+#include "store/pg.h"
+
+/** Shards of the id -> actor map. */
+#define ENGINE_SHARDS 64
+/** Lateness histogram: buckets of ENGINE_LATENESS_BUCKET_US, the last one open-ended. */
+#define ENGINE_LATENESS_BUCKETS 4096
+#define ENGINE_LATENESS_BUCKET_US 25
+
+/** Replaces the executor (benchmarks, tests): takes a job as executor_submit does. */
+typedef bool (*engine_submit_fn)(void *ctx, const executor_job_t *job);
+
+typedef struct st_engine_config_t {
+    rt_runtime_t *rt;             /* started */
+    store_pg_t *pg;               /* required */
+    chain_rpc_t *rpc;             /* NULL: every chain read is chain_unavailable */
+    gas_oracle_t *gas;            /* NULL: a gas cap cannot be checked (chain_unavailable) */
+    events_t *events;             /* NULL: no live events */
+    const intent_token_t *tokens; /* the token registry (to render intent objects) */
+    size_t num_tokens;
+    uint64_t chain_id;
+    chain_addr_t registry; /* the intent registry: the allowance's spender */
+    /* The executor the engine creates when `submit` is NULL and executor.num_keys > 0; the engine
+     * fills rpc, pg, gas, events, chain_id, registry and on_outcome itself. */
+    executor_config_t executor;
+    engine_submit_fn submit; /* non-NULL: used instead of an executor pool */
+    void *submit_ctx;
+    uint32_t load_batch;    /* rows per start-up page (default 2000) */
+    uint32_t max_intents;   /* bound of the map (default 4 Mi); beyond it, refused */
+    bool facts_always_hold; /* benchmarks: no chain reads, every constraint holds */
+} engine_config_t;
+
+typedef struct st_engine_t engine_t;
+
+/** The operator's settings of the engine and its executor, as text (NULL: unset), for
+ * engine_setup; main.c's options of the same names. */
+typedef struct st_engine_settings_t {
+    const char *private_key;      /* PRIVATE_KEY: the first executor key (0x + 64 hex digits) */
+    const char *executor_keys;    /* EXECUTOR_KEYS: more keys, comma-separated (one lane each) */
+    const char *confirmations;    /* CONFIRMATIONS: blocks deep before an outcome counts */
+    const char *max_fee_gwei;     /* MAX_FEE_GWEI: ceiling of maxFeePerGas (unset: none) */
+    const char *batch_gas_budget; /* BATCH_GAS_BUDGET: gas of one executeBatch transaction */
+    const char *replace_after_ms; /* REPLACE_AFTER_MS: not mined by then, replaced */
+} engine_settings_t;
+
+/** Lateness figures (due time -> hand-over to the executor), in microseconds. */
+typedef struct st_engine_lateness_t {
+    uint64_t count;
+    uint64_t p50_us, p99_us, max_us;
+} engine_lateness_t;
+
+/** Registers the engine's statements and the executor's; before the database pool is created
+ * (store_pg_statement's rule). Idempotent. */
+void engine_register_statements(void);
+/** Creates the engine (after the stores and the chain client started). NULL on bad settings. */
+engine_t *engine_create(const engine_config_t *config);
+/**
+ * engine_create with the executor described by `settings` (keys loaded into locked memory and
+ * owned by the engine). NULL with a reason in `err` when a setting is malformed or no key is
+ * given.
+ */
+engine_t *engine_setup(const engine_settings_t *settings, const engine_config_t *config, char *err,
+                       size_t err_size);
+/** Starts the executor (if the engine owns one), the chain readers and the loader. */
+void engine_start(engine_t *engine);
+/**
+ * The API's hook (api_config_t.intent_changed): `slot` is the address of an `engine_t *` that
+ * is NULL until the engine exists (api_create runs before the stores), read atomically. Reloads
+ * the intent's row and spawns, updates or stops its actor. Any worker; never blocks.
+ */
+void engine_intent_changed(void *slot, const char *intent_id);
+/** The executor's outcome callback (executor_config_t.on_outcome); `ctx` is the engine. */
+void engine_on_outcome(void *ctx, const executor_outcome_t *outcome);
+/** True once the start-up load has read every page. */
+bool engine_loaded(const engine_t *engine);
+/** Intent actors alive now. */
+size_t engine_actor_count(const engine_t *engine);
+/** Lateness of the executions handed over so far. */
+void engine_lateness(const engine_t *engine, engine_lateness_t *out);
+/** The executor pool the engine created (NULL when it uses `submit` or has no keys). */
+executor_pool_t *engine_executor(engine_t *engine);
+/** Stops the actors, the loader and the executor; before the stores close. */
+void engine_stop(engine_t *engine);
+/** Frees the engine, after the runtime has stopped. */
+void engine_free(engine_t *engine);
+
+#endif

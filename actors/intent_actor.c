@@ -1,0 +1,608 @@
+/*
+ * The actor of one live intent. It sleeps until the intent's next due time (a timer on its
+ * worker's wheel), checks the constraints in api.md's order, hands the execution to the
+ * executor, and waits for the outcome; a constraint that fails makes the intent `delayed` with a
+ * retry time (the window's next opening, or exponential backoff with jitter).
+ *
+ * The next due time is always computed from (startAt, frequency, executionCount, lastExecution)
+ * by sched_next_due, never remembered, so a restart or a reload computes the same one. An
+ * execution in flight (a signed or broadcast row for the period, or a job handed over and not
+ * answered yet) is never handed over again for the same period until its outcome, or a watchdog
+ * that finds no live row for it; the executor's unique index on (intent, period) makes even a
+ * second hand-over harmless.
+ *
+ * Every reply carries the generation (`gen`) it was asked in; a reload, an outcome or a clock
+ * move bumps it, so an answer to a question that no longer matters is ignored.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include "actors/engine_clock.h"
+#include "actors/engine_internal.h"
+#include "actors/notification_model.h"
+#include "chain/rfc3339.h"
+#include "runtime/log.h"
+
+#define BACKOFF_MIN_S 15
+#define BACKOFF_MAX_S 3600
+#define SUBMIT_RETRY_MS 1000 /* the executor's queue was full */
+#define DB_RETRY_MS 1000     /* the database's queue was full */
+#define WATCHDOG_MS 30000    /* no outcome this long after a hand-over: look at the database */
+#define WRONG_COUNT_RELOAD_MS 3000 /* a count the database lags: re-read, doubling to 96 s */
+
+/* what a database reply answers (the low byte of corr; the generation above it) */
+enum { Q_GET = 1, Q_WATCH, Q_NEXT, Q_DELAY, Q_COMPLETE, Q_FAIL, Q_LOW, Q_EVENT };
+/* timer tags */
+enum { T_DUE = 1, T_WATCHDOG, T_SUBMIT, T_RELOAD };
+
+typedef enum en_phase_t {
+    PHASE_IDLE,      /* paused, pending a signature, or no row yet */
+    PHASE_WAITING,   /* a timer to the due (or retry) time */
+    PHASE_CHECKING,  /* the chain facts are being read */
+    PHASE_SUBMITTED, /* handed to the executor: waiting for the outcome */
+} phase_t;
+
+typedef struct st_intent_state_t {
+    engine_t *engine;
+    engine_intent_t in;
+    bool have_row, leaving;
+    bool leave_after_event; /* completed or failed: leave once its event is published */
+    phase_t phase;
+    uint32_t gen;
+    int64_t retry_at;  /* engine seconds of a delay's retry; SCHED_NONE: none */
+    int64_t check_at;  /* the due (or retry) time being acted on, engine seconds */
+    uint32_t delays;   /* delays in a row (backoff exponent) */
+    uint32_t failures; /* failed executions of the current period in a row */
+    bool submitted;    /* a job for `submitted_period` is with the executor */
+    uint32_t submitted_period;
+    const char *event_type; /* the event to publish with the next Q_EVENT row */
+    rt_actor_timer_t timer;
+} intent_state_t;
+
+const size_t engine__intent_state_size = sizeof(intent_state_t);
+
+static void plan(rt_actor_t *self);
+
+void engine__intent_init(rt_actor_t *self, engine_t *e, const char *id)
+{
+    intent_state_t *st = rt_actor_state(self);
+    st->engine = e;
+    snprintf(st->in.id, sizeof(st->in.id), "%s", id);
+    st->retry_at = SCHED_NONE;
+}
+
+static uint64_t corr_of(const intent_state_t *st, int kind)
+{
+    return ((uint64_t)st->gen << 8) | (uint64_t)kind;
+}
+
+static void query(rt_actor_t *self, int kind, int statement, int nparams, const char *const *p)
+{
+    intent_state_t *st = rt_actor_state(self);
+    if (!store_pg_query(st->engine->config.pg, self, corr_of(st, kind), statement, nparams, p))
+        rt_log_warn("engine", "intent %s: database busy, statement %d not sent", st->in.id,
+                    statement);
+}
+
+static void leave(rt_actor_t *self)
+{
+    intent_state_t *st = rt_actor_state(self);
+    if (st->leaving)
+        return;
+    st->leaving = true;
+    rt_actor_timer_cancel(self, &st->timer);
+    engine__forget(st->engine, st->in.id, self);
+    rt_actor_stop(self);
+}
+
+static int64_t now_ms(void)
+{
+    return engine_clock_now_ms();
+}
+
+/* Exponential backoff with jitter: 15 s, 30 s, ... up to an hour, each drawn in [d/2, d] so
+ * that intents delayed together do not all come back together. */
+static int64_t backoff_s(uint32_t n)
+{
+    int64_t d = BACKOFF_MIN_S;
+    for (uint32_t i = 1; i < n && d < BACKOFF_MAX_S; ++i)
+        d *= 2;
+    if (d > BACKOFF_MAX_S)
+        d = BACKOFF_MAX_S;
+    uint32_t r = 0;
+    if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+        r = (uint32_t)now_ms();
+    return d / 2 + (int64_t)(r % (uint32_t)(d / 2 + 1));
+}
+
+static void arm_at(rt_actor_t *self, int64_t at_s, int tag)
+{
+    intent_state_t *st = rt_actor_state(self);
+    int64_t delay_ms = at_s * 1000 - now_ms();
+    rt_actor_timer_start(self, &st->timer, delay_ms > 0 ? (uint64_t)delay_ms : 0, (uint64_t)tag);
+}
+
+static void write_next(rt_actor_t *self, int64_t at)
+{
+    intent_state_t *st = rt_actor_state(self);
+    if (st->in.next_execution == at)
+        return;
+    st->in.next_execution = at;
+    char id[INTENT_ID_SIZE], at_text[24];
+    snprintf(id, sizeof(id), "%s", st->in.id);
+    snprintf(at_text, sizeof(at_text), "%lld", (long long)at);
+    const char *params[] = {id, at_text};
+    query(self, Q_NEXT, engine__st_next, 2, params);
+}
+
+/* ---- the event of a change, from a fresh row ---- */
+
+static void publish_row(rt_actor_t *self, const PGresult *res)
+{
+    intent_state_t *st = rt_actor_state(self);
+    static __thread intent_t full;
+    engine_intent_t row;
+    if (st->event_type == NULL || PQntuples(res) != 1 ||
+        !engine__row_parse(st->engine, res, 0, 0, &row, &full))
+        return;
+    events_publish(st->engine->config.events, row.user_id, st->event_type, intent_to_json(&full),
+                   0);
+}
+
+static void ask_event(rt_actor_t *self, const char *type)
+{
+    intent_state_t *st = rt_actor_state(self);
+    if (st->engine->config.events == NULL)
+        return;
+    st->event_type = type;
+    const char *params[] = {st->in.id};
+    query(self, Q_EVENT, engine__st_get, 1, params);
+}
+
+static void publish_notification(rt_actor_t *self, const PGresult *res, int first_col)
+{
+    intent_state_t *st = rt_actor_state(self);
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, first_col))
+        return;
+    json_t *n = notification_to_json(res, 0, first_col);
+    if (n != NULL)
+        events_publish(st->engine->config.events, st->in.user_id, "notification.created", n, 0);
+}
+
+/* ---- the end of an intent's schedule, or of its chances ---- */
+
+static void complete(rt_actor_t *self)
+{
+    intent_state_t *st = rt_actor_state(self);
+    const char *params[] = {st->in.id};
+    query(self, Q_COMPLETE, engine__st_complete, 1, params);
+    st->in.status = INTENT_COMPLETED;
+    st->phase = PHASE_IDLE;
+    rt_actor_timer_cancel(self, &st->timer); /* leaves once the database has it */
+}
+
+static void fail(rt_actor_t *self, const char *error)
+{
+    intent_state_t *st = rt_actor_state(self);
+    const char *params[] = {st->in.id, error};
+    query(self, Q_FAIL, engine__st_fail, 2, params);
+    st->in.status = INTENT_FAILED;
+    st->phase = PHASE_IDLE;
+    rt_actor_timer_cancel(self, &st->timer);
+}
+
+/* ---- delays ---- */
+
+static const char *reason_text(sched_delay_t r)
+{
+    switch (r) {
+    case SCHED_DELAY_OUTSIDE_TIME_WINDOW:
+        return "it is outside the intent's time window";
+    case SCHED_DELAY_CHAIN_UNAVAILABLE:
+        return "the chain cannot be reached";
+    case SCHED_DELAY_INSUFFICIENT_BALANCE:
+        return "the balance is below the amount";
+    case SCHED_DELAY_BELOW_SAFETY_BUFFER:
+        return "the payment would take the balance below the safety buffer";
+    case SCHED_DELAY_ALLOWANCE_TOO_LOW:
+        return "the allowance to the registry is below the amount";
+    case SCHED_DELAY_GAS_PRICE_ABOVE_CAP:
+        return "the gas price is above the intent's cap";
+    default:
+        return "";
+    }
+}
+
+static void delay(rt_actor_t *self, sched_delay_t reason, int64_t retry_at)
+{
+    intent_state_t *st = rt_actor_state(self);
+    ++st->delays;
+    st->retry_at = retry_at;
+    st->in.status = INTENT_DELAYED;
+    st->in.delay_reason = reason;
+    st->in.next_execution = retry_at;
+    st->phase = PHASE_WAITING;
+    arm_at(self, retry_at, T_DUE);
+    char at_text[24], when[CHAIN_RFC3339_SIZE], message[256];
+    snprintf(at_text, sizeof(at_text), "%lld", (long long)retry_at);
+    chain_rfc3339_format(retry_at, when);
+    snprintf(message, sizeof(message), "held back because %s; tried again at %s",
+             reason_text(reason), when);
+    const char *params[] = {st->in.id, sched_delay_name(reason), at_text, "Payment delayed",
+                            message};
+    query(self, Q_DELAY, engine__st_delay, 5, params);
+}
+
+/* ---- due: constraints, then the hand-over ---- */
+
+static void low_buffer_check(rt_actor_t *self, const engine_facts_t *f)
+{
+    intent_state_t *st = rt_actor_state(self);
+    /* warn when, after this payment, the next one would take the balance under the safety
+     * buffer: balance < 2 * amount + buffer (this payment itself passed balance >= amount +
+     * buffer, or it would have been delayed) */
+    chain_u256_t need;
+    if (st->in.low_buffer_period == (int32_t)st->in.execution_count ||
+        chain_u256_add(&need, &st->in.terms.amount, &st->in.terms.amount) ||
+        chain_u256_add(&need, &need, &st->in.safety_buffer) ||
+        chain_u256_cmp(&f->balance, &need) >= 0)
+        return;
+    st->in.low_buffer_period = (int32_t)st->in.execution_count;
+    char period[16];
+    snprintf(period, sizeof(period), "%u", st->in.execution_count);
+    const char *params[] = {st->in.id, period, "Balance running low",
+                            "after this payment, the next one would take the balance below the "
+                            "safety buffer"};
+    query(self, Q_LOW, engine__st_low_buffer, 4, params);
+}
+
+static void hand_over(rt_actor_t *self, const engine_facts_t *f)
+{
+    intent_state_t *st = rt_actor_state(self);
+    executor_job_t job;
+    memset(&job, 0, sizeof(job));
+    snprintf(job.intent_id, sizeof(job.intent_id), "%s", st->in.id);
+    snprintf(job.user_id, sizeof(job.user_id), "%s", st->in.user_id);
+    job.terms = st->in.terms;
+    memcpy(job.signature, st->in.signature, sizeof(job.signature));
+    job.period = st->in.execution_count;
+    if (!engine__submit(st->engine, &job)) { /* full: try again soon, no delay recorded */
+        st->phase = PHASE_WAITING;
+        rt_actor_timer_start(self, &st->timer, SUBMIT_RETRY_MS + (uint64_t)(now_ms() % 1000),
+                             T_SUBMIT);
+        return;
+    }
+    engine__record_lateness(st->engine, engine_clock_now_us() - st->check_at * 1000000);
+    st->submitted = true;
+    st->submitted_period = job.period;
+    st->phase = PHASE_SUBMITTED;
+    st->delays = 0;
+    st->retry_at = SCHED_NONE;
+    rt_actor_timer_start(self, &st->timer, WATCHDOG_MS, T_WATCHDOG);
+    if (f->available && !st->engine->config.facts_always_hold)
+        low_buffer_check(self, f);
+}
+
+static void decide(rt_actor_t *self, const engine_facts_t *f)
+{
+    intent_state_t *st = rt_actor_state(self);
+    if (st->engine->config.facts_always_hold) {
+        hand_over(self, f);
+        return;
+    }
+    sched_facts_t facts = {.inside_window = true,
+                           .chain_available = f->available,
+                           .balance = f->balance,
+                           .amount = st->in.terms.amount,
+                           .safety_buffer = st->in.safety_buffer,
+                           .allowance = f->allowance};
+    if (st->in.constraints.has_max_gas) {
+        gas_snapshot_t gas;
+        facts.has_gas_cap = true;
+        facts.gas_cap_wei = st->in.constraints.max_gas_price_wei;
+        if (st->engine->config.gas == NULL || !gas_oracle_read(st->engine->config.gas, &gas))
+            facts.chain_available = false;
+        else
+            chain_u256_add(&facts.gas_price_wei, &gas.base_fee_wei, &gas.priority_fee_wei);
+    }
+    sched_delay_t reason = sched_delay_reason(&facts);
+    if (reason != SCHED_DELAY_NONE)
+        delay(self, reason, engine_clock_now_s() + backoff_s(st->delays + 1));
+    else
+        hand_over(self, f);
+}
+
+static void check(rt_actor_t *self, int64_t at)
+{
+    intent_state_t *st = rt_actor_state(self);
+    engine_t *e = st->engine;
+    st->phase = PHASE_CHECKING;
+    st->check_at = at;
+    int64_t now = engine_clock_now_s();
+    if (st->in.constraints.has_window && !sched_window_contains(&st->in.constraints.window, now)) {
+        delay(self, SCHED_DELAY_OUTSIDE_TIME_WINDOW,
+              sched_window_next_open(&st->in.constraints.window, now));
+        return;
+    }
+    if (e->config.facts_always_hold || e->config.rpc == NULL) {
+        engine_facts_t f = {.available = e->config.facts_always_hold};
+        decide(self, &f);
+        return;
+    }
+    rt_msg_t *msg = rt_msg_new(ENGINE_MSG_READ, sizeof(engine_read_t));
+    engine_read_t *r = rt_msg_payload(msg);
+    r->owner = st->in.terms.owner;
+    r->token = st->in.terms.token;
+    rt_actor_request(self, e->readers[self->home], msg, st->gen);
+}
+
+/* ---- the plan: what to do next, from the state alone ---- */
+
+static void plan(rt_actor_t *self)
+{
+    intent_state_t *st = rt_actor_state(self);
+    if (!st->have_row || st->leaving)
+        return;
+    switch (st->in.status) {
+    case INTENT_COMPLETED:
+    case INTENT_CANCELLED:
+    case INTENT_FAILED:
+        leave(self);
+        return;
+    case INTENT_PENDING_SIGNATURE:
+    case INTENT_PAUSED:
+    case INTENT_CONFLICT:
+        st->phase = PHASE_IDLE;
+        rt_actor_timer_cancel(self, &st->timer);
+        return;
+    default:
+        break;
+    }
+    if (st->submitted) {
+        st->phase = PHASE_SUBMITTED;
+        rt_actor_timer_start(self, &st->timer, WATCHDOG_MS, T_WATCHDOG);
+        return;
+    }
+    int64_t due = sched_next_due(&st->in.sched, st->in.execution_count, st->in.last_execution);
+    if (due == SCHED_NONE) {
+        complete(self);
+        return;
+    }
+    int64_t at = st->retry_at != SCHED_NONE && st->retry_at > due ? st->retry_at : due;
+    write_next(self, at);
+    if (at * 1000 <= now_ms()) {
+        check(self, at);
+        return;
+    }
+    st->phase = PHASE_WAITING;
+    arm_at(self, at, T_DUE);
+}
+
+/* ---- messages ---- */
+
+/* A fresh row. `trust_db`: the watchdog asked, so a job the database does not show in flight is
+ * taken as lost and handed over again; otherwise (the API's hook) a job just handed over may not
+ * have its row yet, and stays in flight. */
+static void apply_row(rt_actor_t *self, const engine_intent_t *row, bool trust_db)
+{
+    intent_state_t *st = rt_actor_state(self);
+    bool still_ours = st->submitted && row->execution_count <= st->submitted_period && !trust_db;
+    if (st->in.execution_count != row->execution_count)
+        st->failures = 0;
+    st->in = *row;
+    st->have_row = true;
+    ++st->gen;
+    if (row->in_flight) {
+        st->submitted = true;
+        st->submitted_period = row->execution_count;
+    } else if (!still_ours) {
+        st->submitted = false;
+    }
+    st->retry_at = SCHED_NONE; /* a change by the user is looked at now */
+}
+
+/* The registry's refusals that no retry can change (contracts/IntentRegistry.sol): the intent
+ * fails. Anything else (not yet valid, too early, a token's transfer failing, a count the
+ * database has not caught up with) is retried. */
+static bool failure_is_final(const char *error)
+{
+    static const char *const final[] = {"wrong signer",           "revoked",       "expired",
+                                        "max executions reached", "bad signature", "high s",
+                                        "invalid signature"};
+    for (size_t i = 0; i != sizeof(final) / sizeof(final[0]); ++i)
+        if (strstr(error, final[i]) != NULL)
+            return true;
+    return false;
+}
+
+static void on_outcome(rt_actor_t *self, const executor_outcome_t *o)
+{
+    intent_state_t *st = rt_actor_state(self);
+    if (!st->have_row)
+        return;
+    ++st->gen;
+    if (o->status == EXECUTOR_REVOKED) {
+        st->in.status = INTENT_CANCELLED; /* the executor wrote it */
+        leave(self);
+        return;
+    }
+    bool ours = st->submitted && o->period == st->submitted_period;
+    if (o->status == EXECUTOR_CONFIRMED) {
+        if (o->period + 1 > st->in.execution_count) {
+            st->in.execution_count = o->period + 1;
+            st->in.last_execution = o->block_time_s;
+            st->failures = 0;
+        }
+        if (st->submitted && st->submitted_period <= o->period)
+            st->submitted = false;
+        if (st->in.status == INTENT_DELAYED) { /* the executor cleared it with the payment */
+            st->in.status = INTENT_ACTIVE;
+            st->in.delay_reason = SCHED_DELAY_NONE;
+        }
+        st->delays = 0;
+        st->retry_at = SCHED_NONE;
+        if (st->in.sched.max_executions != 0 &&
+            st->in.execution_count >= st->in.sched.max_executions) {
+            complete(self); /* the executor wrote the status; this clears next_execution */
+            return;
+        }
+    } else if (ours) {
+        st->submitted = false;
+        ++st->failures;
+        if (failure_is_final(o->error)) {
+            fail(self, o->error);
+            return;
+        }
+        if (strstr(o->error, "wrong count") != NULL) {
+            /* the chain's count is not the database's: an execution the follower has not
+             * adopted yet (a crash between mining and recording). Look again soon; the count
+             * comes from the database, never guessed here. */
+            st->phase = PHASE_WAITING;
+            uint32_t shift = st->failures - 1 < 5 ? st->failures - 1 : 5;
+            rt_actor_timer_start(self, &st->timer, (uint64_t)WRONG_COUNT_RELOAD_MS << shift,
+                                 T_RELOAD);
+            return;
+        }
+        st->retry_at = engine_clock_now_s() + backoff_s(st->failures);
+    }
+    plan(self);
+}
+
+static void on_db(rt_actor_t *self, rt_msg_t *msg)
+{
+    intent_state_t *st = rt_actor_state(self);
+    store_pg_result_t *r = rt_msg_payload(msg);
+    int kind = (int)(msg->corr & 0xff);
+    if (r->status != STORE_PG_OK) {
+        rt_log_warn("engine", "intent %s: statement kind %d: %s %s", st->in.id, kind,
+                    store_pg_status_name(r->status), r->message);
+        if (kind == Q_GET || kind == Q_WATCH || kind == Q_COMPLETE || kind == Q_FAIL)
+            rt_actor_timer_start(self, &st->timer, DB_RETRY_MS, T_RELOAD);
+        else if (kind == Q_NEXT)
+            st->in.next_execution = SCHED_NONE; /* written again by the next plan */
+        else if (st->leave_after_event)
+            leave(self);
+        return;
+    }
+    const PGresult *res = r->results[0];
+    switch (kind) {
+    case Q_GET:
+    case Q_WATCH: {
+        engine_intent_t row;
+        if (PQntuples(res) != 1) {
+            leave(self); /* no such intent */
+        } else if (!engine__row_parse(st->engine, res, 0, 0, &row, NULL)) {
+            rt_log_error("engine", "intent %s: row not usable, not scheduled", st->in.id);
+            leave(self);
+        } else {
+            apply_row(self, &row, kind == Q_WATCH);
+            plan(self);
+        }
+        break;
+    }
+    case Q_DELAY:
+        if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 1)) { /* the reason changed */
+            publish_notification(self, res, 1);
+            ask_event(self, "intent.delayed");
+        } else if (PQntuples(res) == 1) { /* the same reason, a new retry time */
+            ask_event(self, "intent.updated");
+        }
+        break;
+    case Q_LOW:
+        publish_notification(self, res, 0);
+        break;
+    case Q_NEXT: /* the owner's screens (and read caches) learn the new nextExecution */
+        ask_event(self, "intent.updated");
+        break;
+    case Q_COMPLETE:
+    case Q_FAIL:
+        /* whatever the row says now, it is not ours to run any more; leave once the event of
+         * the change (if it was ours) is out */
+        if (PQntuples(res) == 1 && st->engine->config.events != NULL) {
+            st->leave_after_event = true;
+            ask_event(self, "intent.updated");
+        } else {
+            leave(self);
+        }
+        break;
+    case Q_EVENT:
+        publish_row(self, res);
+        if (st->leave_after_event)
+            leave(self);
+        break;
+    }
+}
+
+static void reload(rt_actor_t *self, int kind)
+{
+    intent_state_t *st = rt_actor_state(self);
+    const char *params[] = {st->in.id};
+    if (!store_pg_query(st->engine->config.pg, self, corr_of(st, kind), engine__st_get, 1, params))
+        rt_actor_timer_start(self, &st->timer, DB_RETRY_MS, T_RELOAD);
+}
+
+static void on_timer(rt_actor_t *self, uint64_t tag)
+{
+    intent_state_t *st = rt_actor_state(self);
+    switch (tag) {
+    case T_DUE:
+    case T_SUBMIT:
+        ++st->gen;
+        plan(self);
+        break;
+    case T_WATCHDOG:
+        reload(self, Q_WATCH);
+        break;
+    case T_RELOAD:
+        reload(self, Q_GET);
+        break;
+    }
+}
+
+void engine__intent_behaviour(rt_actor_t *self, rt_msg_t *msg)
+{
+    intent_state_t *st = rt_actor_state(self);
+    if (st->leaving)
+        return;
+    switch (msg->type) {
+    case ENGINE_MSG_INIT:
+        if (!st->have_row) { /* else the hook's newer row is already here */
+            apply_row(self, rt_msg_payload(msg), false);
+            if (st->in.status == INTENT_DELAYED) /* keep the backoff a restart found */
+                st->retry_at = st->in.next_execution;
+            plan(self);
+        }
+        break;
+    case ENGINE_MSG_RELOAD:
+        reload(self, Q_GET);
+        break;
+    case ENGINE_MSG_CLOCK:
+        if (st->phase == PHASE_WAITING)
+            plan(self);
+        break;
+    case ENGINE_MSG_OUTCOME:
+        on_outcome(self, rt_msg_payload(msg));
+        break;
+    case ENGINE_MSG_FACTS:
+        if (msg->corr == st->gen && st->phase == PHASE_CHECKING) {
+            engine_facts_t *f = rt_msg_payload(msg);
+            if (f->busy) {
+                st->phase = PHASE_WAITING;
+                rt_actor_timer_start(self, &st->timer, SUBMIT_RETRY_MS, T_SUBMIT);
+            } else {
+                decide(self, f);
+            }
+        }
+        break;
+    case STORE_PG_MSG_RESULT:
+        on_db(self, msg);
+        break;
+    case RT_MSG_TIMER:
+        on_timer(self, msg->corr);
+        break;
+    case RT_MSG_STOP:
+        rt_actor_timer_cancel(self, &st->timer);
+        break;
+    }
+}
