@@ -1,0 +1,507 @@
+/* The API's read cache (actors/api_cache.c) through real HTTP against the intentd binary and a
+ * real PostgreSQL (and Redis for two processes). That an answer came from the cache is shown
+ * without timing: the row is changed behind the server's back (db_exec), and the old answer
+ * keeps coming until an invalidation (an API change, an event, local or from another process)
+ * or the TTL; then the new one does. Also: a hit is byte for byte the answer with the same
+ * headers, one user never gets another's entry, and API_CACHE_TTL_MS=0 turns it off. */
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include "chain/abi.h"
+#include "chain/eip712.h"
+#include "chain/hex.h"
+#include "chain/key.h"
+#include "support/api_server.h"
+#include "support/ws_client.h"
+
+#define REGISTRY "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+#define USDC "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
+#define RECIPIENT "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
+#define SALT "0x5555555555555555555555555555555555555555555555555555555555555555"
+#define LONG_TTL "API_CACHE_TTL_MS=600000" /* only an invalidation can refresh within a test */
+
+static char body[65536];
+
+static const char *str(json_t *obj, const char *name)
+{
+    return json_string_value(json_object_get(obj, name));
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* GET `path` as `token`, asserting 200; the body stays in `body`. */
+static void get_ok(const char *path, const char *token)
+{
+    int status = http("GET", path, token, NULL, NULL, body, sizeof(body));
+    cr_assert_eq(status, 200, "GET %s: %d %s", path, status, body);
+}
+
+/* The `name` of the intent GET `path` answers now (a static copy). */
+static const char *name_of(const char *path, const char *token)
+{
+    static char name[128];
+    get_ok(path, token);
+    json_t *j = json_loads(body, 0, NULL);
+    cr_assert_not_null(j, "%s", body);
+    snprintf(name, sizeof(name), "%s", str(j, "name"));
+    json_decref(j);
+    return name;
+}
+
+/* Creates a daily 100.5 USDC intent from 2030-01-01T09:00:00Z with SALT; its id into `id`. */
+static void create(const char *token, const char *name, char id[37])
+{
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"name\":\"%s\",\"recipient\":\"" RECIPIENT "\",\"token\":\"USDC\","
+             "\"amount\":\"100.5\",\"frequency\":\"daily\",\"salt\":\"" SALT "\","
+             "\"startAt\":\"2030-01-01T09:00:00Z\"}",
+             name);
+    int status = http("POST", "/api/intents", token, NULL, json, body, sizeof(body));
+    cr_assert_eq(status, 201, "%s", body);
+    json_t *j = json_loads(body, 0, NULL);
+    snprintf(id, 37, "%s", str(j, "id"));
+    json_decref(j);
+}
+
+/* KEY_A's EIP-712 signature over the terms create() makes. */
+static void sign_created_terms(char out[133])
+{
+    chain_key_t *owner = key(KEY_A);
+    chain_intent_t terms = {.owner = *chain_key_address(owner),
+                            .amount = chain_u256_from_u64(100500000),
+                            .min_interval = 86400 - 300,
+                            .valid_after = 1893488400,
+                            .valid_until = CHAIN_INTENT_NO_END,
+                            .max_executions = 0};
+    chain_addr_parse(&terms.token, USDC, strlen(USDC));
+    chain_addr_parse(&terms.recipient, RECIPIENT, strlen(RECIPIENT));
+    chain_hex_decode_exact(terms.salt, sizeof(terms.salt), SALT, strlen(SALT),
+                           CHAIN_HEX_0X_OPTIONAL);
+    chain_addr_t registry;
+    chain_addr_parse(&registry, REGISTRY, strlen(REGISTRY));
+    chain_eip712_domain_t domain;
+    chain_intent_domain(&domain, 31337, &registry);
+    uint8_t digest[32], bytes[CHAIN_SIG_LEN];
+    chain_intent_digest(&domain, &terms, digest);
+    chain_sig_t sig;
+    chain_key_sign(owner, digest, &sig);
+    chain_sig_serialize(&sig, bytes);
+    chain_hex_encode(out, 133, bytes, sizeof(bytes), CHAIN_HEX_0X);
+    chain_key_free(owner);
+}
+
+/* Renames the intent in the database only: no API call, no event. */
+static void rename_behind_back(const char *id, const char *name)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql), "UPDATE intents SET name = '%s' WHERE id = '%s'", name, id);
+    db_exec(db_url, sql);
+}
+
+/* Publishes an event of the token's user through POST /api/test/events on the current port. */
+static void publish_event(const char *token)
+{
+    char reply[256];
+    int status =
+        http("POST", "/api/test/events", token, NULL,
+             "{\"type\":\"intent.updated\",\"data\":{\"probe\":true}}", reply, sizeof(reply));
+    cr_assert_eq(status, 202, "%s", reply);
+}
+
+static void intent_path(char *out, size_t cap, const char *id)
+{
+    snprintf(out, cap, "/api/intents/%s", id);
+}
+
+Test(api_cache, a_read_is_served_from_the_cache_until_an_event_invalidates_it, .timeout = 60,
+     .fini = kill_leftover_server)
+{
+    /* one worker: every connection meets the same cache */
+    const char *env[] = {"INTENT_CONTRACT_ADDRESS=" REGISTRY,
+                         "USDC_ADDRESS=" USDC,
+                         "API_RATE_LIMIT=0",
+                         "USER_RATE_LIMIT=0",
+                         "EVENTS_TEST_ENDPOINT=1",
+                         "WORKERS=1",
+                         LONG_TTL,
+                         NULL};
+    start_server_env(env);
+    char token[4096], id[37], path[64];
+    session(KEY_A, token, sizeof(token));
+    create(token, "first", id);
+    intent_path(path, sizeof(path), id);
+    cr_assert_str_eq(name_of(path, token), "first");
+    get_ok("/api/intents?limit=5", token);
+    cr_assert_not_null(strstr(body, "\"name\":\"first\""), "%s", body);
+    rename_behind_back(id, "second");
+    /* the database says "second"; the cached answers still say "first" */
+    for (int i = 0; i != 3; ++i)
+        cr_assert_str_eq(name_of(path, token), "first", "GET %d was not a cached answer", i);
+    get_ok("/api/intents?limit=5", token);
+    cr_assert_not_null(strstr(body, "\"name\":\"first\""), "%s", body);
+    /* another query string is another entry: read now */
+    get_ok("/api/intents?limit=6", token);
+    cr_assert_not_null(strstr(body, "\"name\":\"second\""), "%s", body);
+    /* any event of the user makes every entry of theirs stale */
+    publish_event(token);
+    cr_assert_str_eq(name_of(path, token), "second");
+    get_ok("/api/intents?limit=5", token);
+    cr_assert_not_null(strstr(body, "\"name\":\"second\""), "%s", body);
+    stop_server();
+}
+
+/* Warms the caches of both workers (connections are spread over them by the kernel, so a few
+ * requests each) for the intent and the lists. */
+static void warm(const char *path, const char *token)
+{
+    for (int i = 0; i != 6; ++i) {
+        get_ok(path, token);
+        get_ok("/api/intents", token);
+        get_ok("/api/intents?status=active", token);
+    }
+}
+
+static const char *status_of(const char *path, const char *token)
+{
+    static char status[64];
+    get_ok(path, token);
+    json_t *j = json_loads(body, 0, NULL);
+    snprintf(status, sizeof(status), "%s", str(j, "status"));
+    json_decref(j);
+    return status;
+}
+
+/* The number of items of the list at `path`. */
+static size_t items_of(const char *path, const char *token)
+{
+    get_ok(path, token);
+    json_t *j = json_loads(body, 0, NULL);
+    size_t n = json_array_size(json_object_get(j, "items"));
+    json_decref(j);
+    return n;
+}
+
+static void post_ok(const char *path, const char *token, const char *payload)
+{
+    int status = http("POST", path, token, NULL, payload, body, sizeof(body));
+    cr_assert_eq(status, 200, "POST %s: %d %s", path, status, body);
+}
+
+Test(api_cache, every_api_change_is_visible_on_the_very_next_get, .timeout = 90,
+     .fini = kill_leftover_server)
+{
+    const char *env[] = {"INTENT_CONTRACT_ADDRESS=" REGISTRY,
+                         "USDC_ADDRESS=" USDC,
+                         "API_RATE_LIMIT=0",
+                         "USER_RATE_LIMIT=0",
+                         LONG_TTL,
+                         NULL}; /* two workers: a change on one must reach the other's cache */
+    start_server_env(env);
+    char token[4096], id[37], path[64], sub[96], sig[133], json[256];
+    session(KEY_A, token, sizeof(token));
+    for (int i = 0; i != 6; ++i)
+        cr_assert_eq(items_of("/api/intents", token), 0);
+    create(token, "rent", id); /* create */
+    cr_assert_eq(items_of("/api/intents", token), 1);
+    intent_path(path, sizeof(path), id);
+    warm(path, token);
+    cr_assert_eq(items_of("/api/intents?status=active", token), 0);
+    sign_created_terms(sig); /* signature */
+    snprintf(sub, sizeof(sub), "%s/signature", path);
+    snprintf(json, sizeof(json), "{\"signature\":\"%s\"}", sig);
+    post_ok(sub, token, json);
+    cr_assert_str_eq(status_of(path, token), "active");
+    cr_assert_eq(items_of("/api/intents?status=active", token), 1);
+    warm(path, token);
+    snprintf(sub, sizeof(sub), "%s/pause", path); /* pause */
+    post_ok(sub, token, NULL);
+    cr_assert_str_eq(status_of(path, token), "paused");
+    cr_assert_eq(items_of("/api/intents?status=active", token), 0);
+    warm(path, token);
+    snprintf(sub, sizeof(sub), "%s/resume", path); /* resume */
+    post_ok(sub, token, NULL);
+    cr_assert_str_eq(status_of(path, token), "active");
+    warm(path, token);
+    int status = http("PATCH", path, token, NULL, "{\"name\":\"rent 2\"}", body, sizeof(body));
+    cr_assert_eq(status, 200, "%s", body); /* patch */
+    cr_assert_str_eq(name_of(path, token), "rent 2");
+    get_ok("/api/intents", token);
+    cr_assert_not_null(strstr(body, "\"name\":\"rent 2\""), "%s", body);
+    warm(path, token);
+    status = http("DELETE", path, token, NULL, NULL, body, sizeof(body)); /* cancel */
+    cr_assert_eq(status, 200, "%s", body);
+    cr_assert_str_eq(status_of(path, token), "cancelled");
+    cr_assert_eq(items_of("/api/intents?status=active", token), 0);
+    stop_server();
+}
+
+Test(api_cache, an_event_from_another_process_invalidates, .timeout = 120,
+     .fini = ws_kill_leftovers)
+{
+    const char *redis = getenv("REDIS_URL");
+    cr_assert_not_null(redis, "REDIS_URL is not set: run the tests through scripts/test.sh");
+    static char redis_env[512];
+    snprintf(redis_env, sizeof(redis_env), "REDIS_URL=%s", redis);
+    const char *env[] = {"INTENT_CONTRACT_ADDRESS=" REGISTRY,
+                         "USDC_ADDRESS=" USDC,
+                         "API_RATE_LIMIT=0",
+                         "USER_RATE_LIMIT=0",
+                         "EVENTS_TEST_ENDPOINT=1",
+                         "WORKERS=1",
+                         LONG_TTL,
+                         redis_env,
+                         NULL};
+    start_server_env(env);
+    int port_a = port, port_b = free_port();
+    const char *env_b[] = {"API_RATE_LIMIT=0",
+                           "USER_RATE_LIMIT=0",
+                           "EVENTS_TEST_ENDPOINT=1",
+                           redis_env,
+                           "JWT_SECRET=" JWT_SECRET,
+                           "DATA_ENCRYPTION_KEY=" DATA_KEY,
+                           NULL};
+    pid_t b = ws_start_intentd(INTENTD_BIN, port_b, db_url, env_b, "/tmp/intentd-test-cache.log");
+    cr_assert_gt(b, 0, "the second intentd did not start");
+    char token[4096], id[37], path[64];
+    session(KEY_A, token, sizeof(token));
+    create(token, "first", id);
+    intent_path(path, sizeof(path), id);
+    cr_assert_str_eq(name_of(path, token), "first");
+    rename_behind_back(id, "second");
+    cr_assert_str_eq(name_of(path, token), "first", "not a cached answer");
+    /* an event published in B reaches A through Redis; A's subscription is asynchronous, so
+     * publish until A answers afresh (bounded), which only an invalidation can make it do */
+    bool fresh = false;
+    for (int i = 0; i != 100 && !fresh; ++i) {
+        port = port_b;
+        publish_event(token);
+        port = port_a;
+        for (int j = 0; j != 20 && !fresh; ++j, usleep(10000))
+            fresh = strcmp(name_of(path, token), "second") == 0;
+    }
+    cr_assert(fresh, "A kept its cached answer after B's events");
+    cr_assert(ws_stop_intentd(b), "the second intentd did not exit cleanly");
+    stop_server();
+}
+
+Test(api_cache, one_user_never_gets_another_users_entry, .timeout = 60,
+     .fini = kill_leftover_server)
+{
+    const char *env[] = {"INTENT_CONTRACT_ADDRESS=" REGISTRY,
+                         "USDC_ADDRESS=" USDC,
+                         "API_RATE_LIMIT=0",
+                         "USER_RATE_LIMIT=0",
+                         "WORKERS=1",
+                         LONG_TTL,
+                         NULL};
+    start_server_env(env);
+    char token_a[4096], token_b[4096], id[37], path[64];
+    session(KEY_A, token_a, sizeof(token_a));
+    session(KEY_B, token_b, sizeof(token_b));
+    create(token_a, "mine", id);
+    intent_path(path, sizeof(path), id);
+    cr_assert_str_eq(name_of(path, token_a), "mine");
+    cr_assert_eq(items_of("/api/intents", token_a), 1);
+    rename_behind_back(id, "changed");
+    cr_assert_str_eq(name_of(path, token_a), "mine", "A's answer is not cached");
+    /* the same paths as B: B's own answers */
+    cr_assert_eq(http("GET", path, token_b, NULL, NULL, body, sizeof(body)), 404, "%s", body);
+    cr_assert_eq(items_of("/api/intents", token_b), 0);
+    cr_assert_eq(items_of("/api/intents", token_b), 0);
+    /* without a valid token nothing is answered from the cache either */
+    cr_assert_eq(http("GET", path, NULL, NULL, NULL, body, sizeof(body)), 401, "%s", body);
+    cr_assert_eq(http("GET", path, "x.y.z", NULL, NULL, body, sizeof(body)), 401, "%s", body);
+    stop_server();
+}
+
+Test(api_cache, ttl_zero_disables_and_a_short_ttl_expires, .timeout = 90,
+     .fini = kill_leftover_server)
+{
+    const char *env[] = {"INTENT_CONTRACT_ADDRESS=" REGISTRY,
+                         "USDC_ADDRESS=" USDC,
+                         "API_RATE_LIMIT=0",
+                         "USER_RATE_LIMIT=0",
+                         "WORKERS=1",
+                         "API_CACHE_TTL_MS=0",
+                         NULL};
+    start_server_env(env);
+    char token[4096], id[37], path[64];
+    session(KEY_A, token, sizeof(token));
+    create(token, "first", id);
+    intent_path(path, sizeof(path), id);
+    cr_assert_str_eq(name_of(path, token), "first");
+    rename_behind_back(id, "second");
+    cr_assert_str_eq(name_of(path, token), "second", "answered from a disabled cache");
+    stop_server();
+
+    const char *env_ttl[] = {"INTENT_CONTRACT_ADDRESS=" REGISTRY,
+                             "USDC_ADDRESS=" USDC,
+                             "API_RATE_LIMIT=0",
+                             "USER_RATE_LIMIT=0",
+                             "WORKERS=1",
+                             "API_CACHE_TTL_MS=1500",
+                             NULL};
+    start_server_env(env_ttl);
+    session(KEY_A, token, sizeof(token));
+    create(token, "first", id);
+    intent_path(path, sizeof(path), id);
+    int64_t read_ms = mono_ms();
+    cr_assert_str_eq(name_of(path, token), "first");
+    rename_behind_back(id, "second");
+    const char *name = name_of(path, token);
+    if (mono_ms() - read_ms < 1000) /* only then is the entry surely still alive */
+        cr_assert_str_eq(name, "first", "not a cached answer");
+    /* with no invalidation at all, the TTL ends it (polled with a bounded deadline) */
+    int64_t deadline = mono_ms() + 20000;
+    while (strcmp(name_of(path, token), "second") != 0 && mono_ms() < deadline)
+        usleep(50000);
+    cr_assert_str_eq(name_of(path, token), "second", "the entry outlived its TTL");
+    stop_server();
+}
+
+/* ---- byte for byte ---- */
+
+/* One raw request; the whole response (status line, headers, body) into `out`. */
+static size_t raw(const char *method, const char *path, const char *token, const char *extra,
+                  char *out, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)port),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    char req[8192];
+    int n = snprintf(req, sizeof(req),
+                     "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+                     "Authorization: Bearer %s\r\n%s\r\n",
+                     method, path, token, extra);
+    cr_assert_eq(write(fd, req, (size_t)n), n);
+    size_t len = 0;
+    ssize_t r;
+    while (len + 1 < cap && (r = read(fd, out + len, cap - 1 - len)) > 0)
+        len += (size_t)r;
+    out[len] = '\0';
+    close(fd);
+    return len;
+}
+
+/* The response without the headers that differ per request by design (Date, X-Request-Id; and
+ * Content-Length unless `with_length`), header names lowercased, into `out`. */
+static void comparable(const char *response, bool with_length, char *out, size_t cap)
+{
+    size_t n = 0;
+    const char *end = strstr(response, "\r\n\r\n");
+    cr_assert_not_null(end, "no header end: %s", response);
+    for (const char *line = response; line < end;) {
+        const char *eol = strstr(line, "\r\n");
+        size_t len = (size_t)(eol - line);
+        bool skip = strncasecmp(line, "date:", 5) == 0 ||
+                    strncasecmp(line, "x-request-id:", 13) == 0 ||
+                    (!with_length && strncasecmp(line, "content-length:", 15) == 0);
+        if (!skip) {
+            const char *colon = memchr(line, ':', len);
+            for (size_t i = 0; i != len && n + 2 < cap; ++i)
+                out[n++] = colon != NULL && line + i < colon ? (char)tolower(line[i]) : line[i];
+            out[n++] = '\n';
+        }
+        line = eol + 2;
+    }
+    snprintf(out + n, cap - n, "%s", end + 4);
+}
+
+Test(api_cache, a_hit_is_the_same_answer_with_the_same_headers, .timeout = 60,
+     .fini = kill_leftover_server)
+{
+    const char *env[] = {"INTENT_CONTRACT_ADDRESS=" REGISTRY,
+                         "USDC_ADDRESS=" USDC,
+                         "API_RATE_LIMIT=0",
+                         "USER_RATE_LIMIT=0",
+                         "EVENTS_TEST_ENDPOINT=1",
+                         "CORS_ORIGINS=https://app.example",
+                         "WORKERS=1",
+                         LONG_TTL,
+                         NULL};
+    start_server_env(env);
+    char token[4096], id[37], path[64];
+    static char miss[65536], hit[65536], fresh[65536], a[65536], b[65536];
+    session(KEY_A, token, sizeof(token));
+    create(token, "first", id);
+    intent_path(path, sizeof(path), id);
+    const char *origin = "Origin: https://app.example\r\n";
+    raw("GET", path, token, origin, miss, sizeof(miss));
+    rename_behind_back(id, "second");
+    raw("GET", path, token, origin, hit, sizeof(hit));
+    cr_assert_not_null(strstr(hit, "\"name\":\"first\""), "not a cached answer: %s", hit);
+    comparable(miss, true, a, sizeof(a));
+    comparable(hit, true, b, sizeof(b));
+    cr_assert_str_eq(b, a, "the cached answer differs");
+    cr_assert_not_null(strstr(b, "access-control-allow-origin: https://app.example"), "%s", b);
+    cr_assert_not_null(strstr(b, "content-type: application/json"), "%s", b);
+    cr_assert(strcasestr(hit, "\r\nx-request-id: ") != NULL, "%s", hit);
+    /* HEAD from the cache: the headers of the GET, no body */
+    raw("HEAD", path, token, origin, fresh, sizeof(fresh));
+    comparable(fresh, true, b, sizeof(b));
+    char *body_at = strstr(a, "{");
+    cr_assert_not_null(body_at);
+    *body_at = '\0';
+    cr_assert_str_eq(b, a, "HEAD differs from GET");
+    /* an answer computed afresh has the same headers as the hit had */
+    publish_event(token);
+    raw("GET", path, token, origin, fresh, sizeof(fresh));
+    cr_assert_not_null(strstr(fresh, "\"name\":\"second\""), "%s", fresh);
+    comparable(fresh, false, a, sizeof(a));
+    comparable(hit, false, b, sizeof(b));
+    *strstr(a, "{") = '\0';
+    *strstr(b, "{") = '\0';
+    cr_assert_str_eq(b, a, "headers of a hit and a miss differ");
+    stop_server();
+}
+
+/* ---- verified tokens ---- */
+
+Test(api_cache, a_tampered_copy_of_a_verified_token_is_refused, .timeout = 60,
+     .fini = kill_leftover_server)
+{
+    const char *env[] = {"API_RATE_LIMIT=0", "USER_RATE_LIMIT=0", "WORKERS=1", NULL};
+    start_server_env(env);
+    char token[4096], bad[4200];
+    session(KEY_A, token, sizeof(token));
+    get_ok("/api/intents", token); /* verified, and kept */
+    get_ok("/api/intents", token); /* compared */
+    size_t len = strlen(token);
+    const char *dot = strrchr(token, '.');
+    cr_assert_not_null(dot);
+    /* same length, one character off: at the end (the signature), in the payload, first */
+    size_t at[] = {len - 2, (size_t)(dot - token) - 3, 0};
+    for (size_t i = 0; i != sizeof(at) / sizeof(at[0]); ++i) {
+        snprintf(bad, sizeof(bad), "%s", token);
+        bad[at[i]] = bad[at[i]] == 'A' ? 'B' : 'A';
+        int status = http("GET", "/api/intents", bad, NULL, NULL, body, sizeof(body));
+        cr_assert_eq(status, 401, "variant %zu: %d %s", i, status, body);
+    }
+    /* a prefix or an extension of it is not it either */
+    snprintf(bad, sizeof(bad), "%.*s", (int)len - 1, token);
+    cr_assert_eq(http("GET", "/api/intents", bad, NULL, NULL, body, sizeof(body)), 401);
+    snprintf(bad, sizeof(bad), "%sA", token);
+    cr_assert_eq(http("GET", "/api/intents", bad, NULL, NULL, body, sizeof(body)), 401);
+    get_ok("/api/intents", token);
+    /* the peer's address as the audit log records it (formatted without inet_ntop) */
+    cr_assert_str_eq(
+        db_value("SELECT host(remote_ip) FROM audit_log WHERE action = 'auth.sign_in' LIMIT 1"),
+        "127.0.0.1");
+    stop_server();
+}
