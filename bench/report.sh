@@ -1,0 +1,269 @@
+# The report of bench/run.sh (sourced by bench/lib.sh): results.json, the terminal table, the
+# gnuplot charts and docs/benchmarks.md, all from $OUT/runs/*.json, $OUT/figures.jsonl,
+# $OUT/notes.jsonl and $OUT/machine.json.
+# shellcheck shell=bash disable=SC2154 # the settings are bench/run.sh's globals
+
+# The ratios and targets (issue #5 and the design notes), computed from the runs in jq.
+# shellcheck disable=SC2016
+RATIOS_JQ='
+  def rps(n): (.runs[n].throughput_per_s // null);
+  def p99ms(n): (if (.runs[n].ok // 0) > 0 then .runs[n].latency.p99_us / 1000 else null end);
+  def answered(n): (.runs[n] | if . then "\(.ok) answered, \(.errors) errors, \(.unanswered // 0) unanswered at the end" else "not run" end);
+  def ratio(a; b): (if rps(a) and rps(b) and rps(b) > 0 then rps(a) / rps(b) else null end);
+  [
+    {name: "intentd /healthz vs bare h2o (req/s)", value: ratio("healthz"; "hello_bare"),
+     target: ">= 0.90", pass: ((ratio("healthz"; "hello_bare") // 0) >= 0.9)},
+    {name: "GET /api/intents/:id vs bare h2o (req/s)", value: ratio("get_closed"; "hello_bare"),
+     target: ">= 0.50", pass: ((ratio("get_closed"; "hello_bare") // 0) >= 0.5)},
+    {name: "GET /api/intents vs bare h2o (req/s)", value: ratio("list_closed"; "hello_bare"),
+     target: ">= 0.50", pass: ((ratio("list_closed"; "hello_bare") // 0) >= 0.5)},
+    {name: "bare h2o p99 at half its own rate (ms): the floor for the two below",
+     value: p99ms("hello_open_half_bare"), target: "-", pass: null,
+     detail: answered("hello_open_half_bare")},
+    {name: "GET /api/intents/:id p99 at half the bare h2o rate (ms)",
+     value: p99ms("get_open_half_bare"), target: "<= 2", detail: answered("get_open_half_bare"),
+     pass: ((p99ms("get_open_half_bare") // 1e9) <= 2 and
+            (.runs.get_open_half_bare | (.errors // 1) + (.unanswered // 1)) == 0)},
+    {name: "GET /api/intents p99 at half the bare h2o rate (ms)",
+     value: p99ms("list_open_half_bare"), target: "<= 2", detail: answered("list_open_half_bare"),
+     pass: ((p99ms("list_open_half_bare") // 1e9) <= 2 and
+            (.runs.list_open_half_bare | (.errors // 1) + (.unanswered // 1)) == 0)},
+    {name: "POST /api/intents vs pgbench, same INSERT (req/s)",
+     value: ratio("create_closed"; "pgbench_insert"), target: ">= 0.80",
+     pass: ((ratio("create_closed"; "pgbench_insert") // 0) >= 0.8)}
+  ]'
+
+# assemble_results: every figure in one document.
+assemble_results() {
+    local runs=() f
+    for f in "$OUT"/runs/*.json; do [[ -f $f ]] && runs+=("$f"); done
+    jq -n --slurpfile machine "$OUT/machine.json" \
+        --slurpfile figures <(cat "$OUT/figures.jsonl" 2>/dev/null || true) \
+        --slurpfile notes <(cat "$OUT/notes.jsonl" 2>/dev/null || true) \
+        --slurpfile external <(cat "$OUT/external.jsonl" 2>/dev/null || true) \
+        --slurpfile runs <(cat "${runs[@]}" 2>/dev/null || true) \
+        --arg command "$command_line" --arg profile "$profile" --argjson dur "$dur" \
+        --argjson warm "$warm" --argjson workers "$workers" --argjson users "$users" \
+        --arg load_end "$(cut -d' ' -f1-3 /proc/loadavg)" --argjson elapsed $((SECONDS - started_s)) \
+        '{command: $command, profile: $profile, duration_s: $dur, warmup_s: $warm,
+          server_workers: $workers, users: $users, elapsed_s: $elapsed,
+          machine: ($machine[0] + {load_average_at_end: $load_end}),
+          micro: $figures, notes: [$notes[].note], external: $external,
+          runs: ($runs | map({key: .name, value: .}) | from_entries)}
+         | . + {targets: ('"$RATIOS_JQ"')}'
+}
+
+# The rows of the scenario table: name, mode, connections, rate, req/s, p50, p99, p99.9, errors.
+# shellcheck disable=SC2016
+ROWS_JQ='
+  .runs as $r
+  | ["hello_bare", "hello_open_half_bare", "healthz", "get_closed", "list_closed", "get_open_half_bare",
+     "list_open_half_bare", "get_open_half_own", "list_open_half_own", "create_closed",
+     "pgbench_insert", "signin_closed", "anvil_rawtx", "mixed_closed", "mixed_open_half"][]
+  | select($r[.]) | $r[.] as $x
+  | [$x.name, $x.mode, ($x.connections | tostring),
+     (if ($x.rate_per_s // 0) > 0 then ($x.rate_per_s | floor | tostring) else "-" end),
+     ($x.throughput_per_s | floor | tostring),
+     ($x.latency.p50_us / 1000 | tostring), ($x.latency.p99_us / 1000 | tostring),
+     ($x.latency.p999_us / 1000 | tostring), (($x.errors // 0) + ($x.dropped // 0) + ($x.unanswered // 0) | tostring)]
+  | @tsv'
+
+print_table() {
+    echo
+    echo "$command_line: $(jq -r '.machine | "\(.nproc) CPUs (\(.cpu_model)), \(.kernel), load at start \(.load_average_at_start)"' "$1")"
+    printf '%-22s %-6s %5s %7s %9s %9s %9s %9s %7s\n' scenario mode conns rate/s "ok/s" \
+        "p50 ms" "p99 ms" "p99.9 ms" errors
+    jq -r "$ROWS_JQ" "$1" | while IFS=$'\t' read -r n m c r t p50 p99 p999 e; do
+        printf '%-22s %-6s %5s %7s %9s %9.3f %9.3f %9.3f %7s\n' "$n" "$m" "$c" "$r" "$t" \
+            "$p50" "$p99" "$p999" "$e"
+    done
+    echo
+    jq -r '.targets[] | "\(if .pass == null then "REF " elif .pass then "PASS" else "MISS" end)  \(.name): \(if .value == null then "n/a" else (.value * 1000 | round / 1000) end) (target \(.target))\(if .detail then "; " + .detail else "" end)"' "$1"
+    jq -r '.micro[] | "micro  \(.name): \(.value) \(.unit // "")"' "$1"
+    jq -r '.notes[] | "note   \(.)"' "$1"
+}
+
+# latency_data RESULTS RUN: "x latency_ms" points of the percentile plot, x = 1 / (1 - q).
+latency_data() {
+    jq -r --arg n "$2" '.runs[$n].latency as $l | select($l.buckets) | $l.count as $t
+        | foreach $l.buckets[] as $b (0; . + $b[1]; [., $b[0]])
+        | select(.[0] < $t) | "\(1 / (1 - (.[0] / $t))) \(.[1] / 1000)"' "$1"
+}
+
+# plot_latency RESULTS FILE TITLE RUN...: percentile distribution of some runs, one line each.
+plot_latency() {
+    local res=$1 file=$2 title=$3 dir plots=() n
+    shift 3
+    dir=$(dirname "$file")
+    for n in "$@"; do
+        latency_data "$res" "$n" >"$dir/.lat_$n.dat"
+        [[ -s $dir/.lat_$n.dat ]] && plots+=("'$dir/.lat_$n.dat' using 1:2 with steps lw 2 title '$n'")
+    done
+    ((${#plots[@]} > 0)) || return 0
+    local IFS=,
+    gnuplot <<GP
+set terminal svg size 900,500 dynamic font "sans,11" noenhanced
+set output '$file'
+set title "$title"
+set logscale xy
+set xrange [1:100000]
+set xtics ("0%%" 1, "50%%" 2, "90%%" 10, "99%%" 100, "99.9%%" 1000, "99.99%%" 10000, "99.999%%" 100000)
+set xlabel "percentile"
+set ylabel "latency (ms)"
+set grid
+set key top left
+plot ${plots[*]}
+GP
+}
+
+# plot_throughput RESULTS FILE TITLE RUN...: answers per second over each run's measured time.
+plot_throughput() {
+    local res=$1 file=$2 title=$3 dir plots=() n
+    shift 3
+    dir=$(dirname "$file")
+    for n in "$@"; do
+        jq -r --arg n "$n" '.runs[$n].timeline_per_s // [] | .[] | "\(.[0]) \(.[1])"' "$res" \
+            >"$dir/.tp_$n.dat"
+        [[ -s $dir/.tp_$n.dat ]] && plots+=("'$dir/.tp_$n.dat' using 1:2 with lines lw 2 title '$n'")
+    done
+    ((${#plots[@]} > 0)) || return 0
+    local IFS=,
+    gnuplot <<GP
+set terminal svg size 900,500 dynamic font "sans,11" noenhanced
+set output '$file'
+set title "$title"
+set logscale y
+set xlabel "seconds into the measured period"
+set ylabel "answers per second (100 ms bins)"
+set grid
+set key outside right
+plot ${plots[*]}
+GP
+}
+
+charts() {
+    command -v gnuplot >/dev/null || return 0
+    local res=$1 dir=$2
+    rm -f "$dir"/*.svg
+    plot_latency "$res" "$dir/latency_reads.svg" "Reads, closed loop: latency by percentile" \
+        hello_bare healthz get_closed list_closed
+    plot_latency "$res" "$dir/latency_open.svg" "Open loop (latency from the intended send time)" \
+        hello_open_half_bare get_open_half_bare list_open_half_bare get_open_half_own \
+        list_open_half_own mixed_open_half
+    plot_latency "$res" "$dir/latency_writes.svg" "Writes, sign-in, anvil: latency by percentile" \
+        create_closed signin_closed anvil_rawtx mixed_closed
+    plot_throughput "$res" "$dir/throughput_reads.svg" "Throughput over time: reads" hello_bare \
+        healthz get_closed list_closed
+    plot_throughput "$res" "$dir/throughput_writes.svg" "Throughput over time: writes, sign-in, anvil" \
+        create_closed pgbench_insert signin_closed anvil_rawtx mixed_closed
+    rm -f "$dir"/.lat_*.dat "$dir"/.tp_*.dat
+}
+
+# write_doc RESULTS: docs/benchmarks.md, regenerated.
+write_doc() {
+    local res=$1
+    cat <<'MD'
+# Benchmarks
+
+<!-- Generated by bench/run.sh from .local/bench/results.json: edit bench/report.sh, not this
+     file. -->
+
+One command load-tests intentd the way its users load it, with every baseline measured in the
+same run, on the same machine, one after the other:
+
+```
+bench/run.sh            # the standard run: 10 s per scenario, within 10 minutes on 2 cores
+bench/run.sh --quick    # a smoke test: 3 s per scenario (does not rewrite this page)
+```
+
+It builds the release, starts its own PostgreSQL, Redis and anvil (`scripts/services.sh`,
+`SERVICES_DIR=.local/bench-services`, wiped first), deploys the intent registry and the test
+USDC as the run command does, starts intentd on a free port, runs the scenarios below, stops
+everything, and writes `.local/bench/results.json` (every figure, every latency histogram,
+throughput per 100 ms, the machine), SVG charts (`.local/bench/charts/`, copied to
+`docs/benchmarks/`) and this page. `BUILD_DIR=dir` uses another CMake tree; `--no-build` skips
+the build.
+
+## How the load is made
+
+`bench/loadgen` (C, one thread, one io_uring, keep-alive HTTP/1.1 connections with one request
+in flight each) behaves like users: wallets derived from a seed (keccak256(seed || i)) sign in
+with the server's EIP-4361 message and an EIP-191 signature, create intents with an inline
+EIP-712 signature (pre-signed before the run, so the generator's secp256k1 does not compete with
+the server; the server verifies every one), read them and list them with their session.
+Closed loop: every connection sends its next request as soon as the last one is answered.
+Open loop: requests arrive at a constant rate whatever the server does, and latency counts from
+each request's intended send time, so a stall shows in full (no coordinated omission; a bounded
+backlog counts what it cannot hold as dropped). Latencies go into log-linear histograms (64
+sub-buckets per power of two, within 1.6 %). Each run has a warm-up that is not counted.
+
+Reading the table: `ok/s` counts 2xx answers over the measured period and the percentiles are
+theirs; `errors` adds up non-2xx answers, tasks lost with a failed connection, open-loop
+arrivals the bounded queue refused, and requests still unanswered when the run ended. An
+open-loop rate above what the server sustains makes every later request wait longer, so most
+arrivals end unanswered and the few answered ones have latencies of seconds: that is the honest
+figure for that load (a closed-loop generator would have slowed down and hidden it). The
+machine's other load is recorded with the figures; on a shared 2-core machine the ratios move
+by tens of percent from run to run, so compare runs made on a quiet machine.
+
+Scenarios: runtime and chain micro-benchmarks; the bare libh2o hello-world (`bench/h2o_hello`,
+the same worker count) and intentd's `/healthz`; authenticated `GET /api/intents/:id` and `GET
+/api/intents?limit=20` in closed loop at the same connection count as the bare server, then in
+open loop at half the bare server's rate (the bare server's own latency at that rate is measured
+too) and at half their own rate; `POST /api/intents` against pgbench running the same INSERT
+statement (the intent row, its audit row, the columns back; prepared) at the same concurrency;
+sign-in (nonce, then signed message); anvil taking pre-signed EIP-1559 transfers from eight
+wallets with `eth_sendRawTransaction`, the baseline of end-to-end executions; WebSocket fan-out
+and executions through the programs their authors wrote (`bench/ws_bench`,
+`bench/executor_bench`, `bench/engine*bench*`) when they are built, each bounded in time; a
+mixed workload (get 70 %, list 15 %, create 10 %, sign-in 5 %) in closed loop and in open loop
+at half its closed-loop rate.
+
+The older single-purpose scripts still work on their own: `bench/http_bench.sh` (wrk against
+`/healthz`), `bench/store_bench.sh` (store/pg against pgbench), `bench/rpc_bench.sh` (chain/rpc
+against wrk on anvil).
+
+MD
+    echo "## Latest results"
+    echo
+    jq -r '"Measured \(.machine.date) at commit `\(.machine.commit)` with `\(.command)` (\(.elapsed_s) s), \(.server_workers) server workers, \(.users) signed-in wallets, \(.duration_s) s per run after \(.warmup_s) s of warm-up."' "$res"
+    echo
+    jq -r '.machine | "Machine: \(.nproc) CPUs (\(.cpu_model)), \(.memory_bytes / 1073741824 * 10 | round / 10) GiB, \(.kernel) \(.arch), \(.os), PostgreSQL \(.postgresql). Load average at start \(.load_average_at_start), at end \(.load_average_at_end)."' "$res"
+    echo
+    echo "| scenario | mode | conns | rate/s | ok/s | p50 ms | p99 ms | p99.9 ms | errors |"
+    echo "|---|---|--:|--:|--:|--:|--:|--:|--:|"
+    jq -r "$ROWS_JQ" "$res" | awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %.3f | %.3f | %.3f | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9}'
+    echo
+    echo "### Targets"
+    echo
+    echo "| figure | value | target | | |"
+    echo "|---|--:|--:|---|---|"
+    jq -r '.targets[] | "| \(.name) | \(if .value == null then "n/a" else (.value * 1000 | round / 1000) end) | \(.target) | \(if .pass == null then "reference" elif .pass then "met" else "**missed**" end) | \(.detail // "") |"' "$res"
+    echo
+    echo "### Micro-benchmarks"
+    echo
+    echo "| figure | value | unit |"
+    echo "|---|--:|---|"
+    jq -r '.micro[] | "| \(.name) | \(.value) | \(.unit // "") |"' "$res"
+    echo
+    if [[ $(jq '.notes | length' "$res") != 0 ]]; then
+        echo "### Notes"
+        echo
+        jq -r '.notes[] | "- \(.)"' "$res"
+        echo
+    fi
+    if [[ $(jq '.external | length' "$res") != 0 ]]; then
+        echo "### WebSocket fan-out and end-to-end executions"
+        echo
+        echo "Their own programs, run by the bench (the last lines of their output):"
+        echo
+        jq -r '.external[] | "`\(.name)` (exit \(.exit)):\n\n```\n\(.output_tail)\n```\n"' "$res"
+    fi
+    echo "### Charts"
+    echo
+    local svg
+    for svg in latency_reads latency_open latency_writes throughput_reads throughput_writes; do
+        [[ -f $OUT/charts/$svg.svg ]] && echo "![$svg](benchmarks/$svg.svg)" && echo
+    done
+    true
+}
