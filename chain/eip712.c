@@ -1,4 +1,5 @@
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include "chain/eip712.h"
@@ -26,13 +27,39 @@ static const chain__eip712_member_t chain__intent_members[] = {
 
 #define CHAIN__COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
+static void chain__struct_begin_hashed(chain_eip712_struct_t *s,
+                                       const uint8_t type_hash[CHAIN_EIP712_HASH_LEN])
+{
+    chain_keccak256_init(&s->ctx);
+    chain_keccak256_update(&s->ctx, type_hash, CHAIN_EIP712_HASH_LEN);
+}
+
 void chain_eip712_struct_begin(chain_eip712_struct_t *s, const char *encoded_type)
 {
     CHAIN_ASSERT(s != NULL && encoded_type != NULL);
     uint8_t type_hash[CHAIN_EIP712_HASH_LEN];
     chain_keccak256(encoded_type, strlen(encoded_type), type_hash);
-    chain_keccak256_init(&s->ctx);
-    chain_keccak256_update(&s->ctx, type_hash, sizeof(type_hash));
+    chain__struct_begin_hashed(s, type_hash);
+}
+
+/* The type hashes of the domain and of PaymentIntent: constants that every request signing or
+ * naming an intent would otherwise hash again, computed once per process. */
+static uint8_t chain__domain_type_hash[CHAIN_EIP712_HASH_LEN];
+static uint8_t chain__intent_type_hash[CHAIN_EIP712_HASH_LEN];
+static pthread_once_t chain__type_hashes_once = PTHREAD_ONCE_INIT;
+
+static void chain__type_hashes_init(void)
+{
+    chain_keccak256(CHAIN_EIP712_DOMAIN_TYPE, strlen(CHAIN_EIP712_DOMAIN_TYPE),
+                    chain__domain_type_hash);
+    chain_keccak256(CHAIN_INTENT_TYPE, strlen(CHAIN_INTENT_TYPE), chain__intent_type_hash);
+}
+
+static const uint8_t *chain__type_hash(bool intent)
+{
+    int ret = pthread_once(&chain__type_hashes_once, chain__type_hashes_init);
+    CHAIN_ASSERT(ret == 0);
+    return intent ? chain__intent_type_hash : chain__domain_type_hash;
 }
 
 void chain_eip712_put_word(chain_eip712_struct_t *s, const uint8_t word[32])
@@ -75,17 +102,51 @@ void chain_eip712_struct_end(chain_eip712_struct_t *s, uint8_t out[CHAIN_EIP712_
     chain_keccak256_final(&s->ctx, out);
 }
 
+/* The last domain separator computed on this thread and its domain: a process names one domain
+ * (its chain and registry), and each separator costs four Keccak-256 runs. */
+typedef struct st_chain__domain_cache_t {
+    bool valid;
+    uint64_t chain_id;
+    chain_addr_t contract;
+    char name[64], version[64];
+    uint8_t separator[CHAIN_EIP712_HASH_LEN];
+} chain__domain_cache_t;
+
+static __thread chain__domain_cache_t chain__domain_cache;
+
+/* True when `c` holds the separator of `d`. */
+static bool chain__domain_cached(const chain__domain_cache_t *c, const chain_eip712_domain_t *d)
+{
+    return c->valid && c->chain_id == d->chain_id &&
+           chain_addr_eq(&c->contract, &d->verifying_contract) && strcmp(c->name, d->name) == 0 &&
+           strcmp(c->version, d->version) == 0;
+}
+
 void chain_eip712_domain_separator(const chain_eip712_domain_t *d,
                                    uint8_t out[CHAIN_EIP712_HASH_LEN])
 {
     CHAIN_ASSERT(d != NULL && d->name != NULL && d->version != NULL);
+    chain__domain_cache_t *c = &chain__domain_cache;
+    if (chain__domain_cached(c, d)) {
+        memcpy(out, c->separator, CHAIN_EIP712_HASH_LEN);
+        return;
+    }
     chain_eip712_struct_t s;
-    chain_eip712_struct_begin(&s, CHAIN_EIP712_DOMAIN_TYPE);
+    chain__struct_begin_hashed(&s, chain__type_hash(false));
     chain_eip712_put_bytes(&s, d->name, strlen(d->name));
     chain_eip712_put_bytes(&s, d->version, strlen(d->version));
     chain_eip712_put_u64(&s, d->chain_id);
     chain_eip712_put_address(&s, &d->verifying_contract);
     chain_eip712_struct_end(&s, out);
+    /* names too long for the cache are simply not cached */
+    c->valid = strlen(d->name) < sizeof(c->name) && strlen(d->version) < sizeof(c->version);
+    if (c->valid) {
+        c->chain_id = d->chain_id;
+        c->contract = d->verifying_contract;
+        strcpy(c->name, d->name);
+        strcpy(c->version, d->version);
+        memcpy(c->separator, out, CHAIN_EIP712_HASH_LEN);
+    }
 }
 
 void chain_eip712_digest(const uint8_t domain_separator[CHAIN_EIP712_HASH_LEN],
@@ -113,7 +174,7 @@ void chain_intent_hash(const chain_intent_t *intent, uint8_t out[CHAIN_EIP712_HA
     CHAIN_ASSERT(intent != NULL);
     /* member order: chain__intent_members, which mirrors CHAIN_INTENT_TYPE */
     chain_eip712_struct_t s;
-    chain_eip712_struct_begin(&s, CHAIN_INTENT_TYPE);
+    chain__struct_begin_hashed(&s, chain__type_hash(true));
     chain_eip712_put_address(&s, &intent->owner);
     chain_eip712_put_address(&s, &intent->token);
     chain_eip712_put_address(&s, &intent->recipient);

@@ -15,7 +15,8 @@
 #define LOAD_FLAGS JSON_REJECT_DUPLICATES
 /* Bodies parse any value, so that "42" or "[]" are told "must be a JSON object" plainly. */
 #define BODY_LOAD_FLAGS (LOAD_FLAGS | JSON_DECODE_ANY)
-#define SEARCH_DEPTH_MAX 32 /* the deepest path named for an out-of-range number */
+#define SEARCH_DEPTH_MAX 32         /* the deepest path named for an out-of-range number */
+#define NET_JSON_SCRATCH_SIZE 16384 /* per thread: answers up to this size are rendered once */
 
 void net_json_errors_init(net_json_errors_t *errs)
 {
@@ -413,7 +414,11 @@ int net_json_send_as(h2o_req_t *req, int status, const char *content_type, json_
 {
     static const char fallback[] = "{\"type\":\"about:blank\",\"title\":\"Internal Server Error\","
                                    "\"status\":500}";
-    size_t size = body != NULL ? json_dumpb(body, NULL, 0, DUMP_FLAGS) : 0;
+    /* Rendering costs about as much as building the object (jansson checks every container for
+     * loops), so it is done once into this thread's scratch buffer, which holds every ordinary
+     * answer, and copied; only a larger answer is rendered a second time at its exact size. */
+    static __thread char scratch[NET_JSON_SCRATCH_SIZE];
+    size_t size = body != NULL ? json_dumpb(body, scratch, sizeof(scratch), DUMP_FLAGS) : 0;
     if (size == 0) { /* out of memory while building the answer: say so without allocating */
         json_decref(body);
         net_http_send_owned(req, 500, "application/problem+json",
@@ -421,7 +426,11 @@ int net_json_send_as(h2o_req_t *req, int status, const char *content_type, json_
         return 0;
     }
     char *buf = h2o_mem_alloc_pool(&req->pool, size);
-    size_t written = json_dumpb(body, buf, size, DUMP_FLAGS);
+    size_t written = size;
+    if (size <= sizeof(scratch))
+        memcpy(buf, scratch, size);
+    else
+        written = json_dumpb(body, buf, size, DUMP_FLAGS);
     assert(written == size);
     json_decref(body);
     net_http_send_owned(req, status, content_type, h2o_iovec_init(buf, written));
