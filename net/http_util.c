@@ -403,9 +403,9 @@ void net_http_cors_add_headers(const net_http_cors_t *cors, h2o_req_t *req)
         return;
     h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN,
                    origin->base, origin->len, 1);
-    h2o_set_header_by_str(&req->pool, &req->res.headers,
-                          H2O_STRLIT("access-control-expose-headers"), 0,
-                          H2O_STRLIT("Retry-After, X-Request-Id, Location"), 1);
+    h2o_set_header_by_str(
+        &req->pool, &req->res.headers, H2O_STRLIT("access-control-expose-headers"), 0,
+        H2O_STRLIT("Retry-After, X-Request-Id, Location, Idempotent-Replayed"), 1);
 }
 
 int net_http_cors_preflight(h2o_req_t *req, unsigned allowed, void *data)
@@ -431,4 +431,106 @@ int net_http_cors_preflight(h2o_req_t *req, unsigned allowed, void *data)
     }
     net_http_send(req, 204, NULL, NULL, 0);
     return 0;
+}
+
+/* ---- observing a request's answer ---- */
+
+typedef struct st_hook_ostream_t hook_ostream_t;
+
+/* A prefilter (h2o's per-request filter) that adds the observing ostream when the answer starts. */
+typedef struct st_response_hook_t {
+    h2o_req_prefilter_t super;
+    hook_ostream_t *ostream;
+    net_http_response_hook_fn fn;
+    void *ctx;
+    net_http_answer_t res;
+    char *copy; /* the body so far, when it comes in more than one piece */
+    size_t copy_len;
+    h2o_iovec_t *held; /* the held final part (the array copied into the pool) */
+    size_t held_count;
+    h2o_send_state_t held_state;
+} response_hook_t;
+
+struct st_hook_ostream_t {
+    h2o_ostream_t super;
+    response_hook_t *hook;
+};
+
+/* Appends `bufs` to the hook's copy of the body while it stays within NET_HTTP_HOOK_MAX_BODY. */
+static void hook_collect(response_hook_t *h, h2o_req_t *req, const h2o_iovec_t *bufs, size_t n)
+{
+    size_t add = 0;
+    for (size_t i = 0; i != n; ++i)
+        add += bufs[i].len;
+    if (h->res.truncated || h->copy_len + add > NET_HTTP_HOOK_MAX_BODY) {
+        h->res.truncated = true;
+        return;
+    }
+    char *grown = h2o_mem_alloc_pool(&req->pool, h->copy_len + add + 1);
+    if (h->copy_len != 0)
+        memcpy(grown, h->copy, h->copy_len);
+    for (size_t i = 0; i != n; ++i) {
+        memcpy(grown + h->copy_len, bufs[i].base, bufs[i].len);
+        h->copy_len += bufs[i].len;
+    }
+    h->copy = grown;
+}
+
+static void hook_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt,
+                         h2o_send_state_t state)
+{
+    response_hook_t *h = ((hook_ostream_t *)self)->hook;
+    bool single = h->copy == NULL && bufcnt <= 1 && state == H2O_SEND_STATE_FINAL;
+    if (!single)
+        hook_collect(h, req, bufs, bufcnt); /* O(body) copy, only for streamed answers */
+    if (h2o_send_state_is_in_progress(state)) {
+        h2o_ostream_send_next(self, req, bufs, bufcnt, state);
+        return;
+    }
+    h->res.status = req->res.status;
+    ssize_t at = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    h->res.content_type = at >= 0 ? req->res.headers.entries[at].value : h2o_iovec_init(NULL, 0);
+    h->res.truncated |= state == H2O_SEND_STATE_ERROR;
+    if (single)
+        h->res.body = bufcnt == 1 ? bufs[0] : h2o_iovec_init("", 0);
+    else if (!h->res.truncated)
+        h->res.body = h2o_iovec_init(h->copy, h->copy_len);
+    if (h->fn(req, &h->res, h->ctx)) {
+        h2o_ostream_send_next(self, req, bufs, bufcnt, state);
+        return;
+    }
+    /* held: the buffers live in the pool or in static memory (see net_http_send_owned); only
+     * the array describing them is on the caller's stack */
+    h->held = h2o_mem_alloc_pool(&req->pool, sizeof(*bufs) * (bufcnt != 0 ? bufcnt : 1));
+    memcpy(h->held, bufs, sizeof(*bufs) * bufcnt);
+    h->held_count = bufcnt;
+    h->held_state = state;
+}
+
+static void hook_setup_ostream(h2o_req_prefilter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    response_hook_t *h = (response_hook_t *)self;
+    h->ostream = (hook_ostream_t *)h2o_add_ostream(req, sizeof(hook_ostream_t), slot);
+    h->ostream->super.do_send = hook_do_send;
+    h->ostream->hook = h;
+    h2o_setup_next_prefilter(self, req, &h->ostream->super.next);
+}
+
+void net_http_hook_response(h2o_req_t *req, net_http_response_hook_fn fn, void *ctx)
+{
+    assert(req->_generator == NULL); /* the answer has not started */
+    response_hook_t *h = (response_hook_t *)h2o_add_prefilter(req, sizeof(*h));
+    memset((char *)h + sizeof(h->super), 0, sizeof(*h) - sizeof(h->super));
+    h->super.on_setup_ostream = hook_setup_ostream;
+    h->fn = fn;
+    h->ctx = ctx;
+}
+
+void net_http_response_release(h2o_req_t *req, net_http_answer_t *res)
+{
+    response_hook_t *h = H2O_STRUCT_FROM_MEMBER(response_hook_t, res, res);
+    assert(h->held != NULL);
+    h2o_iovec_t *bufs = h->held;
+    h->held = NULL;
+    h2o_ostream_send_next(&h->ostream->super, req, bufs, h->held_count, h->held_state);
 }

@@ -1,7 +1,7 @@
 /*
  * Small HTTP helpers shared by the router, the JSON and problem+json helpers and the API:
  * methods as bits, reason phrases, strict percent-decoding, query strings, bearer tokens,
- * request ids, security headers and CORS.
+ * request ids, security headers, CORS, and hooks that observe (or hold back) a request's answer.
  *
  * Everything that can be is a pure function over bytes (testable without h2o); the few functions
  * taking an h2o_req_t are thin adapters and must run on the request's own thread.
@@ -81,6 +81,37 @@ void net_http_send(h2o_req_t *req, int status, const char *content_type, const c
                    size_t body_len);
 /** net_http_send without the copy: `body` must outlive the request (static, or in its pool). */
 void net_http_send_owned(h2o_req_t *req, int status, const char *content_type, h2o_iovec_t body);
+
+/* ---- observing a request's answer ----
+ *
+ * A hook on one request sees its final answer (status, content type, whole body) once, after the
+ * handler has produced it and before it leaves, whichever code sends it and however late (an
+ * async call's actor). It may hold the answer back until it calls net_http_response_release,
+ * e.g. to make something durable first. Built on h2o's per-request prefilter, so a request without
+ * a hook pays nothing. Streamed bodies (several h2o_send calls) are passed on as they come and
+ * only their last part can be held; the hook sees the body only if it totals at most
+ * NET_HTTP_HOOK_MAX_BODY bytes (otherwise `body` is {NULL, 0} and `truncated` is set). */
+
+#define NET_HTTP_HOOK_MAX_BODY (1024 * 1024)
+
+/** The answer a hook observes; also the handle to release a held answer. Lives in the request's
+ * pool. */
+typedef struct st_net_http_answer_t {
+    int status;
+    h2o_iovec_t content_type; /* {NULL, 0} when the answer has none */
+    h2o_iovec_t body;
+    bool truncated;
+} net_http_answer_t;
+
+/** Called once, on the request's thread, when the answer is complete. Returns true to let it go
+ * out now, false to hold it until net_http_response_release(res) (which must then follow, unless
+ * the client goes away first: the request's pool dispose hooks say so). */
+typedef bool (*net_http_response_hook_fn)(h2o_req_t *req, net_http_answer_t *res, void *ctx);
+
+/** Hooks `fn` on `req`'s answer. Call before the answer starts, at most once per request. */
+void net_http_hook_response(h2o_req_t *req, net_http_response_hook_fn fn, void *ctx);
+/** Sends an answer its hook held back. */
+void net_http_response_release(h2o_req_t *req, net_http_answer_t *res);
 
 #define NET_HTTP_CORS_MAX_ORIGINS 16
 #define NET_HTTP_CORS_MAX_ORIGIN_LEN 255

@@ -331,6 +331,26 @@ net_router_result_t net_router_match(const net_router_t *router, const char *met
     return NET_ROUTER_FOUND;
 }
 
+/* Recursion depth is bounded by NET_ROUTER_MAX_SEGMENTS, like node_dispose's. */
+static void node_each(const router_node_t *node, int depth, net_router_each_fn fn, void *ctx)
+{
+    static const char *const names[NET_HTTP_METHOD_COUNT] = {"GET",   "HEAD",   "POST",   "PUT",
+                                                             "PATCH", "DELETE", "OPTIONS"};
+    assert(depth <= NET_ROUTER_MAX_SEGMENTS);
+    for (size_t i = 0; i != NET_HTTP_METHOD_COUNT; ++i)
+        if (node->routes[i].pattern != NULL)
+            fn(names[i], node->routes[i].pattern, ctx);
+    for (size_t i = 0; i != node->child_count; ++i)
+        node_each(node->children[i], depth + 1, fn, ctx);
+    if (node->param != NULL)
+        node_each(node->param, depth + 1, fn, ctx);
+}
+
+void net_router_each(const net_router_t *router, net_router_each_fn fn, void *ctx)
+{
+    node_each(&router->root, 0, fn, ctx);
+}
+
 h2o_iovec_t net_router_param(const net_router_match_t *match, const char *name)
 {
     assert(match->param_count <= NET_ROUTER_MAX_PARAMS);

@@ -95,6 +95,12 @@ void net_router_set_options(net_router_t *router, net_router_options_fn fn, void
  * (borrowed, read-only, must outlive the router). Before start only. */
 void net_router_set_cors(net_router_t *router, const net_http_cors_t *cors);
 
+/** Called for each route by net_router_each: its method ("GET") and pattern as registered. */
+typedef void (*net_router_each_fn)(const char *method, const char *pattern, void *ctx);
+/** Calls `fn` for every registered route (literal children in their sorted order, then the
+ * parameter child), e.g. to check a route list against a document. O(routes). */
+void net_router_each(const net_router_t *router, net_router_each_fn fn, void *ctx);
+
 /** Matches `method` and `path` (raw, without the query). Decoded segments are written into
  * `scratch`, which must hold `path_len` + NET_ROUTER_MAX_SEGMENTS + 1 bytes and outlive the
  * use of `match`'s parameters. Pure: no h2o request needed. */
