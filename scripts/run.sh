@@ -116,6 +116,12 @@ echo "intentd: settings written to $ENV_FILE"
 
 # ---- intentd in the foreground ----------------------------------------------------------------
 export PORT=${PORT:-8080}
+# The engine's executor on the local chain is anvil's dev account 0 (api.md), whose key is public
+# (anvil's default mnemonic); on any other chain PRIVATE_KEY must come from the environment, and
+# without it intentd serves the API but executes nothing.
+if [[ -z ${PRIVATE_KEY:-} && $CHAIN_ID == 31337 ]]; then
+    export PRIVATE_KEY=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
+fi
 # Its own session, so that a terminal's Ctrl-C reaches it once, through the trap below.
 setsid "$BIN" &
 child=$!
