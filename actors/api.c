@@ -17,6 +17,7 @@
 #include "net/problem.h"
 #include "runtime/log.h"
 
+#include "actors/api_guard.h"
 #include "actors/api_internal.h"
 
 /* ---- statements ---- */
@@ -60,6 +61,10 @@ void api_register_statements(void)
         "   SELECT id, 'user', 'user.update_profile', id, $4::inet FROM u)"
         " SELECT " USER_COLUMNS " FROM u");
     api__intents_register_statements();
+    api__guard_register_statements();
+    api__history_register_statements();
+    api__notifications_register_statements();
+    api__account_register_statements();
 }
 
 /* ---- small helpers ---- */
@@ -69,13 +74,29 @@ store_pg_t *api__pool(api_t *api)
     return atomic_load_explicit(&api->pg, memory_order_acquire);
 }
 
+/* Dotted-quad text of an IPv4 address. glibc's inet_ntop goes through sprintf, and this runs for
+ * every request (the IP rate limit's key). */
+static void format_ipv4(const struct in_addr *addr, char out[INET_ADDRSTRLEN])
+{
+    const uint8_t *b = (const uint8_t *)&addr->s_addr; /* network order: first octet first */
+    char *p = out;
+    for (int i = 0; i != 4; ++i) {
+        if (b[i] >= 100)
+            *p++ = (char)('0' + b[i] / 100);
+        if (b[i] >= 10)
+            *p++ = (char)('0' + b[i] / 10 % 10);
+        *p++ = (char)('0' + b[i] % 10);
+        *p++ = i != 3 ? '.' : '\0';
+    }
+}
+
 void api__peer_ip(h2o_req_t *req, char out[INET6_ADDRSTRLEN])
 {
     struct sockaddr_storage ss;
     socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
     out[0] = '\0';
     if (len != 0 && ss.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, INET6_ADDRSTRLEN);
+        format_ipv4(&((struct sockaddr_in *)&ss)->sin_addr, out);
     else if (len != 0 && ss.ss_family == AF_INET6)
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, INET6_ADDRSTRLEN);
     if (out[0] == '\0')
@@ -166,26 +187,50 @@ void api__audit_refusal(api_t *api, h2o_req_t *req, const char *user_id, const c
 
 /* ---- authentication ---- */
 
+_Static_assert(sizeof(api_user_t) <= API_CACHE_TOKEN_VALUE_MAX, "a user fits a token's value");
+
+net_jwt_result_t api__verify_session(api_t *api, const char *token, size_t len, api_user_t *user,
+                                     bool *session)
+{
+    int64_t now = (int64_t)time(NULL);
+    *session = true;
+    if (api_cache_token_get(api->cache, token, len, now, user, sizeof(*user)))
+        return NET_JWT_OK;
+    net_jwt_claims_t claims;
+    net_jwt_result_t result = net_jwt_verify(api->config.jwt_keys, token, len, now, &claims);
+    if (result != NET_JWT_OK)
+        return result;
+    const char *wallet = net_jwt_claim(&claims, "wal");
+    *session =
+        wallet != NULL && chain_addr_parse(&user->wallet, wallet, strlen(wallet)) == CHAIN_OK;
+    snprintf(user->id, sizeof(user->id), "%s", claims.sub);
+    /* the window in which net_jwt_verify accepts it: now - skew < exp, nbf and iat <= now + skew
+     * (claims of a token we signed: no overflow) */
+    int64_t from = (claims.nbf > claims.iat ? claims.nbf : claims.iat) - NET_JWT_SKEW_S;
+    if (*session)
+        api_cache_token_put(api->cache, token, len, from, claims.exp + NET_JWT_SKEW_S, user,
+                            sizeof(*user));
+    net_jwt_claims_dispose(&claims);
+    return NET_JWT_OK;
+}
+
 bool api__authenticate(api_t *api, h2o_req_t *req, api_user_t *user)
 {
+    if (api__guard_user(req, user))
+        return true; /* the guard verified this request's token a moment ago */
     h2o_iovec_t token;
     if (!net_http_bearer_token(req, &token)) {
         net_problem_unauthorized(req, "a bearer token is required");
         return false;
     }
-    net_jwt_claims_t claims;
-    net_jwt_result_t result =
-        net_jwt_verify(api->config.jwt_keys, token.base, token.len, (int64_t)time(NULL), &claims);
+    bool session;
+    net_jwt_result_t result = api__verify_session(api, token.base, token.len, user, &session);
     if (result != NET_JWT_OK) {
         api__audit_refusal(api, req, NULL, "auth.refused", net_jwt_result_str(result));
         net_problem_unauthorized(req, "the token is invalid or expired");
         return false;
     }
-    const char *wallet = net_jwt_claim(&claims, "wal");
-    bool ok = wallet != NULL && chain_addr_parse(&user->wallet, wallet, strlen(wallet)) == CHAIN_OK;
-    snprintf(user->id, sizeof(user->id), "%s", claims.sub);
-    net_jwt_claims_dispose(&claims);
-    if (!ok) { /* signed by us but without the wallet claim: not a session token */
+    if (!session) { /* signed by us but without the wallet claim: not a session token */
         net_problem_unauthorized(req, "the token is not a session token");
         return false;
     }
@@ -477,7 +522,7 @@ void api__add_routes(api_t *api, net_router_t *router, const api_route_t *routes
 {
     for (size_t i = 0; i != n; ++i) {
         const char *err =
-            net_router_add(router, routes[i].method, routes[i].path, routes[i].fn, api);
+            api__guard_add_route(api, router, routes[i].method, routes[i].path, routes[i].fn);
         if (err != NULL)
             rt_log_fatal("api", "route %s %s: %s", routes[i].method, routes[i].path, err);
     }
@@ -489,6 +534,12 @@ api_t *api_create(const api_config_t *config, store_pg_t *pg, net_router_t *rout
     assert(api != NULL && config->jwt_keys != NULL);
     api->config = *config;
     atomic_store(&api->pg, pg);
+    api__guard_init(api);
+    api->cache = api_cache_create(config->cache_ttl_ms, config->cache_max_bytes);
+    if (api->cache == NULL)
+        rt_log_fatal("api", "out of memory creating the read cache");
+    if (config->cache_ttl_ms != 0 && config->events != NULL) /* a user's events bump theirs */
+        events_set_user_hook(config->events, api_cache_on_event, api->cache);
     static const api_route_t routes[] = {
         {"POST", "/api/auth/nonce", on_nonce},
         {"POST", "/api/auth/wallet", on_wallet},
@@ -497,6 +548,10 @@ api_t *api_create(const api_config_t *config, store_pg_t *pg, net_router_t *rout
     };
     api__add_routes(api, router, routes, sizeof(routes) / sizeof(routes[0]));
     api__intents_routes(api, router);
+    api__openapi_routes(api, router);
+    api__history_routes(api, router);
+    api__notifications_routes(api, router);
+    api__account_routes(api, router);
     return api;
 }
 
@@ -505,7 +560,24 @@ void api_attach_store(api_t *api, store_pg_t *pg)
     atomic_store_explicit(&api->pg, pg, memory_order_release);
 }
 
+void api_attach_redis(api_t *api, store_redis_t *redis)
+{
+    atomic_store_explicit(&api->redis, redis, memory_order_release);
+}
+
+bool api_get_cache_stats(api_t *api, api_cache_stats_t *out)
+{
+    if (api->cache == NULL)
+        return false;
+    api_cache_get_stats(api->cache, out);
+    return true;
+}
+
 void api_free(api_t *api)
 {
+    api__guard_dispose(api);
+    if (api->config.cache_ttl_ms != 0 && api->config.events != NULL)
+        events_set_user_hook(api->config.events, NULL, NULL);
+    api_cache_free(api->cache);
     free(api);
 }

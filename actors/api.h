@@ -13,6 +13,9 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "actors/events.h"
+#include "actors/gas_oracle.h"
+#include "actors/api_cache.h"
 #include "actors/intent_model.h"
 #include "chain/rpc.h"
 #include "net/http_server.h"
@@ -20,6 +23,7 @@
 #include "net/router.h"
 #include "store/crypto.h"
 #include "store/pg.h"
+#include "store/redis.h"
 
 typedef struct st_api_config_t {
     const char *siwe_domain;            /* the EIP-4361 domain messages must name */
@@ -34,10 +38,24 @@ typedef struct st_api_config_t {
     const intent_token_t *tokens;       /* the token registry: symbol, address, decimals */
     size_t num_tokens;
     chain_rpc_t *rpc; /* the chain (NULL: none; balances and gas prices answer 503) */
+    /* the chain's fees (NULL: none; gas prices answer 503) */
+    gas_oracle_t *gas;
+    /* the symbol of the chain's coin in balances ("ETH", "CRO"; NULL: "ETH") */
+    const char *native_symbol;
     /* Called (on the worker that answered) after a change to an intent is committed: creation,
      * signature, patch, pause, resume, cancel. The engine takes it from there. May be NULL. */
     void (*intent_changed)(void *ctx, const char *intent_id);
     void *intent_changed_ctx;
+    /* the users' live event stream (NULL: none; GET /api/ws answers 503) */
+    events_t *events;
+    /* POST /api/test/events publishes any event to the caller (tests and benchmarks only) */
+    bool events_test_endpoint;
+    /* Rate limits (actors/api_guard.h): requests per window per client IP and per signed-in
+     * user, 0 for none; windows of 60 s and 3600 s unless rate_window_s overrides both. */
+    uint32_t rate_limit_ip, rate_limit_user, rate_window_s;
+    /* The read cache of GET /api/intents/:id and the intent lists (actors/api_cache.h): answers
+     * live at most cache_ttl_ms (0: no cache); each worker keeps at most cache_max_bytes. */
+    uint64_t cache_ttl_ms, cache_max_bytes;
 } api_config_t;
 
 typedef struct st_api_t api_t;
@@ -49,6 +67,11 @@ void api_register_statements(void);
 api_t *api_create(const api_config_t *config, store_pg_t *pg, net_router_t *router);
 /** Gives the API its database pool once it runs (NULL: none, every call answers 503). */
 void api_attach_store(api_t *api, store_pg_t *pg);
+/** Gives the API Redis once it runs, to share rate limits across processes (NULL: none; each
+ * process then counts alone). */
+void api_attach_redis(api_t *api, store_redis_t *redis);
+/** The read cache's counters summed over the workers; false when there is no cache. */
+bool api_get_cache_stats(api_t *api, api_cache_stats_t *out);
 /** Frees the API (after the server has stopped). */
 void api_free(api_t *api);
 

@@ -10,6 +10,7 @@
 #include <sys/random.h>
 #include <time.h>
 #include "actors/api_internal.h"
+#include "actors/execution_model.h"
 #include "chain/abi.h"
 #include "chain/hex.h"
 #include "net/http_async.h"
@@ -26,12 +27,56 @@
     " constraints::text, status, delay_reason, extract(epoch FROM next_execution)::bigint,"        \
     " extract(epoch FROM last_execution)::bigint, execution_count, encode(salt, 'hex'), chain_id," \
     " extract(epoch FROM created_at)::bigint, extract(epoch FROM updated_at)::bigint,"             \
-    " (extract(epoch FROM created_at) * 1000000)::bigint"
+    " (extract(epoch FROM created_at) * 1000000)::bigint,"                                         \
+    " (extract(epoch FROM updated_at) * 1000000)::bigint"
+
+#define COL_CURSOR 21     /* created_at in microseconds: the list's cursor */
+#define COL_UPDATED_US 22 /* updated_at in microseconds: a PATCH's "unchanged since read" */
 
 #define LIST_LIMIT_DEFAULT 50
 #define LIST_LIMIT_MAX 200
+/* api.md: an intent is answered with its newest 10 executions */
+#define INTENT_EXECUTIONS_SQL "10"
 
-static int st_insert, st_get, st_list, st_set_status;
+static int st_insert, st_get, st_list, st_set_status, st_executions, st_patch, st_upcoming;
+
+/* GET /api/intents/upcoming and PATCH's statements. */
+static void register_more_statements(void)
+{
+    /* the soonest `limit` intents suffice: each intent's later executions come after its first,
+     * so one outside them has `limit` earlier executions ahead of all of its own */
+    st_upcoming = store_pg_statement(
+        "intent_upcoming", "SELECT " INTENT_COLUMNS " FROM intents WHERE owner_id = $1::uuid"
+                           " AND status IN ('active', 'delayed') AND next_execution IS NOT NULL"
+                           " AND next_execution <= to_timestamp($2::bigint)"
+                           " ORDER BY next_execution, id LIMIT $3::int");
+    /* the conditional update of a PATCH: it applies only if the row is still the one read (its
+     * status, updated_at and execution count), else no row comes back (409). New terms are a new
+     * registry intent whose `count` starts at 0, so the execution count, the last execution and
+     * the signature start again with them; metadata alone leaves them as they are. Terms do not
+     * change under an execution in flight: its outcome belongs to the old terms' count. */
+    st_patch = store_pg_statement(
+        "intent_patch",
+        "WITH i AS (UPDATE intents SET name = $3, recipient = decode($4, 'hex'),"
+        "   token = decode($5, 'hex'), amount = $6::numeric, frequency = $7,"
+        "   interval_seconds = $8::bigint, start_at = to_timestamp($9), end_at = to_timestamp($10),"
+        "   max_executions = $11::int, safety_buffer = $12::numeric, constraints = $13::jsonb,"
+        "   status = $14, delay_reason = CASE WHEN $14 = 'delayed' THEN delay_reason END,"
+        "   next_execution = CASE WHEN $15::bool THEN to_timestamp($16) ELSE next_execution END,"
+        "   last_execution = CASE WHEN $15::bool THEN NULL ELSE last_execution END,"
+        "   execution_count = CASE WHEN $15::bool THEN 0 ELSE execution_count END,"
+        "   min_interval = $17::bigint, salt = decode($18, 'hex'),"
+        "   on_chain_id = decode($19, 'hex'),"
+        "   signature = CASE WHEN $15::bool THEN decode($20, 'hex')"
+        "     ELSE coalesce(decode($20, 'hex'), signature) END, updated_at = now()"
+        "   WHERE id = $1::uuid AND owner_id = $2::uuid AND status = $21"
+        "   AND (extract(epoch FROM updated_at) * 1000000)::bigint = $22::bigint"
+        "   AND execution_count = $23::int AND NOT ($15::bool AND EXISTS (SELECT 1 FROM executions"
+        "     WHERE intent_id = $1::uuid AND status IN ('signed', 'broadcast'))) RETURNING *),"
+        " a AS (INSERT INTO audit_log (user_id, actor, action, subject_id, remote_ip, details)"
+        "   SELECT owner_id, 'user', 'intent.patch', id, $24::inet, $25::jsonb FROM i)"
+        " SELECT " INTENT_COLUMNS " FROM i");
+}
 
 void api__intents_register_statements(void)
 {
@@ -61,6 +106,11 @@ void api__intents_register_statements(void)
         " a AS (INSERT INTO audit_log (user_id, actor, action, subject_id, remote_ip)"
         "   SELECT owner_id, 'user', $6, id, $7::inet FROM i)"
         " SELECT " INTENT_COLUMNS " FROM i");
+    st_executions = store_pg_statement(
+        "intent_executions", "SELECT " EXECUTION_COLUMNS " FROM " EXECUTION_FROM
+                             " WHERE e.intent_id = $1::uuid AND i.owner_id = $2::uuid"
+                             " ORDER BY e.created_at DESC, e.id DESC LIMIT " INTENT_EXECUTIONS_SQL);
+    register_more_statements();
     st_list = store_pg_statement("intent_list",
                                  "SELECT " INTENT_COLUMNS " FROM intents WHERE owner_id = $1::uuid"
                                  " AND ($2::text IS NULL OR status = $2)"
@@ -160,14 +210,43 @@ static json_t *row_json(api_t *api, const api_user_t *user, const PGresult *res,
 
 /* ---- one call shape for all three endpoints: a query whose rows become the answer ---- */
 
-typedef enum en_answer_kind_t { ANSWER_CREATED, ANSWER_ONE, ANSWER_LIST } answer_kind_t;
+typedef enum en_answer_kind_t {
+    ANSWER_CREATED,
+    ANSWER_ONE,
+    ANSWER_LIST,
+    ANSWER_UPCOMING
+} answer_kind_t;
 
 typedef struct st_intent_call_t {
     api_t *api;
     api_user_t user;
     answer_kind_t kind;
     int limit;
+    int64_t until; /* upcoming: the window's end, unix seconds */
 } intent_call_t;
+
+/* Tells the engine (api.h's hook) that a change to intent `id` is committed. */
+static void notify_changed(api_t *api, const char *id)
+{
+    if (api->config.intent_changed != NULL)
+        api->config.intent_changed(api->config.intent_changed_ctx, id);
+}
+
+/* The executions of rows of EXECUTION_COLUMNS; a row that cannot be shown is left out. */
+static json_t *executions_json(api_t *api, const PGresult *res)
+{
+    json_t *list = json_array();
+    for (int i = 0, n = PQntuples(res); i != n; ++i) {
+        json_t *e = execution_to_json(res, i, 0, api->config.tokens, api->config.num_tokens);
+        if (e == NULL)
+            rt_log_error("api", "execution %s cannot be shown", PQgetvalue(res, i, 0));
+        else
+            json_array_append_new(list, e);
+    }
+    return list;
+}
+
+static void answer_upcoming(h2o_req_t *req, intent_call_t *st, const PGresult *res);
 
 static void answer_list(h2o_req_t *req, intent_call_t *st, const PGresult *res)
 {
@@ -181,7 +260,7 @@ static void answer_list(h2o_req_t *req, intent_call_t *st, const PGresult *res)
     json_t *next = json_null();
     if (n > st->limit) { /* one more row than asked: there is a next page after the last shown */
         char cursor[128];
-        snprintf(cursor, sizeof(cursor), "%s.%s", PQgetvalue(res, shown - 1, 21),
+        snprintf(cursor, sizeof(cursor), "%s.%s", PQgetvalue(res, shown - 1, COL_CURSOR),
                  PQgetvalue(res, shown - 1, 0));
         next = json_string(cursor);
     }
@@ -203,6 +282,8 @@ static void intent_answered(net_http_async_t *call, rt_msg_t *msg)
         api__answer_store_failure(req, r);
     } else if (st->kind == ANSWER_LIST) {
         answer_list(req, st, r->results[0]);
+    } else if (st->kind == ANSWER_UPCOMING) {
+        answer_upcoming(req, st, r->results[0]);
     } else if (PQntuples(r->results[0]) != 1) {
         net_problem_not_found(req, "no such intent");
     } else {
@@ -210,24 +291,32 @@ static void intent_answered(net_http_async_t *call, rt_msg_t *msg)
         if (intent == NULL) {
             net_problem_internal(req);
         } else {
-            if (st->kind == ANSWER_ONE) /* executions come with the engine; none exist yet */
-                json_object_set_new(intent, "executions", json_array());
+            if (st->kind == ANSWER_ONE)
+                json_object_set_new(intent, "executions", executions_json(st->api, r->results[1]));
+            if (st->kind == ANSWER_CREATED) /* before the answer: the next GET must miss */
+                api_cache_bump(st->api->cache, st->user.id);
             net_json_send(req, st->kind == ANSWER_CREATED ? 201 : 200, intent);
+            if (st->kind == ANSWER_CREATED)
+                notify_changed(st->api, PQgetvalue(r->results[0], 0, 0));
         }
     }
     net_http_async_end(call);
 }
 
-/* Begins the call and submits `statement`; answers 503 itself when that is impossible. */
-static int query(api_t *api, h2o_req_t *req, const intent_call_t *st, int statement, int nparams,
-                 const char *const *params)
+/* Begins the call and submits `statement`, and `statement2` (-1: none) with the same parameters
+ * in the same transaction (one snapshot); answers 503 itself when that is impossible. */
+static int query(api_t *api, h2o_req_t *req, const intent_call_t *st, int statement, int statement2,
+                 int nparams, const char *const *params)
 {
     store_pg_t *pg = api__pool(api);
     if (pg == NULL)
         return net_problem_unavailable(req, 5);
     net_http_async_t *call = net_http_async_begin(req, intent_answered, sizeof(intent_call_t));
     *(intent_call_t *)net_http_async_state(call) = *st;
-    if (!store_pg_query(pg, net_http_async_actor(call), 0, statement, nparams, params)) {
+    const int statements[] = {statement, statement2}, counts[] = {nparams, nparams};
+    const char *const *const unit[] = {params, params};
+    if (!store_pg_transaction(pg, net_http_async_actor(call), 0, statement2 < 0 ? 1 : 2, statements,
+                              counts, unit)) {
         net_http_async_end(call);
         return net_problem_unavailable(req, 1);
     }
@@ -325,6 +414,68 @@ static bool read_new_intent(api_t *api, h2o_req_t *req, const api_user_t *user, 
     return true;
 }
 
+/* POST's call: the intent as checked and inserted. The answer is built from it and the row's id,
+ * times and next execution, rather than by parsing back every column just written (the row's
+ * other columns are these values, so the answer is the same). */
+typedef struct st_create_call_t {
+    api_t *api;
+    char user_id[NET_JWT_MAX_SUB + 1];
+    intent_t in;
+} create_call_t;
+
+static void create_answered(net_http_async_t *call, rt_msg_t *msg)
+{
+    h2o_req_t *req = net_http_async_req(call);
+    create_call_t *st = net_http_async_state(call);
+    if (msg->type != STORE_PG_MSG_RESULT)
+        return;
+    store_pg_result_t *r = rt_msg_payload(msg);
+    if (req == NULL) {
+        /* the client left */
+    } else if (r->status == STORE_PG_ERROR && strcmp(r->sqlstate, "23505") == 0) {
+        net_problem_conflict(req, "an intent with these terms and salt already exists");
+    } else if (r->status != STORE_PG_OK) {
+        api__answer_store_failure(req, r);
+    } else if (PQntuples(r->results[0]) != 1) {
+        net_problem_not_found(req, "no such intent");
+    } else {
+        const PGresult *res = r->results[0];
+        intent_t *in = &st->in;
+        snprintf(in->id, sizeof(in->id), "%s", PQgetvalue(res, 0, 0));
+        in->next_execution = col_time(res, 0, 14);
+        in->created_at = atoll(PQgetvalue(res, 0, 19));
+        in->updated_at = atoll(PQgetvalue(res, 0, 20));
+        json_t *intent = intent_to_json(in);
+        if (intent == NULL) {
+            net_problem_internal(req);
+        } else {
+            api_cache_bump(st->api->cache, st->user_id); /* before the answer: GETs must miss */
+            net_json_send(req, 201, intent);
+            notify_changed(st->api, in->id);
+        }
+    }
+    net_http_async_end(call);
+}
+
+/* Queues the insert of `in` with `params`; answers 503 itself when that is impossible. */
+static int create_insert(api_t *api, h2o_req_t *req, const char *user_id, const intent_t *in,
+                         const char *const *params)
+{
+    store_pg_t *pg = api__pool(api);
+    if (pg == NULL)
+        return net_problem_unavailable(req, 5);
+    net_http_async_t *call = net_http_async_begin(req, create_answered, sizeof(create_call_t));
+    create_call_t *st = net_http_async_state(call);
+    st->api = api;
+    snprintf(st->user_id, sizeof(st->user_id), "%s", user_id);
+    st->in = *in;
+    if (!store_pg_query(pg, net_http_async_actor(call), 0, st_insert, 20, params)) {
+        net_http_async_end(call);
+        return net_problem_unavailable(req, 1);
+    }
+    return 0;
+}
+
 static int on_create(h2o_req_t *req, const net_router_match_t *match, void *data)
 {
     api_t *api = data;
@@ -361,16 +512,14 @@ static int on_create(h2o_req_t *req, const net_router_match_t *match, void *data
                             t.on_chain_id,
                             ex.has_signature ? t.signature : NULL,
                             t.ip};
-    int ret = query(api, req, &st, st_insert, 20, params);
+    int ret = create_insert(api, req, st.user.id, &in, params);
     free(t.constraints);
     return ret;
 }
 
 /* ---- GET /api/intents/:id and GET /api/intents ---- */
 
-/* A UUID in its canonical text form; anything else cannot name an intent (404, not a 500
- * from the database's cast). */
-static bool is_uuid(const char *s, size_t len)
+bool api__is_uuid(const char *s, size_t len)
 {
     if (len != 36)
         return false;
@@ -389,12 +538,44 @@ static int on_get(h2o_req_t *req, const net_router_match_t *match, void *data)
     if (!api__authenticate(api, req, &st.user))
         return 0;
     h2o_iovec_t id = net_router_param(match, "id");
-    if (id.base == NULL || !is_uuid(id.base, id.len))
+    if (id.base == NULL || !api__is_uuid(id.base, id.len))
         return net_problem_not_found(req, "no such intent");
+    if (api_cache_serve(api->cache, req, st.user.id))
+        return 0;
     char id_text[37];
     snprintf(id_text, sizeof(id_text), "%.*s", (int)id.len, id.base);
     const char *params[] = {id_text, st.user.id};
-    return query(api, req, &st, st_get, 2, params);
+    return query(api, req, &st, st_get, st_executions, 2, params);
+}
+
+bool api__page_params(h2o_req_t *req, net_json_errors_t *errs, char cursor_time[24],
+                      char cursor_id[37], int *limit)
+{
+    h2o_iovec_t query = net_http_query_of(req), v;
+    char buf[128];
+    *limit = LIST_LIMIT_DEFAULT;
+    net_http_query_result_t r =
+        net_http_query_get(query.base, query.len, "limit", buf, sizeof(buf), &v);
+    char *end = NULL;
+    long n = r == NET_HTTP_QUERY_FOUND ? strtol(buf, &end, 10) : LIST_LIMIT_DEFAULT;
+    if (r == NET_HTTP_QUERY_INVALID || (end != NULL && (*end != '\0' || end == buf)) || n < 1 ||
+        n > LIST_LIMIT_MAX)
+        net_json_errors_add(errs, "limit", "a whole number from 1 to 200");
+    else
+        *limit = (int)n;
+    cursor_time[0] = cursor_id[0] = '\0';
+    r = net_http_query_get(query.base, query.len, "cursor", buf, sizeof(buf), &v);
+    const char *dot = r == NET_HTTP_QUERY_FOUND ? strchr(buf, '.') : NULL;
+    if (r == NET_HTTP_QUERY_INVALID ||
+        (r == NET_HTTP_QUERY_FOUND && (dot == NULL || dot == buf || dot - buf > 20 ||
+                                       strspn(buf, "0123456789") != (size_t)(dot - buf) ||
+                                       !api__is_uuid(dot + 1, strlen(dot + 1)))))
+        net_json_errors_add(errs, "cursor", "not a cursor this API returned");
+    else if (dot != NULL) {
+        snprintf(cursor_time, 24, "%.*s", (int)(dot - buf), buf);
+        snprintf(cursor_id, 37, "%s", dot + 1);
+    }
+    return !net_json_errors_any(errs);
 }
 
 /* Reads ?status=, ?limit= and ?cursor= into the list parameters; answers 400 when invalid. */
@@ -402,7 +583,6 @@ static bool list_params(h2o_req_t *req, char *status, char *cursor_time, char *c
                         int *limit)
 {
     h2o_iovec_t query = net_http_query_of(req), v;
-    char buf[128];
     net_json_errors_t errs;
     net_json_errors_init(&errs);
     intent_status_t parsed;
@@ -412,28 +592,7 @@ static bool list_params(h2o_req_t *req, char *status, char *cursor_time, char *c
         net_json_errors_add(&errs, "status", "not an intent status");
     if (r != NET_HTTP_QUERY_FOUND)
         status[0] = '\0';
-    *limit = LIST_LIMIT_DEFAULT;
-    r = net_http_query_get(query.base, query.len, "limit", buf, sizeof(buf), &v);
-    char *end = NULL;
-    long n = r == NET_HTTP_QUERY_FOUND ? strtol(buf, &end, 10) : LIST_LIMIT_DEFAULT;
-    if (r == NET_HTTP_QUERY_INVALID || (end != NULL && (*end != '\0' || end == buf)) || n < 1 ||
-        n > LIST_LIMIT_MAX)
-        net_json_errors_add(&errs, "limit", "a whole number from 1 to 200");
-    else
-        *limit = (int)n;
-    cursor_time[0] = cursor_id[0] = '\0';
-    r = net_http_query_get(query.base, query.len, "cursor", buf, sizeof(buf), &v);
-    const char *dot = r == NET_HTTP_QUERY_FOUND ? strchr(buf, '.') : NULL;
-    if (r == NET_HTTP_QUERY_INVALID ||
-        (r == NET_HTTP_QUERY_FOUND &&
-         (dot == NULL || dot == buf || dot - buf > 20 ||
-          strspn(buf, "0123456789") != (size_t)(dot - buf) || !is_uuid(dot + 1, strlen(dot + 1)))))
-        net_json_errors_add(&errs, "cursor", "not a cursor this API returned");
-    else if (dot != NULL) {
-        snprintf(cursor_time, 24, "%.*s", (int)(dot - buf), buf);
-        snprintf(cursor_id, 37, "%s", dot + 1);
-    }
-    if (!net_json_errors_any(&errs))
+    if (api__page_params(req, &errs, cursor_time, cursor_id, limit))
         return true;
     net_problem_bad_request(req, "invalid query parameters", &errs);
     return false;
@@ -457,11 +616,13 @@ static int list_intents(api_t *api, h2o_req_t *req, const char *fixed_status)
         }
         snprintf(status, sizeof(status), "%s", fixed_status);
     }
+    if (api_cache_serve(api->cache, req, st.user.id))
+        return 0;
     snprintf(limit, sizeof(limit), "%d", st.limit + 1); /* one more: is there a next page? */
     const char *params[] = {st.user.id, status[0] != '\0' ? status : NULL,
                             cursor_time[0] != '\0' ? cursor_time : NULL,
                             cursor_id[0] != '\0' ? cursor_id : NULL, limit};
-    return query(api, req, &st, st_list, 5, params);
+    return query(api, req, &st, st_list, -1, 5, params);
 }
 
 static int on_list(h2o_req_t *req, const net_router_match_t *match, void *data)
@@ -475,14 +636,137 @@ static int on_delayed(h2o_req_t *req, const net_router_match_t *match, void *dat
     return list_intents(data, req, "delayed");
 }
 
+/* ---- GET /api/intents/upcoming ---- */
+
+/* ?within= bounds: one second to a year (a longer view is a calendar, not "upcoming"). */
+#define UPCOMING_WITHIN_DEFAULT_S 604800
+#define UPCOMING_WITHIN_MAX_S 31536000
+
+/* One upcoming execution: row `row`'s intent, its period, when it is due. */
+typedef struct st_upcoming_t {
+    int64_t due_at;
+    uint32_t period;
+    int row;
+} upcoming_t;
+
+static int upcoming_cmp(const void *a, const void *b)
+{
+    const upcoming_t *x = a, *y = b;
+    if (x->due_at != y->due_at)
+        return x->due_at < y->due_at ? -1 : 1;
+    if (x->row != y->row) /* rows come ordered by (next_execution, id): a stable tie-break */
+        return x->row < y->row ? -1 : 1;
+    return x->period < y->period ? -1 : x->period > y->period;
+}
+
+/* What an item says of its intent: the same fields and forms as the intent object. */
+static json_t *upcoming_base(const intent_t *in)
+{
+    json_t *full = intent_to_json(in);
+    if (full == NULL)
+        return NULL;
+    json_t *base = json_object();
+    static const char *const keep[] = {"id", "name", "amount", "token", "tokenSymbol", "recipient"};
+    for (size_t i = 0; i != sizeof(keep) / sizeof(keep[0]); ++i)
+        json_object_set(base, i == 0 ? "intentId" : keep[i], json_object_get(full, keep[i]));
+    json_decref(full);
+    return base;
+}
+
+/* Collects the executions of row `row` (at most `cap`) into `out`; returns how many. Its first
+ * is the stored nextExecution, which the engine keeps (a delayed intent's retry time); the later
+ * ones follow from it as the schedule would run them. */
+static size_t upcoming_of(const intent_t *in, int row, int64_t until, upcoming_t *out, size_t cap)
+{
+    int64_t times[LIST_LIMIT_MAX];
+    if (cap == 0 || in->next_execution == SCHED_NONE)
+        return 0;
+    out[0] = (upcoming_t){in->next_execution, in->execution_count, row};
+    size_t n = sched_upcoming(&in->sched, in->execution_count + 1, in->next_execution, until, times,
+                              cap - 1 < LIST_LIMIT_MAX ? cap - 1 : LIST_LIMIT_MAX);
+    for (size_t k = 0; k != n; ++k)
+        out[1 + k] = (upcoming_t){times[k], in->execution_count + 1 + (uint32_t)k, row};
+    return 1 + n;
+}
+
+static void answer_upcoming(h2o_req_t *req, intent_call_t *st, const PGresult *res)
+{
+    int rows = PQntuples(res);
+    /* row j can place at most limit - j items among the soonest `limit` (j rows come first) */
+    size_t cap = (size_t)st->limit * (size_t)(st->limit + 1) / 2, n = 0;
+    upcoming_t *all = malloc(cap * sizeof(*all));
+    json_t **base = calloc((size_t)rows + 1, sizeof(*base));
+    if (all == NULL || base == NULL) {
+        free(all);
+        free(base);
+        net_problem_unavailable(req, 1);
+        return;
+    }
+    for (int j = 0; j != rows && j < st->limit; ++j) {
+        intent_t in;
+        if (!row_to_intent(st->api, &st->user, res, j, &in) ||
+            (base[j] = upcoming_base(&in)) == NULL) {
+            rt_log_error("api", "intent %s cannot be shown", PQgetvalue(res, j, 0));
+            continue; /* as in the lists: a row that cannot be shown is left out */
+        }
+        n += upcoming_of(&in, j, st->until, all + n, (size_t)(st->limit - j));
+    }
+    qsort(all, n, sizeof(*all), upcoming_cmp);
+    json_t *items = json_array();
+    for (size_t i = 0; i != n && i != (size_t)st->limit; ++i) {
+        json_t *item = json_copy(base[all[i].row]);
+        json_object_set_new(item, "period", json_integer(all[i].period));
+        json_object_set_new(item, "dueAt", api__time_json(all[i].due_at));
+        json_array_append_new(items, item);
+    }
+    for (int j = 0; j != rows; ++j)
+        json_decref(base[j]);
+    free(base);
+    free(all);
+    /* the window is the pager: the soonest `limit` executions in it, and no next page */
+    net_json_send(req, 200, json_pack("{s:o, s:n}", "items", items, "nextCursor"));
+}
+
+static int on_upcoming(h2o_req_t *req, const net_router_match_t *match, void *data)
+{
+    api_t *api = data;
+    intent_call_t st = {.api = api, .kind = ANSWER_UPCOMING};
+    if (!api__authenticate(api, req, &st.user))
+        return 0;
+    char cursor_time[24], cursor_id[37], buf[32], until[24], limit[16];
+    net_json_errors_t errs;
+    net_json_errors_init(&errs);
+    api__page_params(req, &errs, cursor_time, cursor_id, &st.limit);
+    if (cursor_time[0] != '\0')
+        net_json_errors_add(&errs, "cursor", "this list has one page: narrow it with ?within=");
+    h2o_iovec_t q = net_http_query_of(req), v;
+    net_http_query_result_t r = net_http_query_get(q.base, q.len, "within", buf, sizeof(buf), &v);
+    char *end = NULL;
+    long long within =
+        r == NET_HTTP_QUERY_FOUND ? strtoll(buf, &end, 10) : UPCOMING_WITHIN_DEFAULT_S;
+    if (r == NET_HTTP_QUERY_INVALID || (end != NULL && (*end != '\0' || end == buf)) ||
+        within < 1 || within > UPCOMING_WITHIN_MAX_S)
+        net_json_errors_add(&errs, "within", "a whole number of seconds from 1 to 31536000");
+    if (net_json_errors_any(&errs))
+        return net_problem_bad_request(req, "invalid query parameters", &errs);
+    st.until = (int64_t)time(NULL) + within;
+    snprintf(until, sizeof(until), "%lld", (long long)st.until);
+    snprintf(limit, sizeof(limit), "%d", st.limit);
+    const char *params[] = {st.user.id, until, limit};
+    return query(api, req, &st, st_upcoming, -1, 3, params);
+}
+
 void api__intents_routes(api_t *api, net_router_t *router)
 {
+    /* clang-format off */
     static const api_route_t routes[] = {
         {"POST", "/api/intents", on_create},
         {"GET", "/api/intents/delayed", on_delayed},
+        {"GET", "/api/intents/upcoming", on_upcoming},
         {"GET", "/api/intents", on_list},
         {"GET", "/api/intents/:id", on_get},
     };
+    /* clang-format on */
     api__add_routes(api, router, routes, sizeof(routes) / sizeof(routes[0]));
     api__intents_change_routes(api, router);
 }
@@ -502,12 +786,10 @@ typedef struct st_change_call_t {
     char id[37], ip[INET6_ADDRSTRLEN];
 } change_call_t;
 
-/* The answer of a state change: the intent, and for a cancel the revoke transaction. */
-static json_t *change_answer(change_call_t *st, const intent_t *in)
+/* Adds to `intent` the transaction that revokes the signed terms of `in` on chain: `"revoke":
+ * {"to","data","chainId"}`. Returns `intent`, or NULL (freed) when that fails. */
+static json_t *add_revoke(json_t *intent, const intent_t *in)
 {
-    json_t *intent = intent_to_json(in);
-    if (intent == NULL || st->action != INTENT_CANCEL)
-        return intent;
     chain_intent_t terms;
     intent_signed_terms(in, &terms);
     uint8_t data[1024];
@@ -523,6 +805,15 @@ static json_t *change_answer(change_call_t *st, const intent_t *in)
                         json_pack("{s:s, s:s, s:I}", "to", to, "data", data_hex, "chainId",
                                   (json_int_t)in->chain_id));
     return intent;
+}
+
+/* The answer of a state change: the intent, and for a cancel the revoke transaction. */
+static json_t *change_answer(change_call_t *st, const intent_t *in)
+{
+    json_t *intent = intent_to_json(in);
+    if (intent == NULL || st->action != INTENT_CANCEL)
+        return intent;
+    return add_revoke(intent, in);
 }
 
 /* First step done: decide, then answer or send the conditional update. */
@@ -585,7 +876,9 @@ static void change_answered(net_http_async_t *call, rt_msg_t *msg)
     } else if (!row_to_intent(st->api, &st->user, r->results[0], 0, &in)) {
         net_problem_internal(req);
     } else {
+        api_cache_bump(st->api->cache, st->user.id); /* before the answer: the next GET misses */
         net_json_send(req, 200, change_answer(st, &in));
+        notify_changed(st->api, in.id);
     }
     net_http_async_end(call);
 }
@@ -594,7 +887,7 @@ static int begin_change(api_t *api, h2o_req_t *req, const net_router_match_t *ma
                         change_call_t *st)
 {
     h2o_iovec_t id = net_router_param(match, "id");
-    if (id.base == NULL || !is_uuid(id.base, id.len))
+    if (id.base == NULL || !api__is_uuid(id.base, id.len))
         return net_problem_not_found(req, "no such intent");
     snprintf(st->id, sizeof(st->id), "%.*s", (int)id.len, id.base);
     api__peer_ip(req, st->ip);
@@ -660,6 +953,239 @@ static int on_signature(h2o_req_t *req, const net_router_match_t *match, void *d
     return begin_change(api, req, match, &st);
 }
 
+/* ---- PATCH /api/intents/:id ---- */
+
+/* Read the intent, apply the patch with the pure model, then update it only if the row is still
+ * the one read (as the state changes do): a concurrent change answers 409, never a lost update. */
+typedef struct st_patch_call_t {
+    api_t *api;
+    api_user_t user;
+    json_t *body; /* the request's (types checked); the call's to free */
+    bool updating;
+    bool revoke_old; /* signed terms were replaced: the answer carries their revoke */
+    intent_t old;    /* as read */
+    char id[37], ip[INET6_ADDRSTRLEN];
+} patch_call_t;
+
+static void patch_end(net_http_async_t *call)
+{
+    patch_call_t *st = net_http_async_state(call);
+    json_decref(st->body);
+    st->body = NULL;
+    net_http_async_end(call);
+}
+
+/* Applies the body to st->old into `out`; answers (409/422/401/500) and returns false when it is
+ * refused. `sig` receives the normalised inline signature when ex->has_signature. */
+static bool patch_apply(patch_call_t *st, h2o_req_t *req, intent_t *out, intent_extras_t *ex,
+                        uint8_t sig[CHAIN_SIG_LEN])
+{
+    const intent_t *cur = &st->old;
+    /* completed, cancelled and failed intents take no change, however valid the body */
+    if (intent_transition(cur->status, INTENT_PATCH_META) == INTENT_CONFLICT) {
+        net_problem_conflict(req, "a completed, cancelled or failed intent cannot be changed");
+        return false;
+    }
+    net_json_errors_t errs;
+    net_json_errors_init(&errs);
+    const char *token_name = net_json_get_string(st->body, "token");
+    const intent_token_t *token = token_name != NULL ? token_by_name(st->api, token_name) : NULL;
+    if (token_name != NULL && token == NULL)
+        net_json_errors_add(&errs, "token", "unknown token: name a configured symbol or address");
+    intent_ctx_t ctx = {.chain_id = cur->chain_id,
+                        .registry = cur->registry,
+                        .owner = st->user.wallet,
+                        .token = token,
+                        .now = (int64_t)time(NULL)};
+    bool salt_sent = json_object_get(st->body, "salt") != NULL;
+    bool ok = intent_apply_patch(st->body, cur, &ctx, out, ex, &errs);
+    if (ok && ex->terms_changed && !salt_sent && ex->has_signature) {
+        /* the server draws the salt of new terms: nobody can have signed them yet */
+        net_json_errors_add(&errs, "signature",
+                            "new terms need the \"salt\" they were signed with");
+        ok = false;
+    }
+    if (!ok || net_json_errors_any(&errs)) {
+        net_problem_unprocessable(req, "the change breaks a rule", &errs);
+        return false;
+    }
+    if (ex->terms_changed && !salt_sent &&
+        getrandom(out->salt, sizeof(out->salt), 0) != sizeof(out->salt)) {
+        net_problem_internal(req);
+        return false;
+    }
+    out->status =
+        intent_transition(cur->status, ex->terms_changed ? INTENT_PATCH_TERMS : INTENT_PATCH_META);
+    if (ex->has_signature) {
+        memcpy(sig, ex->signature, CHAIN_SIG_LEN);
+        if (!verify_and_normalize(out, sig)) {
+            api__audit_refusal(st->api, req, st->user.id, "intent.refused", "inline signature");
+            net_problem_unauthorized(req, "the signature is not the owner's over these terms");
+            return false;
+        }
+        if ((out->status = intent_transition(out->status, INTENT_SIGN)) == INTENT_CONFLICT) {
+            net_problem_conflict(req, "the intent is signed already");
+            return false;
+        }
+    }
+    if (ex->terms_changed) { /* see st_patch: the new terms start at count 0 */
+        out->execution_count = 0;
+        out->last_execution = SCHED_NONE;
+        out->delay_reason = SCHED_DELAY_NONE;
+        out->next_execution = sched_next_due(&out->sched, 0, SCHED_NONE);
+    }
+    return true;
+}
+
+/* The audit row's details: which fields were sent, and whether the signed terms changed. */
+static char *patch_details(const patch_call_t *st, const intent_extras_t *ex)
+{
+    json_t *fields = json_array(), *v;
+    const char *name;
+    json_object_foreach(st->body, name, v)
+    {
+        if (strcmp(name, "signature") != 0)
+            json_array_append_new(fields, json_string(name));
+    }
+    json_t *details = json_pack("{s:o, s:b, s:b}", "fields", fields, "termsChanged",
+                                ex->terms_changed, "signed", ex->has_signature);
+    char *text = details != NULL ? json_dumps(details, JSON_COMPACT) : NULL;
+    json_decref(details);
+    return text;
+}
+
+/* Sends the conditional update of `in`; false when it could not be queued. */
+static bool patch_send(net_http_async_t *call, const intent_t *in, const intent_extras_t *ex,
+                       const uint8_t sig[CHAIN_SIG_LEN], const PGresult *read)
+{
+    patch_call_t *st = net_http_async_state(call);
+    insert_text_t t;
+    insert_text(in, ex, sig, net_http_async_req(call), &t);
+    char count[16], *details = patch_details(st, ex);
+    snprintf(count, sizeof(count), "%u", st->old.execution_count);
+    bool custom = in->sched.freq == CHAIN_INTENT_CUSTOM;
+    const char *params[] = {st->id,
+                            st->user.id,
+                            in->name,
+                            t.recipient,
+                            t.token,
+                            t.amount,
+                            intent_freq_name(in->sched.freq),
+                            custom ? t.interval : NULL,
+                            t.start,
+                            in->sched.end_at == SCHED_NONE ? NULL : t.end,
+                            in->sched.max_executions == 0 ? NULL : t.max,
+                            t.buffer,
+                            t.constraints,
+                            intent_status_name(in->status),
+                            ex->terms_changed ? "true" : "false",
+                            t.next,
+                            t.min_interval,
+                            t.salt,
+                            t.on_chain_id,
+                            ex->has_signature ? t.signature : NULL,
+                            intent_status_name(st->old.status),
+                            PQgetvalue(read, 0, COL_UPDATED_US),
+                            count,
+                            st->ip,
+                            details != NULL ? details : "{}"};
+    store_pg_t *pg = api__pool(st->api);
+    st->updating = true;
+    bool ok = pg != NULL && t.constraints != NULL &&
+              store_pg_query(pg, net_http_async_actor(call), 1, st_patch, 25, params);
+    free(t.constraints);
+    free(details);
+    return ok;
+}
+
+/* First step done: apply the patch, then answer or send the update. */
+static void decide_patch(net_http_async_t *call, h2o_req_t *req, const PGresult *res)
+{
+    patch_call_t *st = net_http_async_state(call);
+    intent_t next;
+    intent_extras_t ex;
+    uint8_t sig[CHAIN_SIG_LEN];
+    if (PQntuples(res) != 1) {
+        net_problem_not_found(req, "no such intent");
+    } else if (!row_to_intent(st->api, &st->user, res, 0, &st->old)) {
+        net_problem_internal(req);
+    } else if (patch_apply(st, req, &next, &ex, sig)) {
+        if (!ex.terms_changed && !ex.meta_changed && !ex.has_signature) {
+            net_json_send(req, 200, intent_to_json(&st->old)); /* nothing to change */
+        } else {
+            st->revoke_old = ex.terms_changed && st->old.status != INTENT_PENDING_SIGNATURE;
+            if (patch_send(call, &next, &ex, sig, res))
+                return; /* the call goes on */
+            net_problem_unavailable(req, 1);
+        }
+    }
+    patch_end(call);
+}
+
+static void patch_answered(net_http_async_t *call, rt_msg_t *msg)
+{
+    h2o_req_t *req = net_http_async_req(call);
+    patch_call_t *st = net_http_async_state(call);
+    if (msg->type != STORE_PG_MSG_RESULT)
+        return;
+    store_pg_result_t *r = rt_msg_payload(msg);
+    intent_t in;
+    if (req == NULL) {
+        /* the client left */
+    } else if (r->status == STORE_PG_ERROR && strcmp(r->sqlstate, "23505") == 0) {
+        net_problem_conflict(req, "an intent with these terms and salt already exists");
+    } else if (r->status != STORE_PG_OK) {
+        api__answer_store_failure(req, r);
+    } else if (!st->updating) {
+        decide_patch(call, req, r->results[0]);
+        return;
+    } else if (PQntuples(r->results[0]) != 1) {
+        net_problem_conflict(req, "the intent changed meanwhile, or an execution of its terms is "
+                                  "in flight: read it and retry");
+    } else if (!row_to_intent(st->api, &st->user, r->results[0], 0, &in)) {
+        net_problem_internal(req);
+    } else {
+        /* the replaced terms stay executable on chain until revoked: the answer says how */
+        json_t *answer = intent_to_json(&in);
+        if (answer != NULL && st->revoke_old) {
+            json_t *old = add_revoke(json_object(), &st->old);
+            if (old != NULL)
+                json_object_set(answer, "revoke", json_object_get(old, "revoke"));
+            json_decref(old);
+        }
+        api_cache_bump(st->api->cache, st->user.id); /* before the answer: the next GET misses */
+        net_json_send(req, 200, answer);
+        notify_changed(st->api, in.id);
+    }
+    patch_end(call);
+}
+
+static int on_patch(h2o_req_t *req, const net_router_match_t *match, void *data)
+{
+    api_t *api = data;
+    patch_call_t st = {.api = api};
+    if (!api__authenticate(api, req, &st.user))
+        return 0;
+    h2o_iovec_t id = net_router_param(match, "id");
+    if (id.base == NULL || !api__is_uuid(id.base, id.len))
+        return net_problem_not_found(req, "no such intent");
+    snprintf(st.id, sizeof(st.id), "%.*s", (int)id.len, id.base);
+    api__peer_ip(req, st.ip);
+    store_pg_t *pg = api__pool(api);
+    if (pg == NULL)
+        return net_problem_unavailable(req, 5);
+    if ((st.body = net_json_read(req, intent_patch_fields, intent_patch_fields_count)) == NULL)
+        return 0;
+    net_http_async_t *call = net_http_async_begin(req, patch_answered, sizeof(patch_call_t));
+    *(patch_call_t *)net_http_async_state(call) = st;
+    const char *params[] = {st.id, st.user.id};
+    if (!store_pg_query(pg, net_http_async_actor(call), 0, st_get, 2, params)) {
+        patch_end(call);
+        return net_problem_unavailable(req, 1);
+    }
+    return 0;
+}
+
 void api__intents_change_routes(api_t *api, net_router_t *router)
 {
     static const api_route_t routes[] = {
@@ -667,6 +1193,7 @@ void api__intents_change_routes(api_t *api, net_router_t *router)
         {"POST", "/api/intents/:id/pause", on_pause},
         {"POST", "/api/intents/:id/resume", on_resume},
         {"DELETE", "/api/intents/:id", on_cancel},
+        {"PATCH", "/api/intents/:id", on_patch},
     };
     api__add_routes(api, router, routes, sizeof(routes) / sizeof(routes[0]));
 }

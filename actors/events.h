@@ -30,4 +30,62 @@ typedef struct st_events_t events_t;
 void events_publish(events_t *events, const char *user_id, const char *type, json_t *data,
                     int64_t at_ms);
 
+/* ---- life cycle (main.c) and helpers ---- */
+
+typedef struct st_rt_runtime_t rt_runtime_t;
+typedef struct st_store_redis_t store_redis_t;
+
+/** Limits of the live sockets (net/websocket.h applies them per socket). */
+typedef struct st_events_config_t {
+    uint32_t queue_max_frames;     /* frames waiting per socket before it is closed (1013) */
+    uint32_t queue_max_bytes;      /* bytes waiting per socket before it is closed (1013) */
+    uint32_t max_message_bytes;    /* largest message a client may send (else 1009) */
+    uint32_t max_sockets_per_user; /* more are closed at once (1008) */
+    uint64_t ping_interval_ms;     /* keepalive ping period */
+    uint64_t idle_timeout_ms;      /* nothing heard (no pong) for this long: closed (1001) */
+    uint64_t close_grace_ms;       /* a closing socket that does not finish is dropped then */
+    uint32_t hub_queue_max;        /* events waiting per hub before events are dropped */
+} events_config_t;
+
+/** Counters, for /metrics and tests (relaxed reads). */
+typedef struct st_events_stats_t {
+    uint64_t published;      /* events_publish calls accepted */
+    uint64_t dropped;        /* refused: queue full, not started, or out of memory */
+    uint64_t delivered;      /* frames queued on sockets */
+    uint64_t from_redis;     /* events received from other processes */
+    uint64_t sockets_open;   /* live sockets now */
+    uint64_t slow_closed;    /* sockets closed for not reading */
+    uint64_t sessions_alive; /* session actors now */
+} events_stats_t;
+
+/** Called with the user id of every event this process delivers: published here (from
+ * events_publish, on the publisher's thread, whether or not it can be queued) or received from
+ * another process through Redis (on the relay's worker). For caches of what the events announce
+ * (actors/api_cache.h): it must be cheap, thread-safe and never block. */
+typedef void (*events_user_hook_fn)(void *ctx, const char *user_id);
+/** Sets the user hook (NULL: none); before events_start, or after the runtime has stopped. */
+void events_set_user_hook(events_t *events, events_user_hook_fn fn, void *ctx);
+
+/** Creates the event hub (nothing runs until events_start). NULL `config`: defaults. */
+events_t *events_create(const events_config_t *config);
+/** Spawns the hubs on the workers of `rt` (running); events published before are dropped. */
+void events_start(events_t *events, rt_runtime_t *rt);
+/** Publishes on and subscribes to Redis from now on (NULL: local delivery only). */
+void events_attach_redis(events_t *events, store_redis_t *redis);
+/** Closes every socket (1001), stops the hubs and stops using Redis; while the runtime still
+ * runs, before the stores close. */
+void events_stop(events_t *events);
+/** Frees what is left, after the runtime has stopped. */
+void events_free(events_t *events);
+/** The limits in force. */
+const events_config_t *events_config(const events_t *events);
+/** A snapshot of the counters. */
+void events_get_stats(const events_t *events, events_stats_t *out);
+
+/**
+ * Pushes `notification` (the object of actors/notification_model.h, reference stolen) as a
+ * `notification.created` event to `user_id`'s sockets. Call it after the insert committed.
+ */
+void notifications_publish_created(events_t *events, const char *user_id, json_t *notification);
+
 #endif

@@ -5,6 +5,12 @@
  * It refreshes on every new head it is told of (gas_oracle_on_head) and at least every
  * `refresh_ms`, from the latest block's base fee and the fee history's priority fees. Readers on
  * any thread get the latest snapshot without waiting.
+ *
+ * A refresh is one JSON-RPC batch: the latest block, eth_feeHistory (the next block's base fee;
+ * the median of the recent busy blocks' 50th-percentile tips) and eth_maxPriorityFeePerGas (the
+ * tip when the history's blocks are empty or the node has no history); a node with neither gets
+ * a second request, eth_gasPrice, whose excess over the base fee is the tip. A failed refresh is
+ * retried within a second; heads that arrive during a refresh coalesce into one more.
  */
 #ifndef ACTORS_GAS_ORACLE_H
 #define ACTORS_GAS_ORACLE_H
@@ -34,7 +40,8 @@ typedef struct st_gas_oracle_config_t {
 gas_oracle_t *gas_oracle_create(const gas_oracle_config_t *config);
 /** Spawns its actor on `rt` (started) and makes the first refresh. */
 void gas_oracle_start(gas_oracle_t *oracle, rt_runtime_t *rt);
-/** Tells the oracle of a new head so it refreshes now. Any thread. */
+/** Tells the oracle of a new head so it refreshes now. Any thread, never blocks; ignored once
+ * gas_oracle_stop has begun (but not after gas_oracle_free). */
 void gas_oracle_on_head(gas_oracle_t *oracle, uint64_t block_number);
 /** Copies the latest snapshot; false when none has been read yet (or the chain has been
  * unreachable for longer than three refresh periods). Any thread, never blocks. */

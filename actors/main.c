@@ -11,8 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include "actors/api.h"
+#include "actors/api_cache.h"
 #include "actors/deploy.h"
+#include "actors/engine.h"
+#include "actors/engine_clock.h"
+#include "actors/gas_oracle.h"
 #include "actors/ops_routes.h"
+#include "actors/weekly_summary.h"
+#include "chain/rfc3339.h"
 #include "chain/rpc.h"
 #include "net/http_client.h"
 #include "net/http_server.h"
@@ -54,6 +60,11 @@ static rt_option_t options[] = {
      "balances and gas prices answer 503)",
      false, NULL},
     {"CHAIN_ID", "31337", "EVM chain id that sign-in messages must name", false, NULL},
+    {"NATIVE_SYMBOL", "ETH", "symbol of the chain's native coin in balances (CRO on Cronos)", false,
+     NULL},
+    {"GAS_REFRESH_MS", "5000",
+     "longest time between two reads of the chain's fees (gas prices; also on every new block)",
+     false, NULL},
     {"CRONOS_TESTNET_RPC", NULL, "Cronos testnet JSON-RPC URL (not used yet)", false, NULL},
     {"CRONOS_MAINNET_RPC", NULL, "Cronos mainnet JSON-RPC URL (not used yet)", false, NULL},
     {"INTENT_CONTRACT_ADDRESS", NULL,
@@ -62,7 +73,18 @@ static rt_option_t options[] = {
      NULL},
     {"TOKENS", NULL, "more tokens intents may use: SYMBOL:0xADDRESS:DECIMALS, comma-separated",
      false, NULL},
-    {"PRIVATE_KEY", NULL, "executor private key, 0x + 64 hex digits (not used yet)", true, NULL},
+    {"PRIVATE_KEY", NULL, "executor private key, 0x + 64 hex digits (unset: no engine)", true,
+     NULL},
+    {"EXECUTOR_KEYS", NULL, "more executor keys, comma-separated: one nonce lane each", true, NULL},
+    {"CONFIRMATIONS", "1", "blocks deep before an execution counts as confirmed", false, NULL},
+    {"MAX_FEE_GWEI", NULL, "ceiling of the executor's maxFeePerGas, in gwei (unset: none)", false,
+     NULL},
+    {"BATCH_GAS_BUDGET", "8000000", "gas of one executeBatch transaction", false, NULL},
+    {"REPLACE_AFTER_MS", "30000", "a transaction not mined by then is replaced (higher fee)", false,
+     NULL},
+    {"ENGINE_TEST_CLOCK", "0",
+     "1: tests may move the engine's clock (POST /internal/test/clock, loopback only)", false,
+     NULL},
     {"JWT_SECRET", NULL,
      "HS256 secret for session tokens, >= 32 bytes (unset: a random one per start)", true, NULL},
     {"JWT_SECRET_PREVIOUS", NULL, "the previous JWT secret, still accepted during a rotation", true,
@@ -75,7 +97,25 @@ static rt_option_t options[] = {
      NULL},
     {"CORS_ORIGINS", NULL, "comma-separated origins allowed to call the API from a browser", false,
      NULL},
-    {"API_RATE_LIMIT", "100", "requests per minute per IP address (not used yet)", false, NULL},
+    {"API_RATE_LIMIT", "100", "requests per minute per IP address (0: no limit)", false, NULL},
+    {"USER_RATE_LIMIT", "1000", "requests per hour per signed-in user (0: no limit)", false, NULL},
+    {"RATE_LIMIT_WINDOW_S", "0",
+     "one window for both rate limits, in seconds (0: a minute per IP, an hour per user; tests)",
+     false, NULL},
+    {"API_CACHE_TTL_MS", "2000", "longest a cached GET answer is served (0: no read cache)", false,
+     NULL},
+    {"API_CACHE_MAX_BYTES", "8388608", "read cache size per worker, bytes", false, NULL},
+    {"WS_PING_INTERVAL_MS", "30000", "WebSocket keepalive: a ping this often", false, NULL},
+    {"WS_IDLE_TIMEOUT_MS", "75000", "a WebSocket silent this long (no pong) is closed", false,
+     NULL},
+    {"WS_QUEUE_MAX_BYTES", "1048576",
+     "bytes waiting per WebSocket; a client that lets more pile up is closed (1013)", false, NULL},
+    {"EVENTS_TEST_ENDPOINT", "0",
+     "1: POST /api/test/events publishes any event to the caller (tests and benchmarks only)",
+     false, NULL},
+    {"WEEKLY_SUMMARY_AT", NULL,
+     "RFC 3339 time: also summarise the week ending then, at start (tests, catching up)", false,
+     NULL},
     {"TELEGRAM_BOT_TOKEN", NULL, "Telegram bot token for notifications (not used yet)", true, NULL},
 };
 #define NUM_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -148,6 +188,7 @@ typedef struct st_chain_setup_t {
     size_t num_urls;
     net_http_client_t *http;
     chain_rpc_t *rpc;
+    gas_oracle_t *gas; /* the fees, read from rpc */
 } chain_setup_t;
 
 static bool setup_chain(chain_setup_t *c)
@@ -174,6 +215,64 @@ static bool setup_chain(chain_setup_t *c)
         fprintf(stderr, "intentd: RPC_URL: %s\n", err);
         return false;
     }
+    int64_t chain_id, refresh_ms;
+    if (!read_int("CHAIN_ID", 1, INT64_MAX, &chain_id) ||
+        !read_int("GAS_REFRESH_MS", 100, 3600000, &refresh_ms))
+        return false;
+    c->gas = gas_oracle_create(&(gas_oracle_config_t){
+        .rpc = c->rpc, .chain_id = (uint64_t)chain_id, .refresh_ms = (uint32_t)refresh_ms});
+    return c->gas != NULL;
+}
+
+/* The engine, once the stores run; the API's hook reads the slot (NULL until then). */
+static engine_t *_Atomic engine_slot;
+/* The live updates' event hub (set up in setup_events, below). */
+static events_t *live_events;
+
+static const char *opt(const char *name)
+{
+    return rt_config_find(options, NUM_OPTIONS, name)->value;
+}
+
+/* Starts the engine when there is a database, a registry and an executor key. */
+static bool start_engine(rt_runtime_t *rt, ops_deps_t *deps, chain_setup_t *chain,
+                         const intent_token_t *tokens, size_t num_tokens)
+{
+    chain_addr_t registry;
+    const char *registry_text = opt("INTENT_CONTRACT_ADDRESS");
+    int64_t chain_id;
+    if (deps->pg == NULL || chain->rpc == NULL || registry_text == NULL ||
+        opt("PRIVATE_KEY") == NULL) {
+        rt_log_warn("main", "no engine: it needs DATABASE_URL, RPC_URL, INTENT_CONTRACT_ADDRESS "
+                            "and PRIVATE_KEY");
+        return true;
+    }
+    if (!read_int("CHAIN_ID", 1, INT64_MAX, &chain_id) ||
+        chain_addr_parse(&registry, registry_text, strlen(registry_text)) != CHAIN_OK)
+        return false;
+    engine_settings_t settings = {.private_key = opt("PRIVATE_KEY"),
+                                  .executor_keys = opt("EXECUTOR_KEYS"),
+                                  .confirmations = opt("CONFIRMATIONS"),
+                                  .max_fee_gwei = opt("MAX_FEE_GWEI"),
+                                  .batch_gas_budget = opt("BATCH_GAS_BUDGET"),
+                                  .replace_after_ms = opt("REPLACE_AFTER_MS")};
+    engine_config_t config = {.rt = rt,
+                              .pg = deps->pg,
+                              .rpc = chain->rpc,
+                              .gas = chain->gas,
+                              .tokens = tokens,
+                              .num_tokens = num_tokens,
+                              .chain_id = (uint64_t)chain_id,
+                              .registry = registry,
+                              .events = live_events};
+    char err[256];
+    engine_t *engine = engine_setup(&settings, &config, err, sizeof(err));
+    if (engine == NULL) {
+        fprintf(stderr, "intentd: %s\n", err);
+        return false;
+    }
+    engine_start(engine);
+    atomic_store(&engine_slot, engine);
     return true;
 }
 
@@ -236,7 +335,47 @@ static bool load_tokens(api_setup_t *s)
     return true;
 }
 
-static bool setup_api(api_setup_t *s, net_http_server_t *http, int64_t port, chain_rpc_t *rpc)
+/* Live updates: the event hub exists before the API (which publishes and accepts sockets),
+ * starts with the workers and uses Redis once the stores are open; the weekly summary needs
+ * the database. */
+static weekly_summary_t *weekly;
+static int64_t weekly_at_s; /* WEEKLY_SUMMARY_AT, 0: unset */
+
+static bool setup_events(void)
+{
+    int64_t ping_ms, idle_ms, queue_bytes;
+    uint32_t frac;
+    const char *at = opt("WEEKLY_SUMMARY_AT");
+    if (!read_int("WS_PING_INTERVAL_MS", 100, 3600000, &ping_ms) ||
+        !read_int("WS_IDLE_TIMEOUT_MS", 200, 7200000, &idle_ms) ||
+        !read_int("WS_QUEUE_MAX_BYTES", 1024, 1 << 30, &queue_bytes))
+        return false;
+    if (at != NULL && chain_rfc3339_parse(at, strlen(at), &weekly_at_s, &frac) != CHAIN_OK) {
+        fprintf(stderr, "intentd: WEEKLY_SUMMARY_AT is not an RFC 3339 time\n");
+        return false;
+    }
+    events_config_t config = {.queue_max_frames = 256,
+                              .queue_max_bytes = (uint32_t)queue_bytes,
+                              .max_message_bytes = 64 << 10,
+                              .max_sockets_per_user = 32,
+                              .ping_interval_ms = (uint64_t)ping_ms,
+                              .idle_timeout_ms = (uint64_t)idle_ms,
+                              .close_grace_ms = 2000,
+                              .hub_queue_max = 65536};
+    weekly_summary_register_statements(); /* before the database pool exists */
+    return (live_events = events_create(&config)) != NULL;
+}
+
+static void start_live_updates(rt_runtime_t *rt, ops_deps_t *deps, api_setup_t *api)
+{
+    events_attach_redis(live_events, deps->redis);
+    if (deps->pg != NULL)
+        weekly = weekly_summary_start(rt, deps->pg, live_events, api->tokens, api->num_tokens,
+                                      weekly_at_s);
+}
+
+static bool setup_api(api_setup_t *s, net_http_server_t *http, int64_t port, chain_rpc_t *rpc,
+                      gas_oracle_t *gas)
 {
     char err[256], random_secret[65];
     const char *secret = rt_config_find(options, NUM_OPTIONS, "JWT_SECRET")->value;
@@ -298,7 +437,26 @@ static bool setup_api(api_setup_t *s, net_http_server_t *http, int64_t port, cha
                            .session_ttl_s = session_ttl,
                            .jwt_keys = s->jwt_keys,
                            .data_key = s->data_key,
-                           .rpc = rpc};
+                           .rpc = rpc,
+                           .intent_changed = engine_intent_changed,
+                           .intent_changed_ctx = (void *)&engine_slot,
+                           .gas = gas,
+                           .native_symbol =
+                               rt_config_find(options, NUM_OPTIONS, "NATIVE_SYMBOL")->value};
+    config.events = live_events;
+    config.events_test_endpoint = strcmp(opt("EVENTS_TEST_ENDPOINT"), "1") == 0;
+    int64_t ip_limit, user_limit, window_s, cache_ttl_ms, cache_bytes;
+    if (!read_int("API_RATE_LIMIT", 0, UINT32_MAX, &ip_limit) ||
+        !read_int("USER_RATE_LIMIT", 0, UINT32_MAX, &user_limit) ||
+        !read_int("RATE_LIMIT_WINDOW_S", 0, 86400, &window_s) ||
+        !read_int("API_CACHE_TTL_MS", 0, 3600000, &cache_ttl_ms) ||
+        !read_int("API_CACHE_MAX_BYTES", API_CACHE_MIN_BYTES, API_CACHE_MAX_BYTES, &cache_bytes))
+        return false;
+    config.cache_ttl_ms = (uint64_t)cache_ttl_ms;
+    config.cache_max_bytes = (uint64_t)cache_bytes;
+    config.rate_limit_ip = (uint32_t)ip_limit;
+    config.rate_limit_user = (uint32_t)user_limit;
+    config.rate_window_s = (uint32_t)window_s;
     s->api = api_create(&config, NULL, s->router);
     net_http_route(http, "/", net_router_handle, s->router); /* after the ops routes */
     return true;
@@ -383,16 +541,23 @@ int main(int argc, char **argv)
     static ops_deps_t deps;
     deps.rt = rt;
     ops_routes_register(http, &deps);
+    engine_clock_set_test_mode(strcmp(opt("ENGINE_TEST_CLOCK"), "1") == 0);
+    if (engine_clock_test_mode())
+        net_http_route(http, "/internal/test/clock", engine_clock_handle, NULL);
     static api_setup_t api;
-    if (!setup_api(&api, http, port, chain.rpc))
+    if (!setup_events())
+        return 2;
+    if (!setup_api(&api, http, port, chain.rpc, chain.gas))
         return 2;
 
+    engine_register_statements(); /* before the database pool exists */
     if (!rt_runtime_start(rt)) {
         rt_log_error("main", "cannot start the workers (see above)");
         rt_runtime_join_and_free(rt);
         net_http_free(http);
         return 1;
     }
+    events_start(live_events, rt); /* sockets can arrive from now on */
     if (!open_stores(rt, &deps)) {
         rt_runtime_shutdown(rt);
         rt_runtime_join_and_free(rt);
@@ -401,9 +566,21 @@ int main(int argc, char **argv)
     }
     if (chain.rpc != NULL)
         chain_rpc_start(chain.rpc, rt);
+    if (chain.gas != NULL)
+        gas_oracle_start(chain.gas, rt); /* after the client: its first refresh goes out now */
     deps.rpc = chain.rpc;
     deps.rpc_endpoints = chain.num_urls;
+    deps.events = live_events;
+    deps.api = api.api;
     api_attach_store(api.api, deps.pg);
+    api_attach_redis(api.api, deps.redis);
+    start_live_updates(rt, &deps, &api);
+    if (!start_engine(rt, &deps, &chain, api.tokens, api.num_tokens)) {
+        close_stores(&deps);
+        rt_runtime_shutdown(rt);
+        rt_runtime_join_and_free(rt);
+        return 2;
+    }
     rt_log_info("main", "listening on http://%s:%d with %d workers", bind_address, (int)port,
                 rt->num_workers);
 
@@ -416,16 +593,27 @@ int main(int argc, char **argv)
     if (!rt_runtime_begin_drain(rt))
         rt_log_warn("main", "requests still in flight at the drain deadline");
     api_attach_store(api.api, NULL);
+    api_attach_redis(api.api, NULL);
+    gas_oracle_stop(chain.gas);
     if (chain.rpc != NULL)
         chain_rpc_stop(chain.rpc);
+    engine_t *engine = atomic_exchange(&engine_slot, NULL);
+    if (engine != NULL)
+        engine_stop(engine); /* before the stores: its actors may still be writing */
+    weekly_summary_stop(weekly);
+    events_stop(live_events); /* closes the sockets (1001); before Redis closes */
     close_stores(&deps);
     rt_runtime_shutdown(rt);
     rt_runtime_join_and_free(rt);
+    engine_free(engine);
+    gas_oracle_free(chain.gas);
     if (chain.rpc != NULL)
         chain_rpc_free(chain.rpc);
     net_http_client_free(chain.http);
     net_http_free(http);
     teardown_api(&api);
+    weekly_summary_free(weekly);
+    events_free(live_events);
     rt_log_info("main", "stopped");
     return 0;
 }

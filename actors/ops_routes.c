@@ -81,6 +81,71 @@ static int on_readyz(h2o_req_t *req, void *data)
     return 0;
 }
 
+/* One counter or gauge of the domain's own, rendered after the runtime's. */
+typedef struct st_metric_row_t {
+    const char *name, *type, *help;
+    uint64_t value;
+} metric_row_t;
+
+/* Appends `n` rows to the `len` bytes of `*buf` (copied into a larger pool buffer); returns the
+ * bytes added. */
+static size_t render_rows(const metric_row_t *rows, size_t n, h2o_mem_pool_t *pool, char **buf,
+                          size_t len)
+{
+    size_t cap = len + 256 * n, added = 0;
+    char *out = h2o_mem_alloc_pool(pool, cap);
+    memcpy(out, *buf, len);
+    for (size_t i = 0; i != n; ++i) {
+        int w =
+            snprintf(out + len + added, cap - len - added, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n",
+                     rows[i].name, rows[i].help, rows[i].name, rows[i].type, rows[i].name,
+                     (unsigned long long)rows[i].value);
+        if (w < 0 || (size_t)w >= cap - len - added)
+            break;
+        added += (size_t)w;
+    }
+    *buf = out;
+    return added;
+}
+
+static size_t render_events(events_t *events, h2o_mem_pool_t *pool, char **buf, size_t len)
+{
+    if (events == NULL)
+        return 0;
+    events_stats_t st;
+    events_get_stats(events, &st);
+    const metric_row_t rows[] = {
+        {"intentd_events_published_total", "counter", "events accepted for delivery", st.published},
+        {"intentd_events_dropped_total", "counter", "events refused (queue full)", st.dropped},
+        {"intentd_events_delivered_total", "counter", "frames queued on sockets", st.delivered},
+        {"intentd_events_from_redis_total", "counter", "events from other processes",
+         st.from_redis},
+        {"intentd_ws_sockets_open", "gauge", "WebSocket connections open", st.sockets_open},
+        {"intentd_ws_slow_closed_total", "counter", "sockets closed for not reading",
+         st.slow_closed},
+        {"intentd_ws_sessions", "gauge", "user session actors alive", st.sessions_alive},
+    };
+    return render_rows(rows, sizeof(rows) / sizeof(rows[0]), pool, buf, len);
+}
+
+static size_t render_api_cache(api_t *api, h2o_mem_pool_t *pool, char **buf, size_t len)
+{
+    api_cache_stats_t st;
+    if (api == NULL || !api_get_cache_stats(api, &st))
+        return 0;
+    const metric_row_t rows[] = {
+        {"intentd_api_cache_hits_total", "counter", "answers served from the read cache", st.hits},
+        {"intentd_api_cache_misses_total", "counter", "reads that went to the database", st.misses},
+        {"intentd_api_cache_stale_total", "counter", "entries refused: expired or changed",
+         st.stale},
+        {"intentd_api_cache_bumps_total", "counter", "invalidations by changes and events",
+         st.bumps},
+        {"intentd_api_cache_evicted_total", "counter", "entries overwritten while fresh",
+         st.evicted},
+    };
+    return render_rows(rows, sizeof(rows) / sizeof(rows[0]), pool, buf, len);
+}
+
 static int on_metrics(h2o_req_t *req, void *data)
 {
     rt_runtime_t *rt = ((ops_deps_t *)data)->rt;
@@ -96,6 +161,8 @@ static int on_metrics(h2o_req_t *req, void *data)
         buf = h2o_mem_alloc_pool(&req->pool, cap);
         len = rt_metrics_render(rt, buf, cap);
     }
+    len += render_events(((ops_deps_t *)data)->events, &req->pool, &buf, len);
+    len += render_api_cache(((ops_deps_t *)data)->api, &req->pool, &buf, len);
     net_http_respond(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", buf, len);
     return 0;
 }

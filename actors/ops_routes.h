@@ -7,6 +7,8 @@
 #define ACTORS_OPS_ROUTES_H
 
 #include "net/http_server.h"
+#include "actors/api.h"
+#include "actors/events.h"
 #include "chain/rpc.h"
 #include "runtime/worker.h"
 #include "store/pg.h"
@@ -19,6 +21,8 @@ typedef struct st_ops_deps_t {
     store_redis_t *redis;
     chain_rpc_t *rpc;     /* the chain's JSON-RPC client */
     size_t rpc_endpoints; /* how many endpoints it has */
+    events_t *events;     /* live updates (their counters) */
+    api_t *api;           /* the API (its read cache's counters) */
     _Atomic int closing;  /* set before the stores are closed: /readyz then answers 503 */
 } ops_deps_t;
 

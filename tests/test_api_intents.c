@@ -6,10 +6,12 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include "chain/abi.h"
 #include "chain/eip712.h"
 #include "chain/hex.h"
 #include "chain/key.h"
+#include "chain/rfc3339.h"
 #include "support/api_server.h"
 
 #define REGISTRY "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -75,8 +77,9 @@ Test(api_intents, create_pending_then_read_it_back_owned, .timeout = 60,
     stop_server();
 }
 
-/* The owner's EIP-712 signature over the terms api.md derives for the body used below. */
-static void sign_terms(const char *key_hex, char out[133])
+/* The owner's EIP-712 signature over the terms api.md derives for a daily intent of `amount`
+ * base units from 2030-01-01T09:00:00Z with a salt of 32 `salt_byte`s. */
+static void sign_terms_of(const char *key_hex, uint64_t amount, uint8_t salt_byte, char out[133])
 {
     chain_intent_t terms = {.min_interval = 86400 - 300,
                             .valid_after = 1893488400, /* 2030-01-01T09:00:00Z */
@@ -86,8 +89,8 @@ static void sign_terms(const char *key_hex, char out[133])
     terms.owner = *chain_key_address(owner);
     chain_addr_parse(&terms.token, USDC, strlen(USDC));
     chain_addr_parse(&terms.recipient, RECIPIENT, strlen(RECIPIENT));
-    terms.amount = chain_u256_from_u64(100500000);
-    memset(terms.salt, 0x11, sizeof(terms.salt));
+    terms.amount = chain_u256_from_u64(amount);
+    memset(terms.salt, salt_byte, sizeof(terms.salt));
     chain_addr_t registry;
     chain_addr_parse(&registry, REGISTRY, strlen(REGISTRY));
     chain_eip712_domain_t domain;
@@ -100,6 +103,12 @@ static void sign_terms(const char *key_hex, char out[133])
     chain_hex_encode(out, 133, bytes, sizeof(bytes), CHAIN_HEX_0X);
     chain_key_free(owner);
     chain_key_free(signer);
+}
+
+/* The signature over the terms of the body the tests below create (100.5 USDC, SALT). */
+static void sign_terms(const char *key_hex, char out[133])
+{
+    sign_terms_of(key_hex, 100500000, 0x11, out);
 }
 
 Test(api_intents, inline_signature_activates_and_a_wrong_one_creates_nothing, .timeout = 60,
@@ -315,5 +324,369 @@ Test(api_intents, sign_pause_resume_cancel_follow_the_rules, .timeout = 60,
         db_value("SELECT string_agg(action, ',' ORDER BY id) FROM audit_log WHERE action LIKE "
                  "'intent.%' AND action <> 'intent.refused'"),
         "intent.create,intent.sign,intent.pause,intent.resume,intent.cancel");
+    stop_server();
+}
+
+/* An intent cancelled before it was ever signed: cancelled, with nothing to sign any more. */
+Test(api_intents, cancel_an_unsigned_intent, .timeout = 60, .fini = kill_leftover_server)
+{
+    start_server_env(env);
+    char token[4096];
+    session(KEY_A, token, sizeof(token));
+    cr_assert_eq(post_intent(token, "{\"name\":\"rent\",\"recipient\":\"" RECIPIENT "\","
+                                    "\"token\":\"USDC\",\"amount\":\"100.5\","
+                                    "\"frequency\":\"daily\",\"salt\":\"" SALT "\","
+                                    "\"startAt\":\"2030-01-01T09:00:00Z\"}"),
+                 201, "%s", body);
+    json_t *created = json_loads(body, 0, NULL);
+    char id[37];
+    snprintf(id, sizeof(id), "%s", str(created, "id"));
+    json_decref(created);
+    cr_assert_eq(http("DELETE", intent_path(id, ""), token, NULL, NULL, body, sizeof(body)), 200,
+                 "%s", body);
+    cr_assert_not_null(strstr(body, "\"status\":\"cancelled\""), "%s", body);
+    cr_assert_str_eq(db_value("SELECT status || ',' || (signature IS NULL) FROM intents"),
+                     "cancelled,true");
+    char sig[133], json[256];
+    sign_terms(KEY_A, sig);
+    snprintf(json, sizeof(json), "{\"signature\":\"%s\"}", sig);
+    cr_assert_eq(http("POST", intent_path(id, "/signature"), token, NULL, json, body, sizeof(body)),
+                 409, "a cancelled intent cannot be signed back to life: %s", body);
+    stop_server();
+}
+
+/* ---- the intent's executions ---- */
+
+/* Inserts execution `period` of intent `id`, created `age_s` seconds ago; odd periods are
+ * confirmed with their gas figures, even ones still broadcast. */
+static void add_execution(const char *id, int period, int age_s)
+{
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO executions (intent_id, period, status, amount, executor, nonce, raw_tx,"
+             " tx_hash, gas_used, gas_price_wei, block_number, confirmed_at, created_at)"
+             " SELECT '%s', %d, CASE WHEN %d %% 2 = 1 THEN 'confirmed' ELSE 'broadcast' END,"
+             " 100500000, decode(repeat('ab', 20), 'hex'), %d, '\\x00',"
+             " decode(lpad(to_hex(%d), 64, '0'), 'hex'), c.gas, c.price, c.block, c.at,"
+             " now() - make_interval(secs => %d)"
+             " FROM (SELECT CASE WHEN %d %% 2 = 1 THEN 21000 END AS gas,"
+             "   CASE WHEN %d %% 2 = 1 THEN 2500000000 END AS price,"
+             "   CASE WHEN %d %% 2 = 1 THEN 100 + %d END AS block,"
+             "   CASE WHEN %d %% 2 = 1 THEN now() END AS at) c",
+             id, period, period, period, period + 1, age_s, period, period, period, period, period);
+    db_exec(db_url, sql);
+}
+
+static void create_pending(const char *token, const char *salt, char id[37])
+{
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"name\":\"rent\",\"recipient\":\"" RECIPIENT "\",\"token\":\"USDC\","
+             "\"amount\":\"100.5\",\"frequency\":\"daily\",\"salt\":\"%s\","
+             "\"startAt\":\"2030-01-01T09:00:00Z\"}",
+             salt);
+    cr_assert_eq(post_intent(token, json), 201, "%s", body);
+    json_t *created = json_loads(body, 0, NULL);
+    snprintf(id, 37, "%s", str(created, "id"));
+    json_decref(created);
+}
+
+Test(api_intents, get_shows_its_newest_ten_executions, .timeout = 60, .fini = kill_leftover_server)
+{
+    start_server_env(env);
+    char token[4096], id[37], other[37];
+    session(KEY_A, token, sizeof(token));
+    create_pending(token, SALT, id);
+    create_pending(token, "0x2222222222222222222222222222222222222222222222222222222222222222",
+                   other);
+    enum { N = 12 };
+    for (int p = 0; p != N; ++p) /* period p is (N - p) * 10 s old: the last is the newest */
+        add_execution(id, p, (N - p) * 10);
+    add_execution(other, 0, 1); /* the newest of all, but another intent's */
+    cr_assert_eq(http("GET", intent_path(id, ""), token, NULL, NULL, body, sizeof(body)), 200, "%s",
+                 body);
+    json_t *intent = json_loads(body, 0, NULL);
+    json_t *list = json_object_get(intent, "executions");
+    cr_assert_eq(json_array_size(list), 10, "%s", body);
+    for (size_t i = 0; i != 10; ++i) {
+        json_t *e = json_array_get(list, i);
+        cr_assert_eq(json_integer_value(json_object_get(e, "period")), N - 1 - (int)i,
+                     "not newest first: %s", body);
+        cr_assert_str_eq(str(e, "intentId"), id);
+        cr_assert_str_eq(str(e, "amount"), "100.5");
+    }
+    json_t *confirmed = json_array_get(list, 0), *broadcast = json_array_get(list, 1);
+    cr_assert_str_eq(str(confirmed, "status"), "confirmed");
+    cr_assert_str_eq(str(confirmed, "gasPriceGwei"), "2.5");
+    cr_assert_eq(json_integer_value(json_object_get(confirmed, "gasUsed")), 21000);
+    cr_assert_eq(json_integer_value(json_object_get(confirmed, "blockNumber")), 111);
+    cr_assert_str_eq(str(confirmed, "txHash"),
+                     "0x000000000000000000000000000000000000000000000000000000000000000c");
+    cr_assert_not_null(str(confirmed, "confirmedAt"));
+    cr_assert_str_eq(str(broadcast, "status"), "broadcast");
+    cr_assert(json_is_null(json_object_get(broadcast, "gasUsed")));
+    cr_assert(json_is_null(json_object_get(broadcast, "confirmedAt")));
+    cr_assert(json_is_null(json_object_get(broadcast, "error")));
+    static const char *const keys[] = {"id",          "intentId", "period",    "status",
+                                       "txHash",      "amount",   "gasUsed",   "gasPriceGwei",
+                                       "blockNumber", "error",    "createdAt", "confirmedAt"};
+    cr_assert_eq(json_object_size(confirmed), sizeof(keys) / sizeof(keys[0]));
+    for (size_t k = 0; k != sizeof(keys) / sizeof(keys[0]); ++k)
+        cr_assert_not_null(json_object_get(confirmed, keys[k]), "no %s", keys[k]);
+    json_decref(intent);
+    stop_server();
+}
+
+/* ---- PATCH ---- */
+
+#define SALT2 "0x2222222222222222222222222222222222222222222222222222222222222222"
+#define SALT3 "0x3333333333333333333333333333333333333333333333333333333333333333"
+
+static int patch(const char *token, const char *id, const char *json)
+{
+    return http("PATCH", intent_path(id, ""), token, NULL, json, body, sizeof(body));
+}
+
+/* The stored intent row as text: "nothing changed" compares two of these. */
+static void row_text(const char *id, char *out, size_t cap)
+{
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT i::text FROM intents i WHERE id = '%s'", id);
+    snprintf(out, cap, "%s", db_value(sql));
+}
+
+Test(api_intents, patch_metadata_freely_and_terms_back_to_pending, .timeout = 60,
+     .fini = kill_leftover_server)
+{
+    start_server_env(env);
+    char token[4096], sig[133], json[1024], id[37], sql[256];
+    session(KEY_A, token, sizeof(token));
+    sign_terms(KEY_A, sig);
+    snprintf(json, sizeof(json),
+             "{\"name\":\"rent\",\"recipient\":\"" RECIPIENT "\",\"token\":\"USDC\","
+             "\"amount\":\"100.5\",\"frequency\":\"daily\",\"startAt\":\"2030-01-01T09:00:00Z\","
+             "\"salt\":\"" SALT "\",\"signature\":\"%s\"}",
+             sig);
+    cr_assert_eq(post_intent(token, json), 201, "%s", body);
+    json_t *created = json_loads(body, 0, NULL);
+    snprintf(id, sizeof(id), "%s", str(created, "id"));
+    char on_chain_id[80];
+    snprintf(on_chain_id, sizeof(on_chain_id), "%s", str(created, "onChainId"));
+    json_decref(created);
+    /* as if it had run twice */
+    snprintf(sql, sizeof(sql),
+             "UPDATE intents SET execution_count = 2, last_execution = now() WHERE id = '%s'", id);
+    db_exec(db_url, sql);
+    /* metadata: the signed terms and the state stay */
+    cr_assert_eq(patch(token, id,
+                       "{\"name\":\"rent 2\",\"safetyBuffer\":\"5\","
+                       "\"constraints\":{\"maxGasPriceGwei\":\"50\"}}"),
+                 200, "%s", body);
+    json_t *meta = json_loads(body, 0, NULL);
+    cr_assert_str_eq(str(meta, "status"), "active");
+    cr_assert_str_eq(str(meta, "name"), "rent 2");
+    cr_assert_str_eq(str(meta, "safetyBuffer"), "5");
+    cr_assert_str_eq(str(json_object_get(meta, "constraints"), "maxGasPriceGwei"), "50");
+    cr_assert_str_eq(str(meta, "onChainId"), on_chain_id);
+    cr_assert_eq(json_integer_value(json_object_get(meta, "executionCount")), 2);
+    cr_assert_null(json_object_get(meta, "revoke"));
+    json_decref(meta);
+    /* the same again changes nothing and writes nothing */
+    cr_assert_eq(patch(token, id, "{\"name\":\"rent 2\"}"), 200, "%s", body);
+    /* terms do not change under an execution in flight: its outcome counts for the old ones */
+    add_execution(id, 2, 1);
+    char before[2048], after[2048];
+    row_text(id, before, sizeof(before));
+    cr_assert_eq(patch(token, id, "{\"amount\":\"200\"}"), 409, "%s", body);
+    row_text(id, after, sizeof(after));
+    cr_assert_str_eq(after, before);
+    snprintf(sql, sizeof(sql),
+             "UPDATE executions SET status = 'failed', error = 'reverted' WHERE intent_id = '%s'",
+             id);
+    db_exec(db_url, sql);
+    /* a term: back to pending_signature with new typedData, a new salt, counting from 0 */
+    cr_assert_eq(patch(token, id, "{\"amount\":\"200\"}"), 200, "%s", body);
+    json_t *terms = json_loads(body, 0, NULL);
+    cr_assert_str_eq(str(terms, "status"), "pending_signature");
+    cr_assert_str_neq(str(terms, "onChainId"), on_chain_id);
+    json_t *message = json_object_get(json_object_get(terms, "typedData"), "message");
+    cr_assert_str_eq(str(message, "amount"), "200000000");
+    cr_assert_str_neq(str(message, "salt"), SALT);
+    cr_assert_eq(json_integer_value(json_object_get(terms, "executionCount")), 0);
+    cr_assert(json_is_null(json_object_get(terms, "lastExecution")));
+    cr_assert_str_eq(str(terms, "nextExecution"), "2030-01-01T09:00:00Z");
+    cr_assert_str_eq(str(terms, "name"), "rent 2");
+    /* the replaced terms were signed: the answer says how to revoke them */
+    json_t *revoke = json_object_get(terms, "revoke");
+    cr_assert_str_eq(str(revoke, "to"), REGISTRY);
+    json_decref(terms);
+    snprintf(sql, sizeof(sql),
+             "SELECT signature IS NULL AND amount = 200000000 FROM intents WHERE id = '%s'", id);
+    cr_assert_str_eq(db_value(sql), "t");
+    cr_assert_str_eq(
+        db_value("SELECT string_agg(details->>'termsChanged', ',' ORDER BY id) FROM audit_log"
+                 " WHERE action = 'intent.patch'"),
+        "false,true");
+    stop_server();
+}
+
+Test(api_intents, patch_signs_inline_and_refuses_without_change, .timeout = 60,
+     .fini = kill_leftover_server)
+{
+    start_server_env(env);
+    char token_a[4096], token_b[4096], sig[133], json[1024], id[37], second[37];
+    char before[2048], after[2048];
+    session(KEY_A, token_a, sizeof(token_a));
+    session(KEY_B, token_b, sizeof(token_b));
+    create_pending(token_a, SALT, id);
+    row_text(id, before, sizeof(before));
+    /* refusals: each names its field (or is 401/404) and changes nothing */
+    sign_terms_of(KEY_B, 150000000, 0x22, sig);
+    snprintf(json, sizeof(json), "{\"amount\":\"150\",\"salt\":\"" SALT2 "\",\"signature\":\"%s\"}",
+             sig);
+    cr_assert_eq(patch(token_a, id, json), 401, "%s", body);
+    sign_terms_of(KEY_A, 150000000, 0x22, sig);
+    snprintf(json, sizeof(json), "{\"amount\":\"150\",\"signature\":\"%s\"}", sig);
+    cr_assert_eq(patch(token_a, id, json), 422, "%s", body);
+    cr_assert_not_null(strstr(body, "\"field\":\"signature\""), "%s", body);
+    cr_assert_eq(patch(token_a, id, "{\"amount\":\"1.1234567\"}"), 422, "%s", body);
+    cr_assert_not_null(strstr(body, "\"field\":\"amount\""), "%s", body);
+    cr_assert_eq(patch(token_a, id, "{\"extra\":1}"), 400, "%s", body);
+    cr_assert_not_null(strstr(body, "\"field\":\"extra\""), "%s", body);
+    cr_assert_eq(patch(token_a, id, "{\"name\":7}"), 400, "%s", body);
+    cr_assert_not_null(strstr(body, "\"field\":\"name\""), "%s", body);
+    cr_assert_eq(patch(token_b, id, "{\"name\":\"mine\"}"), 404, "%s", body);
+    cr_assert_eq(patch(NULL, id, "{\"name\":\"mine\"}"), 401, "%s", body);
+    cr_assert_eq(patch(token_a, "00000000-0000-4000-8000-000000000000", "{\"name\":\"x\"}"), 404);
+    row_text(id, after, sizeof(after));
+    cr_assert_str_eq(after, before);
+    /* new terms with the salt they were signed with and the owner's signature: active at once */
+    snprintf(json, sizeof(json), "{\"amount\":\"150\",\"salt\":\"" SALT2 "\",\"signature\":\"%s\"}",
+             sig);
+    cr_assert_eq(patch(token_a, id, json), 200, "%s", body);
+    cr_assert_not_null(strstr(body, "\"status\":\"active\""), "%s", body);
+    cr_assert_null(strstr(body, "\"revoke\""), "pending terms were never signed: %s", body);
+    /* another intent patched into the same terms and salt: the same onChainId, 409 */
+    create_pending(token_a, SALT3, second);
+    row_text(second, before, sizeof(before));
+    cr_assert_eq(patch(token_a, second, "{\"amount\":\"150\",\"salt\":\"" SALT2 "\"}"), 409, "%s",
+                 body);
+    row_text(second, after, sizeof(after));
+    cr_assert_str_eq(after, before);
+    /* signing what is signed already is a conflict */
+    cr_assert_eq(patch(token_a, id, json), 409, "%s", body);
+    /* a cancelled intent takes no change */
+    cr_assert_eq(http("DELETE", intent_path(id, ""), token_a, NULL, NULL, body, sizeof(body)), 200);
+    row_text(id, before, sizeof(before));
+    cr_assert_eq(patch(token_a, id, "{\"name\":\"again\"}"), 409, "%s", body);
+    row_text(id, after, sizeof(after));
+    cr_assert_str_eq(after, before);
+    cr_assert_str_eq(db_value("SELECT count(*) FROM audit_log WHERE action = 'intent.patch'"), "1");
+    stop_server();
+}
+
+/* ---- GET /api/intents/upcoming ---- */
+
+static void create_at(const char *token, const char *name, const char *freq, int64_t start,
+                      char id[37])
+{
+    char json[512], at[CHAIN_RFC3339_SIZE];
+    cr_assert_eq(chain_rfc3339_format(start, at), CHAIN_OK);
+    snprintf(json, sizeof(json),
+             "{\"name\":\"%s\",\"recipient\":\"" RECIPIENT "\",\"token\":\"USDC\","
+             "\"amount\":\"3\",\"frequency\":\"%s\",\"startAt\":\"%s\"}",
+             name, freq, at);
+    cr_assert_eq(post_intent(token, json), 201, "%s", body);
+    json_t *created = json_loads(body, 0, NULL);
+    snprintf(id, 37, "%s", str(created, "id"));
+    json_decref(created);
+}
+
+/* Signed as far as the database is concerned (the engine is not what is tested here). */
+static void activate(const char *id)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "UPDATE intents SET status = 'active', signature = decode(repeat('44', 65), 'hex')"
+             " WHERE id = '%s'",
+             id);
+    db_exec(db_url, sql);
+}
+
+static void expect_item(json_t *items, size_t i, const char *id, int period, int64_t due)
+{
+    json_t *item = json_array_get(items, i);
+    char at[CHAIN_RFC3339_SIZE];
+    chain_rfc3339_format(due, at);
+    cr_assert_not_null(item, "no item %zu", i);
+    cr_assert_str_eq(str(item, "intentId"), id, "item %zu", i);
+    cr_assert_eq(json_integer_value(json_object_get(item, "period")), period, "item %zu", i);
+    cr_assert_str_eq(str(item, "dueAt"), at, "item %zu", i);
+    cr_assert_str_eq(str(item, "amount"), "3");
+    cr_assert_str_eq(str(item, "tokenSymbol"), "USDC");
+    cr_assert_str_eq(str(item, "recipient"), RECIPIENT);
+}
+
+Test(api_intents, upcoming_lists_live_executions_soonest_first, .timeout = 60,
+     .fini = kill_leftover_server)
+{
+    start_server_env(env);
+    char token_a[4096], token_b[4096], daily[37], weekly[37], pending[37];
+    session(KEY_A, token_a, sizeof(token_a));
+    session(KEY_B, token_b, sizeof(token_b));
+    int64_t now = (int64_t)time(NULL), d0 = now + 3600, w0 = now + 7200;
+    create_at(token_a, "daily", "daily", d0, daily);
+    create_at(token_a, "weekly", "weekly", w0, weekly);
+    create_at(token_a, "pending", "daily", now + 60, pending); /* not signed: never upcoming */
+    activate(daily);
+    activate(weekly);
+    /* two days: daily periods 0 and 1, weekly period 0, in time order */
+    const char *path = "/api/intents/upcoming?within=172800";
+    cr_assert_eq(http("GET", path, token_a, NULL, NULL, body, sizeof(body)), 200, "%s", body);
+    json_t *page = json_loads(body, 0, NULL), *items = json_object_get(page, "items");
+    cr_assert_eq(json_array_size(items), 3, "%s", body);
+    expect_item(items, 0, daily, 0, d0);
+    expect_item(items, 1, weekly, 0, w0);
+    expect_item(items, 2, daily, 1, d0 + 86400);
+    cr_assert(json_is_null(json_object_get(page, "nextCursor")));
+    json_decref(page);
+    /* the default window is 7 days: daily 0..6 (d0 + 6 days is inside), weekly 0 */
+    cr_assert_eq(http("GET", "/api/intents/upcoming", token_a, NULL, NULL, body, sizeof(body)),
+                 200);
+    page = json_loads(body, 0, NULL);
+    cr_assert_eq(json_array_size(json_object_get(page, "items")), 8, "%s", body);
+    json_decref(page);
+    /* limit keeps the soonest */
+    cr_assert_eq(http("GET", "/api/intents/upcoming?within=172800&limit=2", token_a, NULL, NULL,
+                      body, sizeof(body)),
+                 200);
+    page = json_loads(body, 0, NULL);
+    items = json_object_get(page, "items");
+    cr_assert_eq(json_array_size(items), 2, "%s", body);
+    expect_item(items, 0, daily, 0, d0);
+    expect_item(items, 1, weekly, 0, w0);
+    json_decref(page);
+    /* paused: gone; another user: nothing */
+    cr_assert_eq(
+        http("POST", intent_path(daily, "/pause"), token_a, NULL, NULL, body, sizeof(body)), 200);
+    cr_assert_eq(http("GET", path, token_a, NULL, NULL, body, sizeof(body)), 200);
+    page = json_loads(body, 0, NULL);
+    items = json_object_get(page, "items");
+    cr_assert_eq(json_array_size(items), 1, "%s", body);
+    expect_item(items, 0, weekly, 0, w0);
+    json_decref(page);
+    cr_assert_eq(http("GET", path, token_b, NULL, NULL, body, sizeof(body)), 200);
+    cr_assert_not_null(strstr(body, "\"items\":[]"), "%s", body);
+    /* bad windows name the field */
+    static const char *const bad[] = {"within=0", "within=31536001", "within=abc",
+                                      "within=", "limit=0"};
+    for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i) {
+        char p[128], field[32];
+        snprintf(p, sizeof(p), "/api/intents/upcoming?%s", bad[i]);
+        snprintf(field, sizeof(field), "\"field\":\"%.*s\"", (int)strcspn(bad[i], "="), bad[i]);
+        cr_assert_eq(http("GET", p, token_a, NULL, NULL, body, sizeof(body)), 400, "%s", bad[i]);
+        cr_assert_not_null(strstr(body, field), "%s: %s", bad[i], body);
+    }
+    cr_assert_eq(http("GET", "/api/intents/upcoming", NULL, NULL, NULL, body, sizeof(body)), 401);
     stop_server();
 }
