@@ -423,8 +423,13 @@ static void on_outcome(rt_actor_t *self, const executor_outcome_t *o)
         return;
     ++st->gen;
     if (o->status == EXECUTOR_REVOKED) {
-        st->in.status = INTENT_CANCELLED; /* the executor wrote it */
-        leave(self);
+        st->in.status = INTENT_CANCELLED;        /* the follower wrote it */
+        if (st->engine->config.events != NULL) { /* the owner's screens learn it, then we go */
+            st->leave_after_event = true;
+            ask_event(self, "intent.updated");
+        } else {
+            leave(self);
+        }
         return;
     }
     bool ours = st->submitted && o->period == st->submitted_period;
