@@ -210,12 +210,7 @@ static json_t *row_json(api_t *api, const api_user_t *user, const PGresult *res,
 
 /* ---- one call shape for all three endpoints: a query whose rows become the answer ---- */
 
-typedef enum en_answer_kind_t {
-    ANSWER_CREATED,
-    ANSWER_ONE,
-    ANSWER_LIST,
-    ANSWER_UPCOMING
-} answer_kind_t;
+typedef enum en_answer_kind_t { ANSWER_ONE, ANSWER_LIST, ANSWER_UPCOMING } answer_kind_t;
 
 typedef struct st_intent_call_t {
     api_t *api;
@@ -276,8 +271,6 @@ static void intent_answered(net_http_async_t *call, rt_msg_t *msg)
     store_pg_result_t *r = rt_msg_payload(msg);
     if (req == NULL) {
         /* the client left */
-    } else if (r->status == STORE_PG_ERROR && strcmp(r->sqlstate, "23505") == 0) {
-        net_problem_conflict(req, "an intent with these terms and salt already exists");
     } else if (r->status != STORE_PG_OK) {
         api__answer_store_failure(req, r);
     } else if (st->kind == ANSWER_LIST) {
@@ -291,13 +284,8 @@ static void intent_answered(net_http_async_t *call, rt_msg_t *msg)
         if (intent == NULL) {
             net_problem_internal(req);
         } else {
-            if (st->kind == ANSWER_ONE)
-                json_object_set_new(intent, "executions", executions_json(st->api, r->results[1]));
-            if (st->kind == ANSWER_CREATED) /* before the answer: the next GET must miss */
-                api_cache_bump(st->api->cache, st->user.id);
-            net_json_send(req, st->kind == ANSWER_CREATED ? 201 : 200, intent);
-            if (st->kind == ANSWER_CREATED)
-                notify_changed(st->api, PQgetvalue(r->results[0], 0, 0));
+            json_object_set_new(intent, "executions", executions_json(st->api, r->results[1]));
+            net_json_send(req, 200, intent);
         }
     }
     net_http_async_end(call);
@@ -479,20 +467,20 @@ static int create_insert(api_t *api, h2o_req_t *req, const char *user_id, const 
 static int on_create(h2o_req_t *req, const net_router_match_t *match, void *data)
 {
     api_t *api = data;
-    intent_call_t st = {.api = api, .kind = ANSWER_CREATED};
-    if (!api__authenticate(api, req, &st.user))
+    api_user_t user;
+    if (!api__authenticate(api, req, &user))
         return 0;
     if (!api->config.has_registry)
         return net_problem_unavailable(req, 60); /* INTENT_CONTRACT_ADDRESS is not configured */
     intent_t in;
     intent_extras_t ex;
     uint8_t sig[CHAIN_SIG_LEN];
-    if (!read_new_intent(api, req, &st.user, &in, &ex, sig))
+    if (!read_new_intent(api, req, &user, &in, &ex, sig))
         return 0;
     insert_text_t t;
     insert_text(&in, &ex, sig, req, &t);
     bool custom = in.sched.freq == CHAIN_INTENT_CUSTOM;
-    const char *params[] = {st.user.id,
+    const char *params[] = {user.id,
                             in.name,
                             t.chain_id,
                             t.recipient,
@@ -512,7 +500,7 @@ static int on_create(h2o_req_t *req, const net_router_match_t *match, void *data
                             t.on_chain_id,
                             ex.has_signature ? t.signature : NULL,
                             t.ip};
-    int ret = create_insert(api, req, st.user.id, &in, params);
+    int ret = create_insert(api, req, user.id, &in, params);
     free(t.constraints);
     return ret;
 }

@@ -119,6 +119,11 @@ void start_server_env(const char *const *env)
     snprintf(db_url + len, sizeof(db_url) - len, "dbname='%s'", db_name);
     PQconninfoFree(opts);
     port = free_port();
+    restart_server_env(env);
+}
+
+void restart_server_env(const char *const *env)
+{
     server_pid = fork();
     if (server_pid == 0) {
         /* both streams away from criterion's pipe, which must close when the test ends */
@@ -139,7 +144,7 @@ void start_server_env(const char *const *env)
         _exit(127);
     }
     char body[256];
-    for (int tries = 0; tries != 500; ++tries, usleep(20000))
+    for (int tries = 0; tries != 1000; ++tries, usleep(10000))
         if (http("GET", "/readyz", NULL, NULL, NULL, body, sizeof(body)) == 200)
             return;
     cr_assert_fail("intentd did not become ready");

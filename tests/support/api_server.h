@@ -37,6 +37,9 @@ int http(const char *method, const char *path, const char *auth, const char *con
 /** Creates the test database and starts intentd on it (extra environment: NULL-terminated
  * "NAME=value" strings, or NULL); returns once /readyz answers 200. */
 void start_server_env(const char *const *env);
+/** Starts intentd again on the test's database and port (after it stopped or was killed);
+ * returns once /readyz answers 200. */
+void restart_server_env(const char *const *env);
 /** start_server_env without extra environment. */
 void start_server(void);
 /** For .fini: kills a server the test left running (a failed assertion). */

@@ -75,29 +75,7 @@ void engine_server_start(const char *const *extra_env)
 void engine_server_restart(void)
 {
     cr_assert_eq(server_pid, 0, "a server still runs");
-    server_pid = fork();
-    if (server_pid == 0) {
-        int fd = open("/tmp/intentd-test-engine.log", O_WRONLY | O_CREAT | O_APPEND, 0644);
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-        char port_str[16];
-        snprintf(port_str, sizeof(port_str), "%d", port);
-        setenv("PORT", port_str, 1);
-        setenv("DATABASE_URL", db_url, 1);
-        setenv("JWT_SECRET", JWT_SECRET, 1);
-        setenv("DATA_ENCRYPTION_KEY", DATA_KEY, 1);
-        setenv("WORKERS", "2", 1);
-        unsetenv("REDIS_URL");
-        for (size_t i = 0; server_env != NULL && server_env[i] != NULL; ++i)
-            putenv((char *)server_env[i]);
-        execl(INTENTD_BIN, INTENTD_BIN, (char *)NULL);
-        _exit(127);
-    }
-    char body[256];
-    for (int tries = 0; tries != 1000; ++tries, usleep(10000))
-        if (http("GET", "/readyz", NULL, NULL, NULL, body, sizeof(body)) == 200)
-            return;
-    cr_assert_fail("intentd did not become ready again");
+    restart_server_env(server_env);
 }
 
 void engine_server_kill(void)
