@@ -23,8 +23,14 @@
 #define RESEND_MS 1000
 
 enum { S_IDLE, S_CURSOR, S_HEAD, S_HEADERS, S_LOGS, S_OURS, S_TXS, S_ADOPT, S_SAVE };
-/* the reorg re-check runs beside the cycle, with tags of its own */
-enum { R_LOAD = 0x100, R_POLL, R_UPDATE, R_SEND, R_EVENTS };
+/* the reorg re-check runs beside the cycle, with tags of its own (the low 16 bits; a unit of
+ * one re-checked transaction carries that transaction's id above them) */
+enum { R_LOAD = 0x100, R_POLL, R_UPDATE, R_SEND, R_EVENTS, R_UNMINE };
+#define R_TAG(corr) ((corr)&0xffff)
+/* an intent whose registry count is ahead of our rows: its Executed logs are read from block 0 */
+enum { FOLLOWER_MSG_BACKFILL = RT_MSG_USER + 0x540 /* payload: its onChainId */ };
+#define BACKFILL_MAX 32  /* intents waiting for that */
+#define BACKFILL_TRIES 3 /* failed reads of one before it is given up (its actor asks again) */
 
 /* A transaction of ours whose outcome was recorded in a block a reorg replaced. */
 typedef struct st_recheck_t {
@@ -32,6 +38,9 @@ typedef struct st_recheck_t {
     uint8_t *raw;
     size_t raw_len;
     uint64_t resent_ms;
+    uint64_t block_number; /* where its receipt was last seen deep enough */
+    uint32_t id;           /* names its units' results */
+    bool unmined;          /* its rows went back to broadcast (the transaction left the chain) */
 } recheck_t;
 
 typedef struct st_block_seen_t {
@@ -52,6 +61,7 @@ typedef struct st_adopt_t {
 struct st_chain_follower_t {
     executor_pool_t *pool;
     rt_actor_t *actor;
+    _Atomic(rt_actor_t *) inbox; /* the actor while it takes messages from other threads */
     _Atomic uint64_t head, reorgs, cursor, base_fee;
     _Atomic bool has_base_fee;
     /* the actor's state */
@@ -69,22 +79,71 @@ struct st_chain_follower_t {
     recheck_t rechecks[RECHECK_MAX];
     size_t num_rechecks, polled_rechecks;
     bool recheck_loading, recheck_polling;
+    uint32_t recheck_ids;  /* the last id given */
+    size_t recheck_writes; /* units of re-checked transactions not answered yet */
+    uint8_t backfill[BACKFILL_MAX][32];
+    size_t num_backfill;
+    uint32_t backfill_tries;
+    bool backfilling; /* the cycle reads backfill[0]'s logs (and saves no cursor) */
 };
 
 static int st_cursor_get, st_cursor_put, st_ours, st_supersede_period, st_adopt, st_adopt_rows,
-    st_revoke, st_recent, st_move_block;
+    st_revoke, st_recent, st_unmine, st_remine, st_rows_by_id;
+
+/* The statements of a decided transaction of ours that a reorg took off the chain. */
+static void register_recheck_statements(void)
+{
+    /* gone from the chain: its rows are in flight again (a failed one only while no other
+     * transaction holds its period), so that the users' screens and a restart's reconciliation
+     * see what the chain says */
+    st_unmine = store_pg_statement(
+        "follower_unmine",
+        "UPDATE executions e SET status = 'broadcast', block_number = NULL, block_hash = NULL,"
+        " gas_used = NULL, gas_price_wei = NULL, error = NULL, confirmed_at = NULL WHERE"
+        " e.tx_hash = $1 AND (e.status = 'confirmed' OR (e.status = 'failed' AND NOT EXISTS"
+        " (SELECT 1 FROM executions x WHERE x.intent_id = e.intent_id AND x.period = e.period AND"
+        " x.status IN " LIVE "))) RETURNING e.id::text");
+    /* mined (again) deep enough: each row takes the block and the outcome its receipt's logs
+     * give it now ($4..$6: intent id as hex, count, error or NULL; $7: the whole transaction
+     * reverted). A row of a payment the chain undid gives its period back to the intent's
+     * count; a failed row that the chain now pays is the adoption's to repair (the follower's
+     * Executed logs), since another transaction may hold its period meanwhile. */
+    st_remine = store_pg_statement(
+        "follower_remine",
+        "WITH o AS (SELECT decode(h, 'hex') AS oc, p, err FROM unnest($4::text[], $5::int[],"
+        " $6::text[]) AS o(h, p, err)),"
+        " v AS (SELECT e.id, e.status AS was, CASE WHEN NOT $7::bool AND o.p IS NOT NULL AND o.err"
+        " IS NULL THEN 'confirmed' ELSE 'failed' END AS now, CASE WHEN $7::bool THEN 'the"
+        " transaction reverted' WHEN o.p IS NULL THEN 'no outcome in the receipt' ELSE o.err END"
+        " AS err FROM executions e JOIN intents i ON i.id = e.intent_id LEFT JOIN o ON o.oc ="
+        " i.on_chain_id AND o.p = e.period WHERE e.tx_hash = $1 AND e.status IN ('broadcast',"
+        " 'confirmed', 'failed')),"
+        " ex AS (UPDATE executions e SET status = v.now, error = CASE WHEN v.now = 'failed' THEN"
+        " v.err END, block_number = $2, block_hash = $3, gas_used = $8::bigint, gas_price_wei ="
+        " $9::numeric, confirmed_at = COALESCE(e.confirmed_at, now()) FROM v WHERE e.id = v.id"
+        " AND NOT (v.was = 'failed' AND v.now = 'confirmed') AND (v.was <> v.now OR"
+        " e.block_hash IS DISTINCT FROM $3) RETURNING e.id, e.intent_id, e.period, e.status,"
+        " e.error, v.was),"
+        " it AS (UPDATE intents t SET execution_count = CASE WHEN ex.status = 'confirmed' THEN"
+        " GREATEST(t.execution_count, ex.period + 1) ELSE ex.period END, updated_at = now() FROM"
+        " ex WHERE t.id = ex.intent_id AND ex.was <> ex.status AND (ex.status = 'confirmed' OR"
+        " (t.execution_count = ex.period + 1 AND NOT EXISTS (SELECT 1 FROM executions x WHERE"
+        " x.intent_id = ex.intent_id AND x.period = ex.period AND x.status = 'confirmed' AND"
+        " x.tx_hash <> $1))))"
+        " SELECT ex.id::text, ex.intent_id::text, i.owner_id::text, ex.period, ex.status,"
+        " ex.was, COALESCE(ex.error, '') FROM ex JOIN intents i ON i.id = ex.intent_id");
+    st_rows_by_id = store_pg_statement(
+        "follower_rows_by_id", "SELECT " EXECUTION_COLUMNS ", i.owner_id::text FROM " EXECUTION_FROM
+                               " WHERE e.id = ANY($1::uuid[])");
+}
 
 void chain_follower_register_statements(void)
 {
+    register_recheck_statements();
     st_recent = store_pg_statement(
         "follower_recent", "SELECT DISTINCT ON (tx_hash) tx_hash, raw_tx FROM executions WHERE"
                            " block_number >= $1 AND status IN ('confirmed', 'failed') AND"
                            " length(raw_tx) > 0 ORDER BY tx_hash LIMIT 64");
-    /* the same transaction, mined again in another block: its rows follow it */
-    st_move_block = store_pg_statement(
-        "follower_move_block", "UPDATE executions SET block_number = $2, block_hash = $3 WHERE"
-                               " tx_hash = $1 AND status IN ('confirmed', 'failed') AND"
-                               " block_hash IS DISTINCT FROM $3");
     st_cursor_get = store_pg_statement(
         "follower_cursor_get",
         "SELECT next_block FROM chain_cursors WHERE chain_id = $1 AND registry = $2");
@@ -162,10 +221,22 @@ void chain_follower_register_statements(void)
 
 /* ---- small helpers ---- */
 
+static void backfill_pop(chain_follower_t *f)
+{
+    memmove(f->backfill[0], f->backfill[1], (f->num_backfill - 1) * 32);
+    --f->num_backfill;
+    f->backfill_tries = 0;
+}
+
 static void fail_cycle(chain_follower_t *f, const char *what)
 {
     rt_log_warn("follower", "%s: retrying at the next poll", what);
     f->stage = S_IDLE;
+    if (f->backfilling && ++f->backfill_tries == BACKFILL_TRIES) {
+        rt_log_warn("follower", "an intent's Executed logs cannot be read: given up");
+        backfill_pop(f);
+    }
+    f->backfilling = false;
 }
 
 static const block_seen_t *seen_at(const chain_follower_t *f, uint64_t number)
@@ -243,13 +314,17 @@ static void on_recheck_load(chain_follower_t *f, const store_pg_result_t *r)
             continue;
         }
         c->resent_ms = 0;
+        c->id = ++f->recheck_ids;
+        c->unmined = false;
         ++f->num_rechecks;
     }
 }
 
 static void recheck_poll(rt_actor_t *self, chain_follower_t *f)
 {
-    if (f->recheck_polling || f->num_rechecks == 0)
+    /* one round at a time: a transaction's rows are written before it is looked at again, so
+     * that an older write never lands after a newer one */
+    if (f->recheck_polling || f->recheck_writes != 0 || f->num_rechecks == 0)
         return;
     chain_rpc_call_t calls[RECHECK_MAX];
     for (size_t i = 0; i != f->num_rechecks; ++i)
@@ -259,27 +334,112 @@ static void recheck_poll(rt_actor_t *self, chain_follower_t *f)
         chain_rpc_send(self, f->pool->c.rpc, calls, f->num_rechecks, 0, R_POLL) == CHAIN_RPC_OK;
 }
 
-/* Deep enough again: the rows take the block it is in now, and the re-check ends. Missing: the
- * stored bytes go to the node again (the transaction may be back in its pool, or not). */
-static bool recheck_one(rt_actor_t *self, chain_follower_t *f, recheck_t *c,
-                        const chain_rpc_receipt_t *rc)
+static bool recheck_write(rt_actor_t *self, chain_follower_t *f, const recheck_t *c, int tag,
+                          int statement, int nparams, const char *const *params)
 {
-    uint32_t conf = f->pool->c.confirmations;
-    if (rc != NULL && atomic_load(&f->head) + 1 >= rc->block_number + conf) {
-        char hash[67], number[24], block[67];
+    uint64_t corr = (uint64_t)tag | ((uint64_t)c->id << 16);
+    if (!store_pg_query(f->pool->c.pg, self, corr, statement, nparams, params))
+        return false;
+    ++f->recheck_writes;
+    return true;
+}
+
+/* Appends `text` to a PostgreSQL array literal as a quoted element. */
+static char *array_quote(char *p, const char *text)
+{
+    *p++ = '"';
+    for (; *text != '\0'; ++text) {
+        if (*text == '"' || *text == '\\')
+            *p++ = '\\';
+        *p++ = *text;
+    }
+    *p++ = '"';
+    return p;
+}
+
+/* The receipt's registry logs as the three arrays of follower_remine (intent, count, error). */
+static bool receipt_outcomes(const chain_follower_t *f, const chain_rpc_receipt_t *rc, char **ids,
+                             char **counts, char **errors)
+{
+    size_t n = rc->logs.count;
+    char *d = *ids = malloc(n * 65 + 3), *c = *counts = malloc(n * 12 + 3),
+         *e = *errors = malloc(n * 2 * 256 + 3);
+    if (d == NULL || c == NULL || e == NULL)
+        return false;
+    *d++ = *c++ = *e++ = '{';
+    for (size_t k = 0, m = 0; k != n; ++k) {
+        const chain_rpc_log_t *log = &rc->logs.items[k];
+        chain_abi_event_t ev;
+        if (!chain_addr_eq(&log->address, &f->pool->c.registry) ||
+            chain_abi_decode_event(&ev, (const uint8_t(*)[32])log->topics, log->num_topics,
+                                   log->data, log->data_len) != CHAIN_OK ||
+            ev.kind == CHAIN_ABI_EVENT_KIND_REVOKED)
+            continue;
+        if (m++ != 0)
+            *d++ = *c++ = *e++ = ',';
+        chain_hex_encode(d, 65, ev.intent_id, 32, 0);
+        d += 64;
+        c += sprintf(c, "%u", ev.count);
+        if (ev.kind == CHAIN_ABI_EVENT_KIND_EXECUTED) {
+            e += sprintf(e, "NULL");
+        } else {
+            char reason[256];
+            executor__revert_reason(ev.reason, ev.reason_len, reason, sizeof(reason));
+            e = array_quote(e, reason);
+        }
+    }
+    *d++ = *c++ = *e++ = '}';
+    *d = *c = *e = '\0';
+    return true;
+}
+
+/* Mined deep enough (again): the rows take the block and the outcomes the receipt gives. */
+static void recheck_settle(rt_actor_t *self, chain_follower_t *f, recheck_t *c,
+                           const chain_rpc_receipt_t *rc)
+{
+    char hash[67], number[24], block[67], gas[24], price[CHAIN_U256_DEC_SIZE];
+    char *ids = NULL, *counts = NULL, *errors = NULL;
+    if (receipt_outcomes(f, rc, &ids, &counts, &errors)) {
         executor__bytea(hash, c->hash, 32);
         snprintf(number, sizeof(number), "%llu", (unsigned long long)rc->block_number);
         executor__bytea(block, rc->block_hash, 32);
-        const char *params[] = {hash, number, block};
-        return store_pg_query(f->pool->c.pg, self, R_UPDATE, st_move_block, 3, params);
+        snprintf(gas, sizeof(gas), "%llu", (unsigned long long)rc->gas_used);
+        if (rc->has_effective_gas_price)
+            chain_u256_to_dec(&rc->effective_gas_price, price);
+        const char *reverted = rc->success ? "false" : "true",
+                   *gas_price = rc->has_effective_gas_price ? price : NULL;
+        const char *params[] = {hash, number, block, ids, counts, errors, reverted, gas, gas_price};
+        c->block_number = rc->block_number;
+        recheck_write(self, f, c, R_UPDATE, st_remine, 9, params);
     }
-    if (rc == NULL && rt_now_ms() - c->resent_ms >= RESEND_MS) {
+    free(ids), free(counts), free(errors);
+}
+
+/* Deep enough again: the rows follow the block it is in now (and its outcomes), and the
+ * re-check ends once that is written. Missing: the stored bytes go to the node again (the
+ * transaction may be back in its pool, or not); still missing at the next look, its rows go back
+ * to broadcast until it is mined again. */
+static void recheck_one(rt_actor_t *self, chain_follower_t *f, recheck_t *c,
+                        const chain_rpc_receipt_t *rc)
+{
+    uint32_t conf = f->pool->c.confirmations;
+    if (rc != NULL) {
+        if (atomic_load(&f->head) + 1 >= rc->block_number + conf)
+            recheck_settle(self, f, c, rc);
+        return;
+    }
+    if (c->resent_ms != 0 && !c->unmined) {
+        char hash[67];
+        executor__bytea(hash, c->hash, 32);
+        const char *params[] = {hash};
+        recheck_write(self, f, c, R_UNMINE, st_unmine, 1, params);
+    }
+    if (rt_now_ms() - c->resent_ms >= RESEND_MS) {
         c->resent_ms = rt_now_ms();
         rt_log_warn("follower", "a decided transaction left the chain in a reorg: sent again");
         chain_rpc_call_t call = chain_rpc_eth_send_raw_transaction(c->raw, c->raw_len);
         chain_rpc_send(self, f->pool->c.rpc, &call, 1, 0, R_SEND);
     }
-    return false;
 }
 
 static void on_recheck_poll(rt_actor_t *self, chain_follower_t *f, const chain_rpc_reply_t *r)
@@ -287,26 +447,88 @@ static void on_recheck_poll(rt_actor_t *self, chain_follower_t *f, const chain_r
     f->recheck_polling = false;
     if (r->error != CHAIN_RPC_OK || r->count != f->polled_rechecks)
         return;
-    size_t kept = 0;
     for (size_t i = 0; i != f->polled_rechecks; ++i) {
         size_t len;
         bool found = false;
         chain_rpc_receipt_t rc;
         const char *json = chain_rpc_reply_result(r, i, &len);
-        bool done = false;
         if (json != NULL && chain_rpc_result_receipt(json, len, &rc, &found) == CHAIN_OK) {
-            done = recheck_one(self, f, &f->rechecks[i], found ? &rc : NULL);
+            recheck_one(self, f, &f->rechecks[i], found ? &rc : NULL);
             if (found)
                 chain_rpc_receipt_free(&rc);
         }
-        if (done)
-            free(f->rechecks[i].raw);
-        else
-            f->rechecks[kept++] = f->rechecks[i];
     }
-    for (size_t i = f->polled_rechecks; i != f->num_rechecks; ++i) /* loaded meanwhile */
-        f->rechecks[kept++] = f->rechecks[i];
+}
+
+/* Tells the intents' actors of the rows whose outcome the new chain changed (follower_remine's
+ * answer: id, intent, owner, period, status, status before, error). */
+static void recheck_report(chain_follower_t *f, const PGresult *res, uint64_t block_number)
+{
+    executor_pool_t *pool = f->pool;
+    const block_seen_t *b = seen_at(f, block_number);
+    for (int row = 0; row != PQntuples(res) && pool->c.on_outcome != NULL; ++row) {
+        const char *now = PQgetvalue(res, row, 4);
+        if (strcmp(now, PQgetvalue(res, row, 5)) == 0)
+            continue; /* the same outcome in another block */
+        executor_outcome_t o = {
+            .status = strcmp(now, "confirmed") == 0 ? EXECUTOR_CONFIRMED : EXECUTOR_FAILED,
+            .period = (uint32_t)atol(PQgetvalue(res, row, 3)),
+            .block_number = block_number,
+            .block_time_s = b != NULL ? (int64_t)b->timestamp : (int64_t)(rt_now_ms() / 1000),
+            .by_us = true};
+        snprintf(o.intent_id, sizeof(o.intent_id), "%s", PQgetvalue(res, row, 1));
+        snprintf(o.user_id, sizeof(o.user_id), "%s", PQgetvalue(res, row, 2));
+        snprintf(o.error, sizeof(o.error), "%s", PQgetvalue(res, row, 6));
+        pool->c.on_outcome(pool->c.on_outcome_ctx, &o);
+    }
+}
+
+/* Reads the rows whose ids are column 0 of `ids` and publishes them as execution.* events of
+ * their status (a unit of its own, after the one that wrote them committed). */
+static void publish_rows(rt_actor_t *self, chain_follower_t *f, const PGresult *ids)
+{
+    int n = PQntuples(ids);
+    if (f->pool->c.events == NULL || n == 0)
+        return;
+    char *text = malloc((size_t)n * 38 + 3), *p = text;
+    if (text == NULL)
+        return;
+    *p++ = '{';
+    for (int row = 0; row != n; ++row)
+        p += sprintf(p, "%s%.36s", row == 0 ? "" : ",", PQgetvalue(ids, row, 0));
+    *p++ = '}';
+    *p = '\0';
+    const char *params[] = {text};
+    store_pg_query(f->pool->c.pg, self, R_EVENTS, st_rows_by_id, 1, params);
+    free(text);
+}
+
+/* The answer of a re-checked transaction's unit: on success the re-check moves on (or ends),
+ * the intents' actors hear of outcomes that changed, and the rows written go out as events. */
+static void on_recheck_write(rt_actor_t *self, chain_follower_t *f, uint64_t corr,
+                             const store_pg_result_t *r)
+{
+    --f->recheck_writes;
+    uint32_t id = (uint32_t)(corr >> 16);
+    size_t kept = 0;
+    for (size_t i = 0; i != f->num_rechecks; ++i) {
+        recheck_t *c = &f->rechecks[i];
+        if (c->id == id && r->status == STORE_PG_OK && R_TAG(corr) == R_UNMINE)
+            c->unmined = true;
+        if (c->id == id && r->status == STORE_PG_OK && R_TAG(corr) == R_UPDATE) {
+            recheck_report(f, r->results[0], c->block_number);
+            free(c->raw);
+            continue; /* settled: the re-check of this transaction is over */
+        }
+        f->rechecks[kept++] = *c;
+    }
     f->num_rechecks = kept;
+    if (r->status != STORE_PG_OK) {
+        rt_log_warn("follower", "a re-checked transaction's rows were not written: %s %s",
+                    store_pg_status_name(r->status), r->message);
+        return;
+    }
+    publish_rows(self, f, r->results[0]);
 }
 
 /* ---- heads and reorgs ---- */
@@ -417,12 +639,35 @@ static void on_headers(rt_actor_t *self, chain_follower_t *f, const chain_rpc_re
 
 /* ---- the registry's logs ---- */
 
+/* With the cursor caught up: every Executed log of the first intent waiting for a backfill, in
+ * one call from block 0 (the intent's indexed id keeps the answer small), for the adoption. */
+static void read_backfill(rt_actor_t *self, chain_follower_t *f, uint64_t safe)
+{
+    f->backfilling = true;
+    f->range_to = safe;
+    chain_rpc_log_filter_t filter = {.from_block = chain_rpc_block_number(0),
+                                     .to_block = chain_rpc_block_number(safe),
+                                     .addresses = &f->pool->c.registry,
+                                     .num_addresses = 1,
+                                     .num_topics = 2};
+    filter.topics[0].values = (const uint8_t(*)[32])f->topic_executed;
+    filter.topics[0].count = 1;
+    filter.topics[1].values = (const uint8_t(*)[32])f->backfill[0];
+    filter.topics[1].count = 1;
+    chain_rpc_call_t call = chain_rpc_eth_get_logs(&filter);
+    send_calls(self, f, &call, 1, S_LOGS);
+}
+
 static void read_logs(rt_actor_t *self, chain_follower_t *f)
 {
     uint64_t safe = safe_head(f);
     if (!f->cursor_known) { /* a first start: from the safe head on, not the whole history */
         f->next_block = safe + 1;
         f->cursor_known = true;
+    }
+    if (f->next_block > safe && f->num_backfill != 0) {
+        read_backfill(self, f, safe);
+        return;
     }
     if (f->next_block > safe) {
         f->stage = S_IDLE;
@@ -447,6 +692,12 @@ static void read_logs(rt_actor_t *self, chain_follower_t *f)
 
 static void save_cursor(rt_actor_t *self, chain_follower_t *f)
 {
+    if (f->backfilling) { /* its logs are adopted: the cursor stays where it is */
+        f->backfilling = false;
+        backfill_pop(f);
+        f->stage = S_IDLE;
+        return;
+    }
     char chain_id[24], registry[48], next[24];
     key_params(f, chain_id, registry);
     snprintf(next, sizeof(next), "%llu", (unsigned long long)(f->range_to + 1));
@@ -713,7 +964,9 @@ static void on_db(rt_actor_t *self, chain_follower_t *f, rt_msg_t *msg)
     }
     if (msg->corr == R_EVENTS && r->status == STORE_PG_OK)
         executor__publish_executions(f->pool, r->results[0]);
-    if (msg->corr == R_UPDATE || msg->corr == R_EVENTS)
+    if (R_TAG(msg->corr) == R_UPDATE || R_TAG(msg->corr) == R_UNMINE)
+        on_recheck_write(self, f, msg->corr, r);
+    if (msg->corr == R_EVENTS || R_TAG(msg->corr) == R_UPDATE || R_TAG(msg->corr) == R_UNMINE)
         return;
     int stage = (int)(msg->corr & 0xff);
     if (stage != f->stage)
@@ -746,6 +999,18 @@ static void on_db(rt_actor_t *self, chain_follower_t *f, rt_msg_t *msg)
     }
 }
 
+static void on_backfill(chain_follower_t *f, const uint8_t id[32])
+{
+    for (size_t i = 0; i != f->num_backfill; ++i)
+        if (memcmp(f->backfill[i], id, 32) == 0)
+            return; /* waiting already */
+    if (f->num_backfill == BACKFILL_MAX) {
+        rt_log_warn("follower", "too many intents wait for their logs: one dropped (asked again)");
+        return;
+    }
+    memcpy(f->backfill[f->num_backfill++], id, 32);
+}
+
 static void follower_behaviour(rt_actor_t *self, rt_msg_t *msg)
 {
     chain_follower_t *f = *(chain_follower_t **)rt_actor_state(self);
@@ -768,6 +1033,8 @@ static void follower_behaviour(rt_actor_t *self, rt_msg_t *msg)
             on_logs(self, f, r);
         else if (f->stage == S_TXS)
             on_txs(self, f, r);
+    } else if (msg->type == FOLLOWER_MSG_BACKFILL) {
+        on_backfill(f, rt_msg_payload(msg));
     } else if (msg->type == RT_MSG_STOP) {
         rt_actor_timer_cancel(self, &f->tick);
     }
@@ -789,6 +1056,21 @@ void chain_follower_start(chain_follower_t *f, rt_runtime_t *rt)
     f->actor = rt_actor_spawn(rt, 0, follower_behaviour, sizeof(chain_follower_t *));
     *(chain_follower_t **)rt_actor_state(f->actor) = f;
     rt_actor_send(f->actor, rt_msg_new(RT_MSG_TIMER, 0));
+    atomic_store(&f->inbox, f->actor);
+}
+
+bool chain_follower_backfill(executor_pool_t *pool, const uint8_t on_chain_id[32])
+{
+    chain_follower_t *f = pool != NULL ? pool->follower : NULL;
+    rt_actor_t *to = f != NULL ? atomic_load(&f->inbox) : NULL;
+    if (to == NULL)
+        return false;
+    rt_msg_t *msg = rt_msg_new(FOLLOWER_MSG_BACKFILL, 32);
+    memcpy(rt_msg_payload(msg), on_chain_id, 32);
+    if (rt_actor_try_send(to, msg, 1024))
+        return true;
+    rt_msg_free(msg);
+    return false;
 }
 
 uint64_t chain_follower_head(chain_follower_t *f)
@@ -818,6 +1100,7 @@ void chain_follower_stop(chain_follower_t *f)
 {
     if (f->actor == NULL)
         return;
+    atomic_store(&f->inbox, NULL);
     rt_actor_send_stop(f->actor);
     rt_actor_release(f->actor);
     f->actor = NULL;

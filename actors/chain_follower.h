@@ -5,7 +5,13 @@
  * lanes (so they look for receipts at once). It keeps the hashes of the last
  * CHAIN_FOLLOWER_BLOCKS blocks: a header whose hash or parent differs from what it saw is a
  * reorg, which it counts, tells the lanes of (they re-check their receipts) and answers by
- * reading the registry's logs again from the first block that changed.
+ * reading the registry's logs again from the first block that changed. Our transactions already
+ * decided in the blocks that changed are re-checked: one that left the chain is sent again (its
+ * stored bytes), its rows go back to broadcast while it stays out, and once it is mined
+ * CONFIRMATIONS deep again they take its new block and the outcomes its receipt gives now. Every
+ * row the follower writes is published after the commit as the execution.* event of its new status
+ * (broadcast, confirmed, failed; a row marked replaced has no event of its own in api.md, and the
+ * adoption that replaces it publishes its intent's new confirmed row).
  *
  * Logs are read CONFIRMATIONS deep, in bounded block ranges, from a cursor kept in the database
  * (chain_cursors), so that a restart neither reads all history nor skips a block. An Executed
@@ -48,6 +54,12 @@ uint64_t chain_follower_cursor(chain_follower_t *f);
 /** The base fee the latest head implies for the next block; false before the first head or
  * before London. Any thread. */
 bool chain_follower_base_fee(chain_follower_t *f, chain_u256_t *out);
+/** Asks the follower of `pool` to read every Executed log of the intent `on_chain_id` from block
+ * 0 and adopt those our rows lack (its registry count is ahead of the database: a database
+ * restored from an older backup, or a log cursor that started late); done when the cursor has
+ * caught up, one intent per poll. False when the follower does not run or is overloaded (ask
+ * again later). Any thread. */
+bool chain_follower_backfill(executor_pool_t *pool, const uint8_t on_chain_id[32]);
 /** Stops the actor (before rt_runtime_shutdown). */
 void chain_follower_stop(chain_follower_t *f);
 /** Frees the follower (after the runtime is joined). */

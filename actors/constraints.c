@@ -4,7 +4,9 @@
  * Intents that come due together (a million schedules hold many such moments) would each make
  * two eth_calls; the reader takes their requests, merges the ones for the same (owner, token),
  * and sends them as JSON-RPC batches of up to READ_PAIRS_PER_BATCH pairs (two calls each) a
- * millisecond after the first request arrives, so a burst becomes a few round trips. Every
+ * millisecond after the first request arrives, so a burst becomes a few round trips. A request
+ * may also ask for the registry's executedCount of its intent (an intent actor does at its first
+ * due time, to notice executions the database lacks); that call rides in the same batch. Every
  * request gets exactly one ENGINE_MSG_FACTS answer: the figures, "unavailable" (the chain did not
  * answer: the intent is delayed as chain_unavailable), or "busy" (more waiting than the bound
  * allows: asked again shortly, nothing recorded).
@@ -26,14 +28,16 @@ typedef struct st_read_pair_t {
 
 typedef struct st_read_batch_t {
     bool busy;
-    size_t num_pairs;
+    size_t num_pairs, num_counts; /* 2 calls per pair, then 1 per count: CHAIN_RPC_MAX_BATCH */
     read_pair_t pairs[READ_PAIRS_PER_BATCH];
+    uint8_t counts[CHAIN_RPC_MAX_BATCH][32]; /* onChainIds whose executedCount is read */
 } read_batch_t;
 
 typedef struct st_read_waiter_t {
     rt_msg_t *request; /* NULL: free */
     int batch;         /* -1: not sent yet */
     int pair;
+    int count; /* its executedCount's index among the batch's counts; -1: not asked */
 } read_waiter_t;
 
 typedef struct st_reader_t {
@@ -63,6 +67,16 @@ static void answer(rt_msg_t *request, const engine_facts_t *f)
     rt_msg_free(request);
 }
 
+/* Reads the executedCount answered as item `item` of `reply`. */
+static bool read_count(const chain_rpc_reply_t *reply, size_t item, uint64_t *out)
+{
+    uint8_t buf[64];
+    size_t len, tlen;
+    const char *text = chain_rpc_reply_result(reply, item, &tlen);
+    return text != NULL && chain_rpc_result_bytes(text, tlen, buf, sizeof(buf), &len) == CHAIN_OK &&
+           chain_abi_decode_uint(buf, len, UINT32_MAX, out) == CHAIN_OK;
+}
+
 static int find_pair(const read_batch_t *b, const engine_read_t *q)
 {
     for (size_t i = 0; i != b->num_pairs; ++i)
@@ -88,6 +102,13 @@ static bool send_batch(rt_actor_t *self, int bi)
         chain_abi_allowance(data, sizeof(data), &len, &b->pairs[i].owner,
                             &r->engine->config.registry);
         tx.data_len = len;
+        calls[n++] = chain_rpc_eth_call(&tx, chain_rpc_block_tag("latest"));
+    }
+    for (size_t i = 0; i != b->num_counts; ++i) {
+        uint8_t data[40];
+        size_t len;
+        chain_abi_executed_count(data, sizeof(data), &len, b->counts[i]);
+        chain_rpc_tx_t tx = {.to = &r->engine->config.registry, .data = data, .data_len = len};
         calls[n++] = chain_rpc_eth_call(&tx, chain_rpc_block_tag("latest"));
     }
     return chain_rpc_send(self, r->engine->config.rpc, calls, n, READ_TIMEOUT_MS, (uint64_t)bi) ==
@@ -118,6 +139,9 @@ static void finish_batch(rt_actor_t *self, int bi, const chain_rpc_reply_t *repl
                     ++ok;
             }
             f.available = ok == 2;
+            f.has_count =
+                w->count >= 0 && read_count(reply, r->batches[bi].num_pairs * 2 + (size_t)w->count,
+                                            &f.executed_count);
         }
         answer(w->request, &f);
         w->request = NULL;
@@ -125,7 +149,7 @@ static void finish_batch(rt_actor_t *self, int bi, const chain_rpc_reply_t *repl
         --r->num_waiting;
     }
     r->batches[bi].busy = false;
-    r->batches[bi].num_pairs = 0;
+    r->batches[bi].num_pairs = r->batches[bi].num_counts = 0;
 }
 
 /* Puts every unsent waiter into batches while batches are free. O(waiters * pairs). */
@@ -142,7 +166,8 @@ static void flush(rt_actor_t *self)
                 continue;
             engine_read_t *q = rt_msg_payload(w->request);
             int p = find_pair(b, q);
-            if (p < 0 && b->num_pairs == READ_PAIRS_PER_BATCH)
+            size_t calls = 2 * b->num_pairs + b->num_counts + (p < 0 ? 2 : 0) + q->want_count;
+            if (calls > CHAIN_RPC_MAX_BATCH)
                 continue;
             if (p < 0) {
                 p = (int)b->num_pairs++;
@@ -151,6 +176,11 @@ static void flush(rt_actor_t *self)
             }
             w->batch = bi;
             w->pair = p;
+            w->count = -1;
+            if (q->want_count) {
+                w->count = (int)b->num_counts;
+                memcpy(b->counts[b->num_counts++], q->on_chain_id, 32);
+            }
         }
         if (b->num_pairs == 0)
             return; /* nothing left to send */

@@ -43,6 +43,8 @@ typedef struct st_engine_intent_t {
 /** Payload of ENGINE_MSG_READ: what the reader should look up. */
 typedef struct st_engine_read_t {
     chain_addr_t owner, token;
+    bool want_count; /* also the registry's executedCount of `on_chain_id` */
+    uint8_t on_chain_id[32];
 } engine_read_t;
 
 /** Payload of ENGINE_MSG_FACTS. */
@@ -50,6 +52,8 @@ typedef struct st_engine_facts_t {
     bool available; /* false: the chain did not answer */
     bool busy;      /* refused for load: ask again shortly (no delay recorded) */
     chain_u256_t balance, allowance;
+    bool has_count;          /* executedCount was asked for and read */
+    uint64_t executed_count; /* the registry's count of the intent's executions */
 } engine_facts_t;
 
 /** Start-up loaders, one per slice of the id space (its first hex digit). */

@@ -11,6 +11,13 @@
  * that finds no live row for it; the executor's unique index on (intent, period) makes even a
  * second hand-over harmless.
  *
+ * The registry's count of an intent loaded at start-up is read once (at its first due time, in
+ * the batch of its balance and allowance reads), and again after a "wrong count": when the chain
+ * has more executions than the database (restored from an older backup, or a log cursor that
+ * started late), nothing is signed (the registry would refuse it); the chain follower adopts the
+ * missing Executed logs, and their outcomes bring the count up. An intent created or activated
+ * while the process runs needs no such read: the follower sees every execution of it.
+ *
  * Every reply carries the generation (`gen`) it was asked in; a reload, an outcome or a clock
  * move bumps it, so an answer to a question that no longer matters is ignored.
  */
@@ -18,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include "actors/chain_follower.h"
 #include "actors/engine_clock.h"
 #include "actors/engine_internal.h"
 #include "actors/notification_model.h"
@@ -50,11 +58,13 @@ typedef struct st_intent_state_t {
     bool leave_after_event; /* completed or failed: leave once its event is published */
     phase_t phase;
     uint32_t gen;
-    int64_t retry_at;  /* engine seconds of a delay's retry; SCHED_NONE: none */
-    int64_t check_at;  /* the due (or retry) time being acted on, engine seconds */
-    uint32_t delays;   /* delays in a row (backoff exponent) */
-    uint32_t failures; /* failed executions of the current period in a row */
-    bool submitted;    /* a job for `submitted_period` is with the executor */
+    int64_t retry_at;     /* engine seconds of a delay's retry; SCHED_NONE: none */
+    int64_t check_at;     /* the due (or retry) time being acted on, engine seconds */
+    uint32_t delays;      /* delays in a row (backoff exponent) */
+    uint32_t failures;    /* failed executions of the current period in a row */
+    bool submitted;       /* a job for `submitted_period` is with the executor */
+    bool count_agreed;    /* the registry's count was read and not ahead of ours */
+    uint32_t count_waits; /* looks at a registry count ahead of ours, in a row */
     uint32_t submitted_period;
     const char *event_type; /* the event to publish with the next Q_EVENT row */
     rt_actor_timer_t timer;
@@ -70,6 +80,7 @@ void engine__intent_init(rt_actor_t *self, engine_t *e, const char *id)
     st->engine = e;
     snprintf(st->in.id, sizeof(st->in.id), "%s", id);
     st->retry_at = SCHED_NONE;
+    st->count_agreed = true; /* until the start-up loader says otherwise */
 }
 
 static uint64_t corr_of(const intent_state_t *st, int kind)
@@ -284,9 +295,36 @@ static void hand_over(rt_actor_t *self, const engine_facts_t *f)
         low_buffer_check(self, f);
 }
 
+/* The registry counts more executions than the database: the follower adopts their logs (the
+ * outcomes raise the count); until then nothing is signed, and the row is read again, backing
+ * off, in case the adoption came another way. */
+static void wait_for_adoption(rt_actor_t *self, uint64_t chain_count)
+{
+    intent_state_t *st = rt_actor_state(self);
+    if (st->count_waits++ == 0)
+        rt_log_warn("engine",
+                    "intent %s: the registry counts %llu executions, the database %u:"
+                    " adopting them, nothing signed",
+                    st->in.id, (unsigned long long)chain_count, st->in.execution_count);
+    uint8_t id[32];
+    chain_intent_hash(&st->in.terms, id);
+    chain_follower_backfill(engine_executor(st->engine), id);
+    st->phase = PHASE_WAITING;
+    uint32_t shift = st->count_waits - 1 < 5 ? st->count_waits - 1 : 5;
+    rt_actor_timer_start(self, &st->timer, (uint64_t)WRONG_COUNT_RELOAD_MS << shift, T_RELOAD);
+}
+
 static void decide(rt_actor_t *self, const engine_facts_t *f)
 {
     intent_state_t *st = rt_actor_state(self);
+    if (f->has_count && f->executed_count > st->in.execution_count) {
+        wait_for_adoption(self, f->executed_count);
+        return;
+    }
+    if (f->has_count) {
+        st->count_agreed = true;
+        st->count_waits = 0;
+    }
     if (st->engine->config.facts_always_hold) {
         hand_over(self, f);
         return;
@@ -334,6 +372,9 @@ static void check(rt_actor_t *self, int64_t at)
     engine_read_t *r = rt_msg_payload(msg);
     r->owner = st->in.terms.owner;
     r->token = st->in.terms.token;
+    r->want_count = !st->count_agreed;
+    if (r->want_count)
+        chain_intent_hash(&st->in.terms, r->on_chain_id);
     rt_actor_request(self, e->readers[self->home], msg, st->gen);
 }
 
@@ -462,7 +503,9 @@ static void on_outcome(rt_actor_t *self, const executor_outcome_t *o)
         if (strstr(o->error, "wrong count") != NULL) {
             /* the chain's count is not the database's: an execution the follower has not
              * adopted yet (a crash between mining and recording). Look again soon; the count
-             * comes from the database, never guessed here. */
+             * comes from the database, never guessed here, and the next check reads the
+             * registry's too. */
+            st->count_agreed = false;
             st->phase = PHASE_WAITING;
             uint32_t shift = st->failures - 1 < 5 ? st->failures - 1 : 5;
             rt_actor_timer_start(self, &st->timer, (uint64_t)WRONG_COUNT_RELOAD_MS << shift,
@@ -572,7 +615,8 @@ void engine__intent_behaviour(rt_actor_t *self, rt_msg_t *msg)
         return;
     switch (msg->type) {
     case ENGINE_MSG_INIT:
-        if (!st->have_row) { /* else the hook's newer row is already here */
+        st->count_agreed = false; /* loaded at start-up: the database may lag the chain */
+        if (!st->have_row) {      /* else the hook's newer row is already here */
             apply_row(self, rt_msg_payload(msg), false);
             if (st->in.status == INTENT_DELAYED) /* keep the backoff a restart found */
                 st->retry_at = st->in.next_execution;

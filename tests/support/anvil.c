@@ -1,5 +1,6 @@
 #include "anvil.h"
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -17,6 +18,8 @@
 #ifndef INTENTD_SOURCE_DIR
 #error "INTENTD_SOURCE_DIR must name the source tree (for .local/npm)"
 #endif
+
+#define ANVIL_TRIES 8 /* ports tried before giving up */
 
 static void sleep_ms(long ms)
 {
@@ -42,15 +45,79 @@ static bool find_binary(char *path, size_t size)
     return access(path, X_OK) == 0;
 }
 
-static uint16_t free_port(void)
+/* The ports anvil may take: above the kernel's ephemeral range, where no port that the kernel
+ * hands out (free_port() of api_server.c, outgoing connections) and none of scripts/services.sh
+ * (20000-31999) can be; below that range when there is no room above it. */
+static void port_range(unsigned *lo, unsigned *span)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(addr);
-    bind(fd, (struct sockaddr *)&addr, sizeof(addr));
-    getsockname(fd, (struct sockaddr *)&addr, &len);
-    close(fd);
-    return ntohs(addr.sin_port);
+    unsigned eph_lo = 32768, eph_hi = 60999;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%u %u", &eph_lo, &eph_hi) != 2)
+            eph_lo = 32768, eph_hi = 60999;
+        fclose(f);
+    }
+    if (eph_hi < 65535 - 1024) {
+        *lo = eph_hi + 1;
+        *span = 65535 - eph_hi;
+    } else {
+        *lo = eph_lo > 4096 + 1024 ? eph_lo - 4096 : 1024;
+        *span = eph_lo > *lo ? eph_lo - *lo : 1;
+    }
+}
+
+/* The port for this process's next start: tests run in parallel as processes of their own
+ * (mostly with neighbouring pids), so each pid gets PORTS_PER_PID ports of its own and takes
+ * them in turn; a clash with an unrelated process is caught by anvil_start's owner check. */
+#define PORTS_PER_PID 16u
+static uint16_t next_port(void)
+{
+    static unsigned starts;
+    unsigned lo, span;
+    port_range(&lo, &span);
+    unsigned slot = (unsigned)getpid() % (span / PORTS_PER_PID > 0 ? span / PORTS_PER_PID : 1);
+    return (uint16_t)(lo + (slot * PORTS_PER_PID + starts++ % PORTS_PER_PID) % span);
+}
+
+/* The inode of the socket listening on 127.0.0.1:`port` (/proc/net/tcp), 0 if none. */
+static unsigned long listener_inode(uint16_t port)
+{
+    FILE *f = fopen("/proc/net/tcp", "r");
+    char line[512];
+    unsigned long inode = 0;
+    if (f == NULL)
+        return 0;
+    for (int n = 0; inode == 0 && n != 100000 && fgets(line, sizeof(line), f) != NULL; ++n) {
+        unsigned addr, local_port, state;
+        unsigned long ino;
+        if (sscanf(line, " %*u: %x:%x %*x:%*x %x %*x:%*x %*x:%*x %*x %*u %*u %lu", &addr,
+                   &local_port, &state, &ino) == 4 &&
+            local_port == port && state == 0x0A /* LISTEN */)
+            inode = ino;
+    }
+    fclose(f);
+    return inode;
+}
+
+/* Whether process `pid` holds the socket `inode` (one of its descriptors names it). */
+static bool holds_socket(pid_t pid, unsigned long inode)
+{
+    char dir_path[64], link[64], want[64];
+    snprintf(dir_path, sizeof(dir_path), "/proc/%d/fd", (int)pid);
+    snprintf(want, sizeof(want), "socket:[%lu]", inode);
+    DIR *dir = opendir(dir_path);
+    bool found = false;
+    struct dirent *e;
+    for (int n = 0; dir != NULL && !found && n != 65536 && (e = readdir(dir)) != NULL; ++n) {
+        ssize_t len = readlinkat(dirfd(dir), e->d_name, link, sizeof(link) - 1);
+        if (len > 0) {
+            link[len] = '\0';
+            found = strcmp(link, want) == 0;
+        }
+    }
+    if (dir != NULL)
+        closedir(dir);
+    return found;
 }
 
 int http_post_blocking(uint16_t port, const char *body, char *out, size_t cap)
@@ -116,25 +183,30 @@ bool anvil_start(anvil_t *a, const char *const *extra_args)
         fprintf(stderr, "anvil: not found; run scripts/deps.sh or set ANVIL_BIN\n");
         return false;
     }
-    for (int tries = 0; tries != 3; ++tries) { /* the free port may be taken meanwhile */
-        a->port = free_port();
+    /* Another test's anvil may hold the port (or take it first): then ours exits at once, while
+     * the other one answers. So the answer counts only when the listening socket is our
+     * process's; otherwise ours is stopped and the next port is tried. */
+    for (int tries = 0; tries != ANVIL_TRIES; ++tries) {
+        a->port = next_port();
         a->pid = spawn(bin, a->port, extra_args);
         for (int waited = 0; waited < 30000; waited += 50) {
+            unsigned long inode;
             if (http_post_blocking(a->port,
                                    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_chainId\"}", out,
-                                   sizeof(out)) > 0) {
+                                   sizeof(out)) > 0 &&
+                (inode = listener_inode(a->port)) != 0 && holds_socket(a->pid, inode)) {
                 snprintf(a->url, sizeof(a->url), "http://127.0.0.1:%u", a->port);
                 return true;
             }
             if (waitpid(a->pid, NULL, WNOHANG) == a->pid) {
-                a->pid = 0; /* it exited (port taken?): try another port */
+                a->pid = 0; /* it exited (the port was taken): the next port */
                 break;
             }
             sleep_ms(50);
         }
         anvil_stop(a);
     }
-    fprintf(stderr, "anvil: %s did not answer eth_chainId\n", bin);
+    fprintf(stderr, "anvil: %s did not answer eth_chainId on a port of its own\n", bin);
     return false;
 }
 

@@ -1,7 +1,13 @@
 /*
- * A private anvil node for a test: started on a free 127.0.0.1 port, stopped (only the process
- * started here) at the end. The binary is $ANVIL_BIN, else the native one that scripts/deps.sh
- * installs under .local/npm (the npm bin is a node wrapper, whose pid is not anvil's).
+ * A private anvil node for a test: started on a 127.0.0.1 port of its own, stopped (only the
+ * process started here) at the end. The binary is $ANVIL_BIN, else the native one that
+ * scripts/deps.sh installs under .local/npm (the npm bin is a node wrapper, whose pid is not
+ * anvil's; $ANVIL_BIN too must be anvil itself, since the port's owner is checked by pid).
+ *
+ * Tests run in parallel: ports come from above the kernel's ephemeral range (so no port the
+ * kernel hands out elsewhere can clash), a few per test process by its pid, and a start counts
+ * only once the socket answering on the port is the started process's own; a clash (the other
+ * process answers, ours exits) moves on to the next port.
  */
 #ifndef TESTS_SUPPORT_ANVIL_H
 #define TESTS_SUPPORT_ANVIL_H
