@@ -166,6 +166,26 @@ static bool parse_intent(const engine_t *e, const PGresult *res, int row, int c,
     return ok;
 }
 
+/* The engine's form of an intent (what its actor keeps) from the intent object's form: one
+ * conversion for the rows the engine reads and the intents the API hands over. Signature, the
+ * execution in flight and the low-buffer warning are the caller's (none here). */
+static void engine_form(const intent_t *in, const char *user_id, engine_intent_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    snprintf(out->id, sizeof(out->id), "%s", in->id);
+    snprintf(out->user_id, sizeof(out->user_id), "%s", user_id);
+    intent_signed_terms(in, &out->terms);
+    out->sched = in->sched;
+    out->safety_buffer = in->safety_buffer;
+    out->constraints = in->constraints;
+    out->status = in->status;
+    out->delay_reason = in->delay_reason;
+    out->next_execution = in->next_execution;
+    out->last_execution = in->last_execution;
+    out->execution_count = in->execution_count;
+    out->low_buffer_period = -1;
+}
+
 bool engine__row_parse(const engine_t *e, const PGresult *res, int row, int c, engine_intent_t *out,
                        intent_t *full)
 {
@@ -181,20 +201,10 @@ bool engine__row_parse(const engine_t *e, const PGresult *res, int row, int c, e
     in->updated_at = atoll(PQgetvalue(res, row, c + 25));
     if (!parse_intent(e, res, row, c, in))
         return false;
-    snprintf(out->id, sizeof(out->id), "%s", in->id);
-    snprintf(out->user_id, sizeof(out->user_id), "%s", PQgetvalue(res, row, c + 1));
-    intent_signed_terms(in, &out->terms);
+    engine_form(in, PQgetvalue(res, row, c + 1), out);
     const char *sig = PQgetvalue(res, row, c + 19);
     if (sig[0] != '\0' && !hex_exact(sig, out->signature, sizeof(out->signature)))
         return false;
-    out->sched = in->sched;
-    out->safety_buffer = in->safety_buffer;
-    out->constraints = in->constraints;
-    out->status = in->status;
-    out->delay_reason = in->delay_reason;
-    out->next_execution = in->next_execution;
-    out->last_execution = in->last_execution;
-    out->execution_count = in->execution_count;
     out->in_flight = PQgetvalue(res, row, c + 20)[0] == 't';
     out->low_buffer_period = atoi(PQgetvalue(res, row, c + 21));
     return true;
@@ -362,6 +372,22 @@ void engine_intent_changed(void *slot, const char *intent_id)
     if (e == NULL)
         return; /* not started yet: the loader reads the row */
     engine__deliver(e, intent_id, rt_msg_new(ENGINE_MSG_RELOAD, 0), true);
+}
+
+void engine_intent_created(void *slot, const intent_t *in, const char *user_id,
+                           const uint8_t *signature)
+{
+    engine_t *e = atomic_load((engine_t * _Atomic *)slot);
+    if (e == NULL)
+        return; /* not started yet: the loader reads the row */
+    rt_msg_t *msg = rt_msg_new(ENGINE_MSG_INIT, sizeof(engine_intent_t));
+    engine_intent_t *row = rt_msg_payload(msg);
+    engine_form(in, user_id, row);
+    if (signature != NULL)
+        memcpy(row->signature, signature, sizeof(row->signature));
+    /* a new intent's actor is new too, so it takes this as its row; if the loader or a later
+     * change got there first, it already has this row or a newer one and ignores this */
+    engine__deliver(e, in->id, msg, true);
 }
 
 void engine_on_outcome(void *ctx, const executor_outcome_t *outcome)

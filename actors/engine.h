@@ -103,6 +103,14 @@ void engine_start(engine_t *engine);
  * the intent's row and spawns, updates or stops its actor. Any worker; never blocks.
  */
 void engine_intent_changed(void *slot, const char *intent_id);
+/**
+ * The API's hook for a creation (api_config_t.intent_created; `slot` as above): `in` is the
+ * intent as committed (id, status, schedule and next execution set), `signature` its owner's
+ * (NULL while unsigned). Spawns the intent's actor with it, without reading the row back. Any
+ * worker; never blocks.
+ */
+void engine_intent_created(void *slot, const intent_t *in, const char *user_id,
+                           const uint8_t *signature);
 /** The executor's outcome callback (executor_config_t.on_outcome); `ctx` is the engine. */
 void engine_on_outcome(void *ctx, const executor_outcome_t *outcome);
 /** True once the start-up load has read every page. */

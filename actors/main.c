@@ -439,6 +439,7 @@ static bool setup_api(api_setup_t *s, net_http_server_t *http, int64_t port, cha
                            .data_key = s->data_key,
                            .rpc = rpc,
                            .intent_changed = engine_intent_changed,
+                           .intent_created = engine_intent_created,
                            .intent_changed_ctx = (void *)&engine_slot,
                            .gas = gas,
                            .native_symbol =

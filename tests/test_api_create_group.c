@@ -1,0 +1,147 @@
+/* POST /api/intents under concurrency, against the intentd binary (one worker, so that creates
+ * queue behind the units in flight and commit in groups) and a real PostgreSQL: every create
+ * gets the answer it would have had alone (201 once per onChainId, 409 for each repeat of the same
+ * terms and salt, also when a repeat shares a group with others), each row and its audit row are
+ * stored once, and groups really form (rows committed by one transaction share its xmin). */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "support/api_server.h"
+
+#define REGISTRY "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+#define USDC "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
+#define RECIPIENT "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
+
+#define ROUNDS 4
+#define CLIENTS 32
+#define REPEATS 4 /* per round, CLIENTS / REPEATS clients post one and the same intent */
+
+/* the rate limits out of reach: every create comes from one user and one address */
+static const char *const env[] = {"INTENT_CONTRACT_ADDRESS=" REGISTRY,
+                                  "USDC_ADDRESS=" USDC,
+                                  "WORKERS=1",
+                                  "API_RATE_LIMIT=1000000",
+                                  "USER_RATE_LIMIT=1000000",
+                                  NULL};
+
+typedef struct st_client_t {
+    const char *token;
+    pthread_barrier_t *start;
+    char json[1024];
+    int status;
+    char id[37];
+} client_t;
+
+/* One POST on a connection of its own (the support's http() shares static buffers). */
+static int post(const char *token, const char *json, char *resp, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return 0;
+    }
+    char req[8192];
+    int n = snprintf(req, sizeof(req),
+                     "POST /api/intents HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                     "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n%s",
+                     token, strlen(json), json);
+    size_t len = 0;
+    if (n > 0 && n < (int)sizeof(req) && write(fd, req, (size_t)n) == n) {
+        ssize_t got;
+        while (len + 1 < cap && (got = read(fd, resp + len, cap - 1 - len)) > 0)
+            len += (size_t)got;
+    }
+    close(fd);
+    resp[len] = '\0';
+    int status = 0;
+    return sscanf(resp, "HTTP/1.%*d %d", &status) == 1 ? status : 0;
+}
+
+static void *client_main(void *arg)
+{
+    client_t *c = arg;
+    static __thread char resp[16384];
+    pthread_barrier_wait(c->start);
+    c->status = post(c->token, c->json, resp, sizeof(resp));
+    const char *body = strstr(resp, "\r\n\r\n");
+    json_t *o = c->status == 201 && body != NULL ? json_loads(body + 4, 0, NULL) : NULL;
+    snprintf(c->id, sizeof(c->id), "%s", json_string_value(json_object_get(o, "id")) ?: "");
+    json_decref(o);
+    return NULL;
+}
+
+/* One round: CLIENTS creates at once; clients i with i % REPEATS == 0 share one salt. */
+static void round_of(const char *token, int round, int *created, int *conflicts)
+{
+    static client_t clients[CLIENTS];
+    pthread_t threads[CLIENTS];
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, CLIENTS);
+    for (int i = 0; i != CLIENTS; ++i) {
+        client_t *c = &clients[i];
+        *c = (client_t){.token = token, .start = &start};
+        int salt = i % REPEATS == 0 ? 100000 + round : round * CLIENTS + i + 1;
+        snprintf(c->json, sizeof(c->json),
+                 "{\"name\":\"group %d.%d\",\"recipient\":\"" RECIPIENT "\",\"token\":\"USDC\","
+                 "\"amount\":\"%d\",\"frequency\":\"daily\",\"startAt\":\"2030-01-01T09:00:00Z\","
+                 "\"salt\":\"0x%064x\"}",
+                 round, i, round + 1, salt);
+        cr_assert_eq(pthread_create(&threads[i], NULL, client_main, c), 0);
+    }
+    for (int i = 0; i != CLIENTS; ++i)
+        pthread_join(threads[i], NULL);
+    pthread_barrier_destroy(&start);
+    int repeat_created = 0;
+    for (int i = 0; i != CLIENTS; ++i) {
+        client_t *c = &clients[i];
+        if (i % REPEATS == 0) {
+            cr_assert(c->status == 201 || c->status == 409, "repeat %d: %d", i, c->status);
+            repeat_created += c->status == 201;
+        } else {
+            cr_assert_eq(c->status, 201, "client %d of round %d: %d", i, round, c->status);
+        }
+        if (c->status == 201) {
+            cr_assert_eq(strlen(c->id), 36);
+            ++*created;
+        } else {
+            ++*conflicts;
+        }
+    }
+    cr_assert_eq(repeat_created, 1, "the repeated intent was created %d times", repeat_created);
+}
+
+Test(api_create_group, concurrent_creates_answer_as_if_alone, .timeout = 120,
+     .fini = kill_leftover_server)
+{
+    start_server_env(env);
+    char token[4096];
+    session(KEY_A, token, sizeof(token));
+    int created = 0, conflicts = 0;
+    for (int r = 0; r != ROUNDS; ++r)
+        round_of(token, r, &created, &conflicts);
+    cr_assert_eq(created, ROUNDS * (CLIENTS - CLIENTS / REPEATS + 1));
+    cr_assert_eq(conflicts, ROUNDS * (CLIENTS / REPEATS - 1));
+    char want[16];
+    snprintf(want, sizeof(want), "%d", created);
+    cr_assert_str_eq(db_value("SELECT count(*) FROM intents"), want);
+    cr_assert_str_eq(db_value("SELECT count(DISTINCT subject_id) FROM audit_log"
+                              " WHERE action = 'intent.create'"),
+                     want);
+    cr_assert_str_eq(db_value("SELECT count(*) FROM audit_log WHERE action = 'intent.create'"),
+                     want);
+    /* some rows share a transaction: the creates were grouped */
+    int transactions = atoi(db_value("SELECT count(DISTINCT xmin::text) FROM intents"));
+    cr_assert_lt(transactions, created, "no two creates committed together (%d rows)", created);
+    stop_server();
+}
