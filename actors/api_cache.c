@@ -30,6 +30,19 @@
  *   (the engine's, local or from another process through Redis) bumps through the events hook.
  *   The TTL (API_CACHE_TTL_MS) bounds staleness when a bump is lost: another process's event
  *   while Redis is down, a dropped event, a change made behind the server's back.
+ * - Refresh ahead, spread out: an entry filled at t is served until t + TTL, but from a refresh
+ *   point drawn at random in [t + 2/3 TTL, t + TTL) the first request that finds it goes to the
+ *   database (as a miss, with the generation read first) while every other request is still
+ *   answered from the entry; that request's answer replaces it. One refresh per entry at a time
+ *   (the refresh point moves on by REFRESH_RETRY_MS when one starts, in case its answer never
+ *   comes; one answered with an error is not tried again). Why: with one expiry at t + TTL, the
+ *   entries a warm-up (or a mass invalidation) filled together expired together, and every TTL
+ *   all of them missed within a few hundred milliseconds: a burst of thousands of database
+ *   reads that, with PostgreSQL on the workers' cores, stalled every request for tens of
+ *   milliseconds (bench: misses in bursts every ~2.1 s with a 2 s TTL, the slowest answers
+ *   with them). The random point spreads a burst over a third of the TTL in one round and
+ *   decorrelates it within a few; the staleness bound is unchanged (a hit still needs the
+ *   current generation and t + TTL), and no entry is refreshed before 2/3 TTL.
  * - Only 200 application/json answers of GET are stored, captured with the per-request answer
  *   hook of net/http_util.h, byte for byte; a hit answers them with net_http_send_owned like
  *   net_json_send does, and the router adds the security, request id and CORS headers to both
@@ -52,6 +65,8 @@
 
 #define CACHE_WAYS 2
 #define CONTENT_TYPE "application/json"
+/* a refresh whose answer has not come back this long is tried again by another request */
+#define REFRESH_RETRY_MS 100
 
 /* One index entry; hash 0 means empty. The key's bytes, then the body's, are at arena position
  * `pos` (absolute: bytes ever appended, so that "lapped" is a subtraction). */
@@ -60,6 +75,7 @@ typedef struct st_cache_slot_t {
     uint64_t pos;
     uint64_t generation; /* the user's counter when the database was read */
     uint64_t expires_ms; /* rt_now_ms() clock */
+    uint64_t refresh_ms; /* from then on, one request refreshes the entry (see above) */
     uint32_t key_len, body_len;
 } cache_slot_t;
 
@@ -81,7 +97,8 @@ typedef struct st_cache_worker_t {
     uint64_t head; /* absolute position of the next append */
     cache_slot_t *slots;
     size_t set_mask; /* sets - 1 (a set is CACHE_WAYS slots) */
-    _Atomic uint64_t hits, misses, fills, stale, evicted;
+    uint64_t rng;    /* xorshift64 state for the refresh points (not a secret) */
+    _Atomic uint64_t hits, misses, fills, stale, evicted, refreshes;
 } cache_worker_t;
 
 struct st_api_cache_t {
@@ -95,8 +112,9 @@ struct st_api_cache_t {
 /* What a miss hands to its answer's hook, in the request's pool. */
 typedef struct st_cache_fill_t {
     api_cache_t *cache;
-    uint64_t hash, generation, expires_ms;
+    uint64_t hash, generation, filled_ms, expires_ms;
     uint32_t gen_index, key_len;
+    bool refresh; /* of a current entry, ahead of its expiry */
     char key[];
 } cache_fill_t;
 
@@ -149,6 +167,7 @@ static cache_worker_t *cache_worker_new(size_t max_bytes)
     while (sets * 2 * CACHE_WAYS * sizeof(cache_slot_t) <= max_bytes / 8)
         sets *= 2;
     w->set_mask = sets - 1;
+    w->rng = ((uint64_t)(uintptr_t)w * 0x9e3779b97f4a7c15ull) | 1; /* never 0 */
     w->slots = calloc(sets * CACHE_WAYS, sizeof(cache_slot_t));
     w->arena_size = max_bytes - sets * CACHE_WAYS * sizeof(cache_slot_t);
     w->arena = malloc(w->arena_size); /* untouched pages cost no memory until used */
@@ -222,6 +241,16 @@ static cache_slot_t *victim(cache_worker_t *w, uint64_t hash, const char *key, s
     return best;
 }
 
+/* A refresh point drawn uniformly in [filled + 2/3 ttl, filled + ttl): see the header comment. */
+static uint64_t refresh_point(cache_worker_t *w, uint64_t filled_ms, uint64_t ttl_ms)
+{
+    w->rng ^= w->rng << 13;
+    w->rng ^= w->rng >> 7;
+    w->rng ^= w->rng << 17;
+    uint64_t earliest = ttl_ms * 2 / 3, span = ttl_ms - earliest;
+    return filled_ms + earliest + (span > 0 ? w->rng % span : 0);
+}
+
 /* Appends the key and `body` and indexes them. An entry over an eighth of the arena is not
  * kept, so that one large list cannot flush everything else. O(key + body). */
 static void store(cache_worker_t *w, const cache_fill_t *f, h2o_iovec_t body)
@@ -242,6 +271,7 @@ static void store(cache_worker_t *w, const cache_fill_t *f, h2o_iovec_t body)
                         .pos = w->head,
                         .generation = f->generation,
                         .expires_ms = f->expires_ms,
+                        .refresh_ms = refresh_point(w, f->filled_ms, f->cache->ttl_ms),
                         .key_len = f->key_len,
                         .body_len = (uint32_t)body.len};
     w->head += total;
@@ -254,12 +284,21 @@ static bool on_answer(h2o_req_t *req, net_http_answer_t *res, void *ctx)
 {
     cache_fill_t *f = ctx;
     rt_worker_t *worker = rt_worker_current();
-    if (res->status != 200 || res->truncated || worker == NULL ||
-        !h2o_memis(res->content_type.base, res->content_type.len, H2O_STRLIT(CONTENT_TYPE)))
+    cache_worker_t *w = worker != NULL ? worker_cache(f->cache, worker->id) : NULL;
+    if (w == NULL)
         return true;
+    if (res->status != 200 || res->truncated ||
+        !h2o_memis(res->content_type.base, res->content_type.len, H2O_STRLIT(CONTENT_TYPE))) {
+        /* a refresh that failed (the database down, say) is not tried again: the entry is
+         * served until it expires, as without refreshes, so an outage costs one answer per
+         * entry at most rather than one per REFRESH_RETRY_MS */
+        cache_slot_t *s = f->refresh ? find(w, f->hash, f->key, f->key_len) : NULL;
+        if (s != NULL)
+            s->refresh_ms = s->expires_ms;
+        return true;
+    }
     uint64_t now = atomic_load_explicit(&f->cache->generations[f->gen_index], memory_order_acquire);
-    cache_worker_t *w = worker_cache(f->cache, worker->id);
-    if (w != NULL && now == f->generation)
+    if (now == f->generation)
         store(w, f, res->body);
     return true;
 }
@@ -312,15 +351,18 @@ static void answer_hit(cache_worker_t *w, const cache_slot_t *s, h2o_req_t *req)
 
 /* Hooks a GET's answer to be stored with the generation read now. */
 static void watch(api_cache_t *cache, h2o_req_t *req, const char *key, size_t key_len,
-                  uint64_t hash, uint32_t gi, uint64_t generation)
+                  uint64_t hash, uint32_t gi, uint64_t generation, bool refresh)
 {
     cache_fill_t *f = h2o_mem_alloc_pool(&req->pool, sizeof(*f) + key_len);
+    uint64_t now_ms = rt_now_ms();
     *f = (cache_fill_t){.cache = cache,
                         .hash = hash,
                         .generation = generation,
-                        .expires_ms = rt_now_ms() + cache->ttl_ms,
+                        .filled_ms = now_ms,
+                        .expires_ms = now_ms + cache->ttl_ms,
                         .gen_index = gi,
-                        .key_len = (uint32_t)key_len};
+                        .key_len = (uint32_t)key_len,
+                        .refresh = refresh};
     memcpy(f->key, key, key_len);
     net_http_hook_response(req, on_answer, f);
 }
@@ -343,9 +385,18 @@ bool api_cache_serve(api_cache_t *cache, h2o_req_t *req, const char *user_id)
     uint64_t generation = atomic_load_explicit(&cache->generations[gi], memory_order_acquire);
     uint64_t hash = key_hash(key, key_len);
     cache_slot_t *s = find(w, hash, key, key_len);
-    if (s != NULL && s->generation == generation && rt_now_ms() < s->expires_ms) {
-        answer_hit(w, s, req);
-        return true;
+    uint64_t now_ms = rt_now_ms();
+    if (s != NULL && s->generation == generation && now_ms < s->expires_ms) {
+        if (!get || now_ms < s->refresh_ms) {
+            answer_hit(w, s, req);
+            return true;
+        }
+        /* this request refreshes the entry; the others keep being answered from it */
+        s->refresh_ms = now_ms + REFRESH_RETRY_MS;
+        atomic_fetch_add_explicit(&w->refreshes, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&w->misses, 1, memory_order_relaxed);
+        watch(cache, req, key, key_len, hash, gi, generation, true);
+        return false;
     }
     if (s != NULL) {
         s->hash = 0; /* never current again: free the way */
@@ -353,7 +404,7 @@ bool api_cache_serve(api_cache_t *cache, h2o_req_t *req, const char *user_id)
     }
     atomic_fetch_add_explicit(&w->misses, 1, memory_order_relaxed);
     if (get) /* a HEAD's answer has no body to keep */
-        watch(cache, req, key, key_len, hash, gi, generation);
+        watch(cache, req, key, key_len, hash, gi, generation, false);
     return false;
 }
 
@@ -387,6 +438,7 @@ void api_cache_get_stats(const api_cache_t *cache, api_cache_stats_t *out)
         out->fills += atomic_load_explicit(&w->fills, memory_order_relaxed);
         out->stale += atomic_load_explicit(&w->stale, memory_order_relaxed);
         out->evicted += atomic_load_explicit(&w->evicted, memory_order_relaxed);
+        out->refreshes += atomic_load_explicit(&w->refreshes, memory_order_relaxed);
     }
 }
 

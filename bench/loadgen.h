@@ -148,6 +148,7 @@ typedef struct st_lg_result_t {
     uint64_t connect_failures; /* connections refused or failed (they are retried every 100 ms) */
     uint32_t *timeline;        /* completed tasks per 100 ms of the measured period */
     uint32_t *timeline_err;
+    uint32_t *timeline_max_us; /* the slowest answer completed in each 100 ms (stall finder) */
     size_t timeline_len;
 } lg_result_t;
 

@@ -187,10 +187,13 @@ static void account(engine_t *e, conn_t *c, int status)
     if (e->res->timeline != NULL && now >= e->warm_ns) {
         size_t slot = (size_t)((now - e->warm_ns) / LG_TICK_NS);
         if (slot < e->res->timeline_len) {
+            uint64_t us = (now - c->intended_ns) / 1000;
             if (ok)
                 ++e->res->timeline[slot];
             else
                 ++e->res->timeline_err[slot];
+            if (ok && us > e->res->timeline_max_us[slot])
+                e->res->timeline_max_us[slot] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
         }
     }
 }
@@ -721,6 +724,9 @@ bool lg_engine_run(lg_world_t *w, const lg_run_t *run, lg_result_t *res)
         res->timeline_len = (size_t)(run->duration_s * 1e9 / (double)LG_TICK_NS + 0.5);
         res->timeline = calloc(res->timeline_len, sizeof(uint32_t));
         res->timeline_err = calloc(res->timeline_len, sizeof(uint32_t));
+        res->timeline_max_us = calloc(res->timeline_len, sizeof(uint32_t));
+        if (res->timeline == NULL || res->timeline_err == NULL || res->timeline_max_us == NULL)
+            res->timeline_len = 0; /* no timeline rather than no run */
     }
     e.start_ns = lg_now_ns();
     e.warm_ns = e.start_ns + (uint64_t)(run->warmup_s * 1e9);

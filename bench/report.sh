@@ -141,6 +141,33 @@ plot ${plots[*]}
 GP
 }
 
+# plot_stalls RESULTS FILE TITLE RUN...: the slowest answer of each 100 ms over each run's
+# measured time. A tail made of stalls shows as spikes (periodic ones point at a timer or an
+# expiry); a tail spread evenly shows as a raised floor.
+plot_stalls() {
+    local res=$1 file=$2 title=$3 dir plots=() n
+    shift 3
+    dir=$(dirname "$file")
+    for n in "$@"; do
+        jq -r --arg n "$n" '.runs[$n].timeline_per_s // [] | .[] | select(length > 3) |
+            "\(.[0]) \(.[3])"' "$res" >"$dir/.st_$n.dat"
+        [[ -s $dir/.st_$n.dat ]] && plots+=("'$dir/.st_$n.dat' using 1:2 with lines lw 2 title '$n'")
+    done
+    ((${#plots[@]} > 0)) || return 0
+    local IFS=,
+    gnuplot <<GP
+set terminal svg size 900,500 dynamic font "sans,11" noenhanced
+set output '$file'
+set title "$title"
+set logscale y
+set xlabel "seconds into the measured period"
+set ylabel "slowest answer in each 100 ms (ms)"
+set grid
+set key outside right
+plot ${plots[*]}
+GP
+}
+
 charts() {
     command -v gnuplot >/dev/null || return 0
     local res=$1 dir=$2
@@ -156,7 +183,10 @@ charts() {
         healthz get_closed list_closed
     plot_throughput "$res" "$dir/throughput_writes.svg" "Throughput over time: writes, sign-in, anvil" \
         create_closed pgbench_insert signin_closed anvil_rawtx mixed_closed
-    rm -f "$dir"/.lat_*.dat "$dir"/.tp_*.dat
+    plot_stalls "$res" "$dir/stalls_open.svg" "Open loop: the slowest answer per 100 ms" \
+        hello_open_half_bare get_open_half_bare list_open_half_bare get_open_half_own \
+        list_open_half_own
+    rm -f "$dir"/.lat_*.dat "$dir"/.tp_*.dat "$dir"/.st_*.dat
 }
 
 # write_doc RESULTS: docs/benchmarks.md, regenerated.
@@ -180,8 +210,8 @@ It builds the release, starts its own PostgreSQL, Redis and anvil (`scripts/serv
 `SERVICES_DIR=.local/bench-services`, wiped first), deploys the intent registry and the test
 USDC as the run command does, starts intentd on a free port, runs the scenarios below, stops
 everything, and writes `.local/bench/results.json` (every figure, every latency histogram,
-throughput per 100 ms, the machine), SVG charts (`.local/bench/charts/`, copied to
-`docs/benchmarks/`) and this page. `BUILD_DIR=dir` uses another CMake tree; `--no-build` skips
+throughput and the slowest answer per 100 ms, the machine), SVG charts
+(`.local/bench/charts/`, copied to `docs/benchmarks/`) and this page. `BUILD_DIR=dir` uses another CMake tree; `--no-build` skips
 the build.
 
 ## How the load is made
@@ -262,7 +292,8 @@ MD
     echo "### Charts"
     echo
     local svg
-    for svg in latency_reads latency_open latency_writes throughput_reads throughput_writes; do
+    for svg in latency_reads latency_open stalls_open latency_writes throughput_reads \
+        throughput_writes; do
         [[ -f $OUT/charts/$svg.svg ]] && echo "![$svg](benchmarks/$svg.svg)" && echo
     done
     true

@@ -126,6 +126,25 @@ Test(loadgen, counts_what_it_did_against_intentd, .timeout = 120, .fini = kill_l
     cr_assert(arrivals >= 99 && arrivals <= 101, "%lld arrivals", (long long)arrivals);
     cr_assert_eq(num(r, NULL, NULL, "errors"), 0);
     cr_assert_str_eq(json_string_value(json_object_get(r, "mode")), "open");
+    /* per 100 ms: [s, answers/s, errors/s, slowest ms]; the slots hold the run's answers (but
+     * the few that came after its end) and their slowest is at most the run's slowest answer */
+    size_t i;
+    json_t *slot;
+    json_int_t answered = 0;
+    double slowest_ms = 0;
+    json_array_foreach(json_object_get(r, "timeline_per_s"), i, slot)
+    {
+        cr_assert_eq(json_array_size(slot), 4);
+        answered += json_integer_value(json_array_get(slot, 1)) / 10;
+        double ms = json_number_value(json_array_get(slot, 3));
+        slowest_ms = ms > slowest_ms ? ms : slowest_ms;
+    }
+    json_int_t ok = num(r, NULL, NULL, "ok");
+    cr_assert(answered <= ok && answered >= ok - 5, "%lld of %lld in the timeline",
+              (long long)answered, (long long)ok);
+    double max_ms = (double)num(r, "latency", NULL, "max_us") / 1000.0;
+    cr_assert(slowest_ms > 0 && slowest_ms <= max_ms + 0.001,
+              "slowest per slot %.3f ms, run max %.3f ms", slowest_ms, max_ms);
     json_decref(r);
     unlink(state);
     stop_server();
