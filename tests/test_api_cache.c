@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -370,6 +371,61 @@ Test(api_cache, ttl_zero_disables_and_a_short_ttl_expires, .timeout = 90,
     while (strcmp(name_of(path, token), "second") != 0 && mono_ms() < deadline)
         usleep(50000);
     cr_assert_str_eq(name_of(path, token), "second", "the entry outlived its TTL");
+    stop_server();
+}
+
+/* The value of counter `name` on GET /metrics (-1 when absent). */
+static long long metric(const char *name)
+{
+    static char text[65536];
+    int status = http("GET", "/metrics", NULL, NULL, NULL, text, sizeof(text));
+    cr_assert_eq(status, 200, "/metrics: %d", status);
+    size_t len = strlen(name);
+    for (const char *line = text; line != NULL && *line != '\0';) {
+        if (strncmp(line, name, len) == 0 && line[len] == ' ')
+            return atoll(line + len + 1);
+        line = strchr(line, '\n');
+        line = line != NULL ? line + 1 : NULL;
+    }
+    return -1;
+}
+
+/* An entry read all the time is refreshed ahead of its TTL by one read while the others are still
+ * answered from it: the refresh counter moves, the entry never went stale in between (the reads
+ * stay hits), and a change made behind the cache's back shows within the TTL. */
+Test(api_cache, a_busy_entry_is_refreshed_ahead_of_its_ttl, .timeout = 90,
+     .fini = kill_leftover_server)
+{
+    const char *env[] = {"INTENT_CONTRACT_ADDRESS=" REGISTRY,
+                         "USDC_ADDRESS=" USDC,
+                         "API_RATE_LIMIT=0",
+                         "USER_RATE_LIMIT=0",
+                         "WORKERS=1",
+                         "API_CACHE_TTL_MS=1500",
+                         NULL};
+    start_server_env(env);
+    char token[4096], id[37], path[64];
+    session(KEY_A, token, sizeof(token));
+    create(token, "first", id);
+    intent_path(path, sizeof(path), id);
+    cr_assert_str_eq(name_of(path, token), "first");
+    long long refreshes0 = metric("intentd_api_cache_refreshes_total");
+    cr_assert_geq(refreshes0, 0, "no refresh counter on /metrics");
+    /* read it all the time for up to 20 s: a refresh point lies within the first TTL */
+    int64_t deadline = mono_ms() + 20000;
+    while (metric("intentd_api_cache_refreshes_total") == refreshes0 && mono_ms() < deadline) {
+        cr_assert_str_eq(name_of(path, token), "first");
+        usleep(20000);
+    }
+    cr_assert_gt(metric("intentd_api_cache_refreshes_total"), refreshes0,
+                 "a busy entry was never refreshed ahead");
+    cr_assert_gt(metric("intentd_api_cache_hits_total"), 0, "reads were not served from cache");
+    /* a refresh reads the database: a change behind the cache's back shows without any event */
+    rename_behind_back(id, "second");
+    deadline = mono_ms() + 20000;
+    while (strcmp(name_of(path, token), "second") != 0 && mono_ms() < deadline)
+        usleep(20000);
+    cr_assert_str_eq(name_of(path, token), "second", "the refreshed entry kept the old row");
     stop_server();
 }
 
