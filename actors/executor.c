@@ -25,14 +25,28 @@
 #define TX_VERSIONS_MAX 4 /* fee bumps of one nonce */
 /* hashes followed per nonce: its versions, and any other the database holds for it */
 #define TX_HASHES_MAX 8
-/* gas reserved per execution: ~72k measured on anvil (bench/executor_bench.c); the margin
- * covers a first transfer to a new recipient. Too little would run the batch out of gas. */
-#define GAS_PER_EXECUTION 120000
+/*
+ * Gas declared per execution. A block takes a transaction only while its gas LIMIT fits, so
+ * what is declared and not used leaves blocks part empty (120k against ~46k used filled them
+ * 79-86%). ~46.7k is measured per first execution with a token transfer to a recipient that
+ * holds tokens (bench/executor_bench.c); a recipient without tokens costs ~17k more (a zero
+ * storage slot set), and other tokens more again, hence 80k to start, raised per lane to 1.5x
+ * the most any receipt showed. eth_estimateGas cannot size a batch: executeBatch catches each
+ * member's failure, out of gas included, so the smallest limit that "succeeds" is one whose
+ * members all fail. A member that runs out of gas all the same fails without paying (its
+ * revert undoes it) with a reason saying so, and the engine retries its period.
+ */
+#define GAS_PER_EXECUTION 80000
+#define GAS_PER_EXECUTION_MAX 1000000
+#define LEARN_MEMBERS_MIN 8 /* executions in a receipt that raises the figure */
 #define GAS_PER_BATCH 60000
 #define RETRY_MIN_MS 200
 #define RETRY_MAX_MS 10000
 #define DEFAULT_TIP_WEI 1000000000ull /* 1 gwei, when no oracle tells better */
 #define RESEND_MS 1000                /* an unmined transaction goes to the node again */
+/* executions (a log each, ~0.8 KB of JSON) whose receipts one poll asks for: the answer must
+ * stay well under the HTTP client's 8 MiB cap, which 64 receipts of 199 logs exceed */
+#define POLL_LOGS_MAX 2048
 /* A nonce the chain counts as used while no hash of ours has a receipt moves only once the
  * chain is this many blocks past the first such poll, or (no blocks coming) this long after it:
  * a node may count a nonce before it serves the receipt of the block that used it. */
@@ -97,6 +111,7 @@ typedef struct st_lane_tx_t {
     bool renonce;    /* none of our hashes was mined at that nonce: move to a new one */
     bool doubt;      /* the chain counts the nonce, no hash of ours has a receipt (yet) */
     uint64_t doubt_head, doubt_ms; /* the head and time of the first poll that saw it so */
+    uint64_t polled_head; /* the head its receipts were last asked at (none new before the next) */
     int mined_version;
     uint64_t mined_block, gas_used;
     uint8_t mined_block_hash[32];
@@ -113,6 +128,7 @@ typedef struct st_lane_t {
     int phase;
     bool storing, polling, op_inflight; /* op: the reconcile query or the nonce sync */
     uint64_t next_nonce, head, retry_at_ms;
+    uint64_t member_gas; /* declared per execution: GAS_PER_EXECUTION, raised by receipts */
     executor_job_t *queue;
     uint32_t q_head, q_len;
     lane_tx_t txs[EXECUTOR_LANE_TXS_MAX];
@@ -122,10 +138,17 @@ typedef struct st_lane_t {
     } poll_map[CHAIN_RPC_MAX_BATCH];
     uint32_t poll_n;
     uint32_t poll_first; /* the slot a poll starts from, rotating: a full batch starves none */
+    uint64_t poll_at_ms; /* the next poll without a new head (the follower announces heads) */
+    uint64_t poll_head;  /* l->head when the last poll was sent */
+    struct {             /* the last block read for a finalization, valid while the head stays */
+        uint64_t number, head;
+        uint8_t hash[32];
+        int64_t time_s;
+    } blk;
     rt_actor_timer_t tick;
 } lane_t;
 
-static int st_insert, st_insert_again, st_mark_replaced, st_mark_broadcast, st_live_of,
+static int st_insert, st_insert_again, st_keep_raw, st_mark_replaced, st_mark_broadcast, st_live_of,
     st_count_hash, st_supersede_nonce, st_revive, st_finalize, st_exec_rows, st_reconcile,
     st_rows_by_id, st_nonce_hashes;
 
@@ -162,25 +185,42 @@ static void register_finalize(void)
         " SELECT * FROM n");
 }
 
+/* The statements that store a transaction's rows before it is broadcast. */
+static void register_store(void)
+{
+    /* The raw transaction is stored once per transaction, in the row of its first member (the
+     * others get an empty one): a copy per row made storing a batch cost the square of its size.
+     * Reconciliation and the follower read it from the one row of the hash that has it. */
+#define INSERT_ROWS                                                                                \
+    "INSERT INTO executions (intent_id, period, status, amount, executor, nonce, raw_tx, tx_hash)" \
+    " SELECT m.i, m.p, 'signed', m.a, $4, $5, CASE WHEN m.k = 1 THEN $6::bytea ELSE ''::bytea"     \
+    " END, $7 FROM unnest($1::uuid[], $2::int[], $3::numeric[]) WITH ORDINALITY AS m(i, p, a, k)"
+    st_insert = store_pg_statement("executor_insert", INSERT_ROWS " RETURNING id::text");
+    /* a replacement carries the same members; one whose period another executor paid meanwhile
+     * (the follower marked ours replaced) stays without a row: on chain it fails "wrong count" */
+    st_insert_again = store_pg_statement("executor_insert_again", INSERT_ROWS
+                                         " ON CONFLICT (intent_id, period) WHERE status IN " LIVE
+                                         " DO NOTHING RETURNING id::text");
+    /* after executor_insert_again, in its unit: when the first member's row was the one left
+     * out, another row of the transaction keeps the raw transaction */
+    st_keep_raw =
+        store_pg_statement("executor_keep_raw",
+                           "UPDATE executions SET raw_tx = $2 WHERE id = (SELECT id FROM"
+                           " executions WHERE tx_hash = $1 ORDER BY id LIMIT 1) AND NOT EXISTS"
+                           " (SELECT 1 FROM executions WHERE tx_hash = $1 AND length(raw_tx) > 0)");
+#undef INSERT_ROWS
+}
+
 void executor_register_statements(void)
 {
     static bool done;
     if (done)
         return;
     done = true;
-#define INSERT_ROWS                                                                                \
-    "INSERT INTO executions (intent_id, period, status, amount, executor, nonce, raw_tx, tx_hash)" \
-    " SELECT m.i, m.p, 'signed', m.a, $4, $5, $6, $7"                                              \
-    " FROM unnest($1::uuid[], $2::int[], $3::numeric[]) AS m(i, p, a)"
-    st_insert = store_pg_statement("executor_insert", INSERT_ROWS " RETURNING id::text");
-    /* a replacement carries the same members; one whose period another executor paid meanwhile
-     * (the follower marked ours replaced) stays without a row: on chain it fails "wrong count" */
-    st_insert_again =
-        store_pg_statement("executor_insert_again", INSERT_ROWS
-                           " ON CONFLICT (intent_id, period) WHERE status IN " LIVE " DO NOTHING");
+    register_store();
     st_mark_replaced = store_pg_statement(
         "executor_mark_replaced", "UPDATE executions SET status = 'replaced' WHERE tx_hash = $1"
-                                  " AND status IN ('signed', 'broadcast')");
+                                  " AND status IN ('signed', 'broadcast') RETURNING id::text");
     st_mark_broadcast = store_pg_statement(
         "executor_mark_broadcast", "UPDATE executions SET status = 'broadcast', broadcast_at ="
                                    " COALESCE(broadcast_at, now()) WHERE tx_hash = $1 AND status ="
@@ -194,7 +234,7 @@ void executor_register_statements(void)
     st_supersede_nonce = store_pg_statement(
         "executor_supersede_nonce", "UPDATE executions SET status = 'replaced' WHERE executor = $1"
                                     " AND nonce = $2 AND tx_hash <> $3 AND status IN ('signed',"
-                                    " 'broadcast')");
+                                    " 'broadcast') RETURNING id::text");
     /* every transaction the lane ever stored for a nonce, whatever its rows' status: before a
      * nonce is given up, each of them is asked for a receipt. Looked up through the intents of
      * the batch ($3): a nonce only ever carries one batch (its versions and replacements), and
@@ -216,7 +256,7 @@ void executor_register_statements(void)
      * unit of their own, so that a failing unit never takes a first PREPARE down with it */
     st_rows_by_id = store_pg_statement(
         "executor_rows_by_id", "SELECT " EXECUTION_COLUMNS ", i.owner_id::text FROM " EXECUTION_FROM
-                               " WHERE e.id = ANY($1::uuid[])");
+                               " WHERE e.id = ANY($1::uuid[]) ORDER BY e.created_at, e.id");
     st_reconcile = store_pg_statement(
         "executor_reconcile",
         "SELECT e.nonce, e.tx_hash, e.raw_tx, e.status, e.intent_id::text, e.period, "
@@ -224,7 +264,6 @@ void executor_register_statements(void)
         " i.owner_id::text, i.on_chain_id FROM executions e JOIN intents i ON i.id = e.intent_id"
         " WHERE e.executor = $1 AND e.nonce IN (SELECT nonce FROM executions WHERE executor = $1"
         " AND status IN ('signed', 'broadcast')) ORDER BY e.nonce, e.created_at, e.tx_hash");
-#undef INSERT_ROWS
     chain_follower_register_statements();
 }
 
@@ -276,8 +315,14 @@ void executor__publish_executions(executor_pool_t *pool, const PGresult *res)
         json_t *obj = execution_to_json(res, row, 0, pool->c.tokens, pool->c.num_tokens);
         if (obj == NULL)
             continue;
-        char type[32]; /* execution.signed | broadcast | confirmed | failed, as the row says */
-        snprintf(type, sizeof(type), "execution.%s", PQgetvalue(res, row, 3));
+        /* execution.signed | broadcast | confirmed | failed, as the row says. api.md has no
+         * event for a replaced row: like a failed one it will never pay, so it goes out as
+         * execution.failed, its object saying "replaced" (the replacement's own row follows as
+         * execution.signed), so that sockets and read caches drop the old state at once. */
+        const char *status = PQgetvalue(res, row, 3);
+        char type[32];
+        snprintf(type, sizeof(type), "execution.%s",
+                 strcmp(status, "replaced") == 0 ? "failed" : status);
         events_publish(pool->c.events, PQgetvalue(res, row, EXECUTION_COLUMN_COUNT), type, obj, 0);
     }
 }
@@ -486,7 +531,7 @@ static bool sign_tx(lane_t *l, const lane_tx_t *tx, uint64_t nonce, const chain_
 }
 
 /* Encodes executeBatch for `jobs` into tx->data and fills the members. */
-static bool encode_batch(lane_tx_t *tx, const executor_job_t *jobs, uint32_t n)
+static bool encode_batch(lane_tx_t *tx, const executor_job_t *jobs, uint32_t n, uint64_t member_gas)
 {
     chain_abi_execution_t batch[EXECUTOR_BATCH_MAX];
     for (uint32_t i = 0; i != n; ++i)
@@ -509,20 +554,24 @@ static bool encode_batch(lane_tx_t *tx, const executor_job_t *jobs, uint32_t n)
         m->amount = jobs[i].terms.amount;
         chain_intent_hash(&jobs[i].terms, m->on_chain_id);
     }
-    tx->gas = GAS_PER_BATCH + (uint64_t)n * GAS_PER_EXECUTION;
+    tx->gas = GAS_PER_BATCH + (uint64_t)n * member_gas;
     return true;
 }
 
-/* Reads the rows whose ids `ids` (one column) names and publishes them as events. */
-static void publish_rows(rt_actor_t *self, lane_t *l, const PGresult *ids)
+/* Reads the rows whose ids the results `res[0..nres)` (one column each, or none) name and
+ * publishes them as events, oldest row first (a replaced row before its replacement). */
+static void publish_rows(rt_actor_t *self, lane_t *l, const PGresult *const *res, int nres)
 {
-    int n = PQntuples(ids);
+    int n = 0;
+    for (int i = 0; i != nres; ++i)
+        n += PQnfields(res[i]) == 1 ? PQntuples(res[i]) : 0;
     if (l->pool->c.events == NULL || n == 0)
         return;
     char *text = malloc((size_t)n * 38 + 3), *p = text;
     *p++ = '{';
-    for (int row = 0; row != n; ++row)
-        p += sprintf(p, "%s%.36s", row == 0 ? "" : ",", PQgetvalue(ids, row, 0));
+    for (int i = 0, k = 0; i != nres; ++i)
+        for (int row = 0; PQnfields(res[i]) == 1 && row != PQntuples(res[i]); ++row)
+            p += sprintf(p, "%s%.36s", k++ == 0 ? "" : ",", PQgetvalue(res[i], row, 0));
     *p++ = '}';
     *p = '\0';
     const char *params[] = {text};
@@ -544,8 +593,9 @@ static void store_rows(rt_actor_t *self, lane_t *l, lane_tx_t *tx, const uint8_t
     executor__bytea(hash_text, hash, 32);
     snprintf(nonce_text, sizeof(nonce_text), "%llu", (unsigned long long)nonce);
     const char *ins[] = {ids, periods, amounts, l->addr_text, nonce_text, raw_text, hash_text};
-    int stmts[2], nparams[2], k = 0;
-    const char *const *params[2];
+    const char *keep[] = {hash_text, raw_text};
+    int stmts[3], nparams[3], k = 0;
+    const char *const *params[3];
     char old_nonce[24];
     const char *mark[1], *supersede[3];
     if (again && tx->renonce) { /* every version of the old nonce: none can be mined now */
@@ -558,6 +608,8 @@ static void store_rows(rt_actor_t *self, lane_t *l, lane_tx_t *tx, const uint8_t
         stmts[k] = st_mark_replaced, nparams[k] = 1, params[k++] = mark;
     }
     stmts[k] = again ? st_insert_again : st_insert, nparams[k] = 7, params[k++] = ins;
+    if (again)
+        stmts[k] = st_keep_raw, nparams[k] = 2, params[k++] = keep;
     if (!store_pg_transaction(l->pool->c.pg, self, tag_of(K_STORE, slot_of(l, tx), tx->gen), k,
                               stmts, nparams, params)) {
         backoff(tx);
@@ -586,7 +638,7 @@ static void lane_new_batch(rt_actor_t *self, lane_t *l)
     if (tx == NULL || l->q_len == 0 || nonce_unstored(l) || !lane_price(l, &tip, &max_fee))
         return;
     uint64_t budget = l->pool->c.batch_gas_budget;
-    uint64_t max = budget > GAS_PER_BATCH ? (budget - GAS_PER_BATCH) / GAS_PER_EXECUTION : 1;
+    uint64_t max = budget > GAS_PER_BATCH ? (budget - GAS_PER_BATCH) / l->member_gas : 1;
     if (max == 0)
         max = 1;
     if (max > EXECUTOR_BATCH_MAX)
@@ -599,7 +651,7 @@ static void lane_new_batch(rt_actor_t *self, lane_t *l)
     tx->state = TX_STORING;
     tx->nonce = l->next_nonce;
     tx->tip = tip, tx->max_fee = max_fee;
-    if (!encode_batch(tx, tx->jobs, n) ||
+    if (!encode_batch(tx, tx->jobs, n, l->member_gas) ||
         !sign_tx(l, tx, tx->nonce, &tip, &max_fee, &tx->raw, &tx->raw_len, tx->versions[0])) {
         rt_log_error("executor", "cannot encode or sign a batch of %u: dropped", n);
         tx_release(l, tx);
@@ -627,7 +679,7 @@ static void drop_live_members(rt_actor_t *self, lane_t *l, lane_tx_t *tx, const 
     atomic_fetch_sub(&l->pool->in_flight, n - kept);
     free(tx->members), free(tx->data), free(tx->raw);
     tx->members = NULL, tx->data = NULL, tx->raw = NULL, tx->n = kept;
-    if (kept == 0 || !encode_batch(tx, tx->jobs, kept) ||
+    if (kept == 0 || !encode_batch(tx, tx->jobs, kept, l->member_gas) ||
         !sign_tx(l, tx, tx->nonce, &tx->tip, &tx->max_fee, &tx->raw, &tx->raw_len,
                  tx->versions[0])) {
         /* the nonce stays unused: the next batch must take it */
@@ -666,7 +718,7 @@ static void on_store_reply(rt_actor_t *self, lane_t *l, lane_tx_t *tx, int kind,
     if (kind == K_STORE)
         l->storing = false;
     if (kind == K_STORE && r->status == STORE_PG_OK) {
-        publish_rows(self, l, r->results[r->nresults - 1]);
+        publish_rows(self, l, (const PGresult *const *)r->results, (int)r->nresults);
         stored(self, l, tx);
     } else if (kind == K_STORE && r->status == STORE_PG_ERROR && tx->state == TX_STORING &&
                strcmp(r->sqlstate, "23505") == 0) {
@@ -807,21 +859,36 @@ static void lane_replace(rt_actor_t *self, lane_t *l, lane_tx_t *tx)
 
 /* ---- receipts and outcomes ---- */
 
+/*
+ * One poll: the head, the nonce count and the receipts of the transactions in flight. A receipt
+ * can only appear with a new block, so a transaction's receipt is asked once per head (or again
+ * while the chain counts its nonce but serves no receipt yet), and polls without a new head come
+ * every poll_ms: polling back to back took the node's time from mining.
+ */
 static void lane_poll(rt_actor_t *self, lane_t *l)
 {
     chain_rpc_call_t calls[CHAIN_RPC_MAX_BATCH];
     uint32_t n = 0;
+    l->poll_at_ms = rt_now_ms() + l->pool->c.poll_ms;
+    l->poll_head = l->head;
     calls[n++] = chain_rpc_eth_block_number();
     /* a nonce below this count is used; by one of ours only if one of its receipts is there,
      * which a node may serve a moment after it counts the nonce (doubt_nonce) */
     calls[n++] = chain_rpc_eth_get_transaction_count(&l->addr, chain_rpc_block_tag("latest"));
     l->poll_first = (l->poll_first + 1) % EXECUTOR_LANE_TXS_MAX;
+    uint32_t logs = 0;
     for (int k = 0; k != EXECUTOR_LANE_TXS_MAX; ++k) {
         int s = (int)((l->poll_first + (uint32_t)k) % EXECUTOR_LANE_TXS_MAX);
         lane_tx_t *tx = &l->txs[s];
         if ((tx->state != TX_PENDING && tx->state != TX_MINED) || tx->renonce ||
+            (tx->polled_head >= l->head && tx->polled_head != 0 && !tx->nonce_used) ||
             n + tx->nversions > CHAIN_RPC_MAX_BATCH)
             continue;
+        if (logs != 0 && logs + tx->n > POLL_LOGS_MAX) {
+            l->poll_at_ms = 0; /* the rest right after this answer */
+            continue;
+        }
+        logs += tx->n;
         for (uint32_t v = 0; v != tx->nversions; ++v) {
             l->poll_map[n].slot = (uint8_t)s, l->poll_map[n].version = (uint8_t)v;
             l->poll_map[n].gen = tx->gen;
@@ -841,10 +908,16 @@ static void lane_poll(rt_actor_t *self, lane_t *l)
 /* Reads each member's outcome from the receipt's registry logs. */
 static void read_outcomes(lane_t *l, lane_tx_t *tx, const chain_rpc_receipt_t *rc)
 {
+    /* a call that runs out of gas keeps 1/64 of it, and each later member 1/64 of the rest:
+     * a batch left with less than 1/64 of its limit ran out, and its failures without a
+     * reason are that (nothing was paid: a failed member's revert undoes it) */
+    bool starved = tx->gas != 0 && rc->gas_used * 64 >= tx->gas * 63;
     for (uint32_t i = 0; i != tx->n; ++i) {
         tx->members[i].outcome = 2;
         snprintf(tx->members[i].error, sizeof(tx->members[i].error), "%s",
-                 rc->success ? "no outcome in the receipt" : "the transaction reverted");
+                 starved       ? "the batch ran out of gas"
+                 : rc->success ? "no outcome in the receipt"
+                               : "the transaction reverted");
     }
     for (size_t k = 0; k != rc->logs.count; ++k) {
         const chain_rpc_log_t *log = &rc->logs.items[k];
@@ -861,10 +934,38 @@ static void read_outcomes(lane_t *l, lane_tx_t *tx, const chain_rpc_receipt_t *r
             if (ev.kind == CHAIN_ABI_EVENT_KIND_EXECUTED) {
                 m->outcome = 1;
                 m->error[0] = '\0';
+            } else if (starved && ev.reason_len == 0) {
+                snprintf(m->error, sizeof(m->error), "the batch ran out of gas");
             } else {
                 executor__revert_reason(ev.reason, ev.reason_len, m->error, sizeof(m->error));
             }
         }
+    }
+}
+
+/* Raises the gas the lane declares per execution to 1.5x what this receipt shows (twice what
+ * the transaction declared, after running out), so that the next batches fit what the token
+ * costs. */
+static void learn_gas(lane_t *l, const lane_tx_t *tx)
+{
+    bool ran_out = false;
+    for (uint32_t i = 0; i != tx->n && !ran_out; ++i)
+        ran_out = strcmp(tx->members[i].error, "the batch ran out of gas") == 0;
+    /* a small batch's figure is mostly the transaction's own cost (21k, the first touch of the
+     * registry's and the token's storage): only a larger one tells the cost of one execution */
+    if (tx->n == 0 || (tx->n < LEARN_MEMBERS_MIN && !ran_out))
+        return;
+    uint64_t own = tx->gas_used < 30000 ? tx->gas_used : 30000;
+    uint64_t want = (tx->gas_used - own) / tx->n * 3 / 2;
+    uint64_t declared = tx->gas > GAS_PER_BATCH ? (tx->gas - GAS_PER_BATCH) / tx->n : 0;
+    if (ran_out && want < 2 * declared)
+        want = 2 * declared;
+    if (want > GAS_PER_EXECUTION_MAX)
+        want = GAS_PER_EXECUTION_MAX;
+    if (want > l->member_gas) {
+        rt_log_info("executor", "lane %d: declaring %llu gas per execution (was %llu)", l->index,
+                    (unsigned long long)want, (unsigned long long)l->member_gas);
+        l->member_gas = want;
     }
 }
 
@@ -882,16 +983,30 @@ static void tx_mined(lane_tx_t *tx, int version, const chain_rpc_receipt_t *rc, 
     tx->gas_price = rc->has_effective_gas_price ? rc->effective_gas_price : tx->max_fee;
     tx->reverted = !rc->success;
     read_outcomes(l, tx, rc);
+    learn_gas(l, tx);
 }
 
+static void finalize(rt_actor_t *self, lane_t *l, lane_tx_t *tx);
+
+/* Reads the block tx was mined in (its time, and that it is still canonical), then records the
+ * outcome. The transactions of one block share one read while the head stays where it was. */
 static void request_block(rt_actor_t *self, lane_t *l, lane_tx_t *tx)
 {
+    if (l->blk.number == tx->mined_block && l->blk.head == l->head && l->head != 0 &&
+        memcmp(l->blk.hash, tx->mined_block_hash, 32) == 0) {
+        tx->block_time_s = l->blk.time_s;
+        tx->state = TX_FINALIZING;
+        finalize(self, l, tx);
+        return;
+    }
     chain_rpc_call_t call =
         chain_rpc_eth_get_block_by_number(chain_rpc_block_number(tx->mined_block));
     if (chain_rpc_send(self, l->pool->c.rpc, &call, 1, 0,
                        tag_of(K_BLOCK, slot_of(l, tx), tx->gen)) == CHAIN_RPC_OK) {
         tx->busy = true;
         tx->state = TX_FINALIZING;
+    } else {
+        tx->polled_head = 0;
     }
 }
 
@@ -1043,7 +1158,8 @@ static void on_poll_reply(rt_actor_t *self, lane_t *l, const chain_rpc_reply_t *
         (json2 = chain_rpc_reply_result(r, 1, &len2)) == NULL ||
         chain_rpc_result_u64(json2, len2, &mined_count) != CHAIN_OK)
         return;
-    l->head = head;
+    if (head > l->head)
+        l->head = head;
     for (uint32_t i = 2; i != r->count;) {
         int slot = l->poll_map[i].slot, found = -1;
         chain_rpc_receipt_t rc, kept;
@@ -1064,6 +1180,10 @@ static void on_poll_reply(rt_actor_t *self, lane_t *l, const chain_rpc_reply_t *
             }
         }
         lane_tx_t *tx = &l->txs[slot];
+        /* no receipt while the chain counts the nonce: the node may serve it a moment later */
+        if (tx->gen == l->poll_map[i - 1].gen && complete &&
+            (found >= 0 || mined_count <= tx->nonce))
+            tx->polled_head = head;
         if (tx->gen == l->poll_map[i - 1].gen &&
             (tx->state == TX_PENDING || tx->state == TX_MINED) && (complete || found >= 0))
             poll_slot(self, l, tx, found, found >= 0 ? &kept : NULL, head, mined_count);
@@ -1082,9 +1202,19 @@ static void on_block_reply(rt_actor_t *self, lane_t *l, lane_tx_t *tx, const cha
     if (json == NULL || chain_rpc_result_block_header(json, len, &h, &found) != CHAIN_OK ||
         !found || memcmp(h.hash, tx->mined_block_hash, 32) != 0) {
         tx->state = TX_MINED; /* not canonical (any more): the next poll looks again */
+        tx->polled_head = 0;
         return;
     }
     tx->block_time_s = (int64_t)h.timestamp;
+    l->blk.number = tx->mined_block, l->blk.head = l->head, l->blk.time_s = tx->block_time_s;
+    memcpy(l->blk.hash, tx->mined_block_hash, 32);
+    finalize(self, l, tx);
+}
+
+/* Records tx's outcome: its other versions superseded, its rows decided, with the intents'
+ * counts, notifications and audit rows, in one unit. */
+static void finalize(rt_actor_t *self, lane_t *l, lane_tx_t *tx)
+{
     const uint8_t *winner = tx->versions[tx->mined_version];
     char win[67], nonce[24], gas_used[24], price[CHAIN_U256_DEC_SIZE], block[24], bhash[67], t[24];
     executor__bytea(win, winner, 32);
@@ -1104,7 +1234,7 @@ static void on_block_reply(rt_actor_t *self, lane_t *l, lane_tx_t *tx, const cha
                              stmts, nparams, params))
         tx->busy = true;
     else
-        tx->state = TX_MINED;
+        tx->state = TX_MINED, tx->polled_head = 0;
     free(ids), free(periods), free(errors);
 }
 
@@ -1124,6 +1254,7 @@ static void on_final_reply(rt_actor_t *self, lane_t *l, lane_tx_t *tx, const sto
         rt_log_warn("executor", "recording nonce %llu failed (%s %s): retrying",
                     (unsigned long long)tx->nonce, store_pg_status_name(r->status), r->message);
         tx->state = TX_MINED;
+        tx->polled_head = 0; /* polled again without waiting for a block */
         return;
     }
     executor_pool_t *pool = l->pool;
@@ -1144,6 +1275,7 @@ static void on_final_reply(rt_actor_t *self, lane_t *l, lane_tx_t *tx, const sto
         if (pool->c.on_outcome != NULL)
             pool->c.on_outcome(pool->c.on_outcome_ctx, &o);
     }
+    publish_rows(self, l, (const PGresult *const *)r->results, 1); /* other versions: replaced */
     if (pool->c.events != NULL) {
         char hash[67];
         executor__bytea(hash, tx->versions[tx->mined_version], 32);
@@ -1202,15 +1334,20 @@ static void reconcile_nonce(lane_t *l, const PGresult *res, int first, int end)
             ++members;
         }
     }
-    const char *raw_text = live >= 0 ? PQgetvalue(res, live, 2) : "";
-    size_t raw_len = strlen(raw_text) >= 2 ? (strlen(raw_text) - 2) / 2 : 0;
-    tx->raw = malloc(raw_len + 1);
+    /* the live version's raw transaction (bytea text, "\\x" + hex): in one of its rows
+     * (executor_insert's comment) */
+    const char *hex = NULL;
+    for (int row = first; row != end && live >= 0 && hex == NULL; ++row)
+        if (strcmp(PQgetvalue(res, row, 1), PQgetvalue(res, live, 1)) == 0 &&
+            strlen(PQgetvalue(res, row, 2)) > 2)
+            hex = PQgetvalue(res, row, 2) + 2;
+    size_t hex_len = hex != NULL ? strlen(hex) : 0;
+    tx->raw = malloc(hex_len / 2 + 1);
     tx->members = calloc(members + 1, sizeof(*tx->members));
     chain_tx_t t;
     chain_sig_t sig;
-    if (live < 0 || tx->raw == NULL || tx->members == NULL ||
-        chain_hex_decode(tx->raw, raw_len, &tx->raw_len, raw_text + 2, strlen(raw_text + 2), 0) !=
-            CHAIN_OK ||
+    if (hex == NULL || tx->raw == NULL || tx->members == NULL ||
+        chain_hex_decode(tx->raw, hex_len / 2 + 1, &tx->raw_len, hex, hex_len, 0) != CHAIN_OK ||
         chain_tx_decode(&t, &sig, tx->raw, tx->raw_len) != CHAIN_OK) {
         rt_log_error("executor", "an in-flight row's raw transaction is unreadable");
         free(tx->raw), free(tx->members);
@@ -1332,7 +1469,7 @@ static void lane_step(rt_actor_t *self, lane_t *l)
         if (tx->state == TX_SENDING && !tx->busy && now >= tx->retry_at_ms)
             lane_send(self, l, tx);
     }
-    if (!l->polling)
+    if (!l->polling && (now >= l->poll_at_ms || l->head > l->poll_head))
         lane_poll(self, l);
 }
 
@@ -1345,7 +1482,7 @@ static void lane_on_reply(rt_actor_t *self, lane_t *l, rt_msg_t *msg)
         if (kind == K_RECONCILE)
             on_reconcile_reply(l, r);
         else if (kind == K_MARK && r->status == STORE_PG_OK)
-            publish_rows(self, l, r->results[0]);
+            publish_rows(self, l, (const PGresult *const *)r->results, 1);
         else if (kind == K_EVENTS && r->status == STORE_PG_OK)
             executor__publish_executions(l->pool, r->results[0]);
         else if (kind == K_FINAL && tx != NULL)
@@ -1448,6 +1585,8 @@ void executor_pool_start(executor_pool_t *pool, rt_runtime_t *rt)
         l->addr = *chain_key_address(l->key);
         executor__bytea(l->addr_text, l->addr.bytes, 20);
         l->phase = PHASE_RECONCILE;
+        l->member_gas =
+            pool->c.gas_per_execution != 0 ? pool->c.gas_per_execution : GAS_PER_EXECUTION;
         *(lane_t **)rt_actor_state(a) = l;
         pool->lane_states[i] = l;
         pool->lanes[i] = a;

@@ -4,18 +4,22 @@
  * A lane owns its nonce (read from the chain at start and whenever it is in doubt), batches the
  * jobs it is given into executeBatch transactions (bounded by a gas budget and
  * EXECUTOR_BATCH_MAX), prices them EIP-1559 style from the gas oracle (maxFeePerGas = 2 * base
- * fee + tip, capped by a ceiling), and stores every signed raw transaction as `signed` execution
- * rows in one database unit BEFORE it broadcasts it; the insert is the lock that keeps a period
- * from being signed twice (the unique index of 002_engine.sql). A transaction that is not mined
- * within replace_after_ms is re-signed on the same nonce with both fees raised by at least
- * 12.5%; the old rows become `replaced` in the same unit that stores the new ones.
+ * fee + tip, capped by a ceiling), and stores every signed transaction as `signed` execution
+ * rows in one database unit BEFORE it broadcasts it (its raw bytes once, in one of its rows);
+ * the insert is the lock that keeps a period from being signed twice (the unique index of
+ * 002_engine.sql). Gas is declared per execution from a measured figure with a margin, raised
+ * by what receipts show; a batch that runs out anyway fails its members without paying, and
+ * their periods are tried again. A transaction that is not mined within replace_after_ms is
+ * re-signed on the same nonce with both fees raised by at least 12.5%; the old rows become
+ * `replaced` in the same unit that stores the new ones, and are announced like other changes.
  *
- * Receipts decide: once a transaction is CONFIRMATIONS deep, its Executed logs make their
- * executions `confirmed` and its ExecutionFailed logs make them `failed` (with the decoded
- * reason); a transaction that reverted fails them all. The confirmation, the intent's count,
- * the notification and the audit row commit together; on_outcome is called after the commit.
- * A nonce that is "too low" means a transaction with it was mined: the lane finds which of its
- * versions it was, or, when none, gives the executions back to its queue under a new nonce.
+ * Receipts decide (asked once per new head, not in a loop): once a transaction is
+ * CONFIRMATIONS deep, its Executed logs make their executions `confirmed` and its
+ * ExecutionFailed logs make them `failed` (with the decoded reason); a transaction that
+ * reverted fails them all. The confirmation, the intent's count, the notification and the
+ * audit row commit together; on_outcome is called after the commit. A nonce that is "too low"
+ * means a transaction with it was mined: the lane finds which of its versions it was, or, when
+ * none, gives the executions back to its queue under a new nonce.
  *
  * At start each lane reconciles the rows left `signed` or `broadcast` by an earlier run: it
  * re-sends their stored raw transactions byte for byte and follows them like its own. The pool
@@ -40,8 +44,10 @@
 #define EXECUTOR_BATCH_MAX 200
 /** Most jobs waiting per lane; executor_submit refuses beyond. */
 #define EXECUTOR_LANE_QUEUE_MAX 8192
-/** Most transactions (nonces) a lane has in flight at once. */
-#define EXECUTOR_LANE_TXS_MAX 24
+/** Most transactions (nonces) a lane has in flight at once: enough for 1 s blocks to take a
+ * burst of EXECUTOR_LANE_QUEUE_MAX jobs in one or two blocks (at ~100 per batch); at most 255
+ * (a slot index is a byte in the reply tags). */
+#define EXECUTOR_LANE_TXS_MAX 64
 
 /** One execution to make: the signed terms and the registry count (period) it is for. */
 typedef struct st_executor_job_t {
@@ -87,6 +93,7 @@ typedef struct st_executor_config_t {
     chain_u256_t max_fee_ceiling_wei; /* zero: no ceiling */
     uint32_t replace_after_ms;        /* not mined by then: replace (default 30000) */
     uint32_t poll_ms;                 /* receipts and heads (default 500) */
+    uint64_t gas_per_execution;       /* declared at first (0: executor.c's measured figure) */
     void (*on_outcome)(void *ctx, const executor_outcome_t *o);
     void *on_outcome_ctx;
     /* the token registry, to render the execution object of events (may be empty) */

@@ -155,7 +155,8 @@ WITH i AS (INSERT INTO intents (owner_id, name, chain_id, recipient, token, amou
   constraints::text, status, delay_reason, extract(epoch FROM next_execution)::bigint,
   extract(epoch FROM last_execution)::bigint, execution_count, encode(salt, 'hex'), chain_id,
   extract(epoch FROM created_at)::bigint, extract(epoch FROM updated_at)::bigint,
-  (extract(epoch FROM created_at) * 1000000)::bigint FROM i;
+  (extract(epoch FROM created_at) * 1000000)::bigint,
+  (extract(epoch FROM updated_at) * 1000000)::bigint FROM i;
 SQL
     local sig defs tdir
     sig=$(printf 'ab%.0s' $(seq 1 65))
@@ -215,7 +216,9 @@ external_scenarios() {
         case $name:$profile in
         ws_bench:quick) args=(2000 200 500 3) ;;
         executor_bench:quick) args=(100) ;;
-        executor_bench:standard) args=(400) ;;
+        # 10,000 due at once, plain sender and executor on the same anvil each pass: anvil's
+        # default 30M gas (the chain's ceiling), then 1G gas per block (block gas not the limit)
+        executor_bench:standard) args=(10000 1 4000000 both) ;;
         engine_due_bench:quick) args=(20000 2000 10 "$workers") ;;
         engine_due_bench:standard) args=(200000 20000 30 "$workers") ;;
         esac

@@ -3,8 +3,10 @@
  * nonce-too-low recovery (and a mined transaction whose receipt comes later than its nonce's
  * count not moved), an RPC outage, a reorg, another executor's executions adopted (one or a
  * batch), an Executed log of ours whose rows were marked replaced adopted, a revoke, and
- * start-up reconciliation of a row left signed. The pool runs in the test process on a runtime
- * of its own (tests/support/harness.c). */
+ * start-up reconciliation of a row left signed, the raw transaction stored once per
+ * transaction, events for rows marked replaced, and a batch short of gas (nothing paid twice,
+ * the lane declares more). The pool runs in the test process on a runtime of its own
+ * (tests/support/harness.c). */
 #include <criterion/criterion.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -35,9 +37,10 @@ typedef struct st_fixture_t {
     store_pg_t *pg;
     executor_pool_t *pool;
     chain_key_t *key, *key2;
-    int lanes;           /* 1, or 2 with dev account 6 as the second executor */
-    proxy_t *proxy;      /* NULL, or the JSON-RPC proxy the pool talks to */
-    const char *rpc_url; /* NULL: anvil's own */
+    int lanes;                  /* 1, or 2 with dev account 6 as the second executor */
+    proxy_t *proxy;             /* NULL, or the JSON-RPC proxy the pool talks to */
+    const char *rpc_url;        /* NULL: anvil's own */
+    uint64_t gas_per_execution; /* 0: the executor's own figure */
     events_t *events;
     intent_token_t token;
     pthread_mutex_t mutex;
@@ -106,6 +109,7 @@ static void begin_pool(uint32_t confirmations, uint32_t replace_ms, uint32_t att
                            .batch_gas_budget = 8000000,
                            .replace_after_ms = replace_ms,
                            .poll_ms = 100,
+                           .gas_per_execution = fx.gas_per_execution,
                            .on_outcome = on_outcome,
                            .on_outcome_ctx = &fx,
                            .events = fx.events,
@@ -422,9 +426,29 @@ Test(executor, jobs_become_confirmed_rows_that_match_the_chain_in_few_batches, .
     echain_db_value(&fx.chain,
                     "SELECT count(*) FROM executions WHERE gas_used > 0 AND block_hash IS NOT NULL"
                     " AND gas_price_wei > 0 AND confirmed_at IS NOT NULL AND broadcast_at IS NOT"
-                    " NULL AND length(raw_tx) > 0",
+                    " NULL",
                     v, sizeof(v));
     cr_assert_eq(atol(v), N, "rows without their receipt's figures: %s", v);
+    /* the raw transaction is stored once per transaction (not per row) and is the one mined */
+    echain_db_value(&fx.chain,
+                    "SELECT count(*) FROM (SELECT tx_hash FROM executions GROUP BY tx_hash HAVING"
+                    " count(*) FILTER (WHERE length(raw_tx) > 0) <> 1) t",
+                    v, sizeof(v));
+    cr_assert_eq(atol(v), 0, "%s transactions whose raw bytes are not stored exactly once", v);
+    static char hex[1 << 17];
+    static uint8_t raw[1 << 16];
+    size_t raw_len;
+    uint8_t hash[32], stored[32];
+    echain_db_value(&fx.chain,
+                    "SELECT encode(tx_hash, 'hex') || encode(raw_tx, 'hex') FROM executions WHERE"
+                    " length(raw_tx) > 0 ORDER BY created_at LIMIT 1",
+                    hex, sizeof(hex));
+    cr_assert_gt(strlen(hex), 64);
+    cr_assert_eq(chain_hex_decode_exact(stored, 32, hex, 64, 0), CHAIN_OK);
+    cr_assert_eq(chain_hex_decode(raw, sizeof(raw), &raw_len, hex + 64, strlen(hex + 64), 0),
+                 CHAIN_OK);
+    chain_tx_hash(raw, raw_len, hash);
+    cr_assert(memcmp(hash, stored, 32) == 0, "the stored raw transaction is not the row's");
     echain_db_value(&fx.chain,
                     "SELECT count(*) FROM intents WHERE execution_count = 1 AND"
                     " last_execution IS NOT NULL",
@@ -506,7 +530,8 @@ static void row_fees(const char *where, chain_u256_t *tip, chain_u256_t *max_fee
 {
     char sql[256], hex[16384];
     snprintf(sql, sizeof(sql),
-             "SELECT encode(raw_tx, 'hex') FROM executions WHERE %s ORDER BY created_at LIMIT 1",
+             "SELECT encode(raw_tx, 'hex') FROM executions WHERE %s AND length(raw_tx) > 0 ORDER BY"
+             " created_at LIMIT 1",
              where);
     cr_assert(echain_db_value(&fx.chain, sql, hex, sizeof(hex)));
     static uint8_t raw[8192];
@@ -575,6 +600,19 @@ Test(executor, a_stuck_transaction_is_replaced_on_the_same_nonce_with_higher_fee
     snprintf(params, sizeof(params), "[\"%s\"]", hash);
     cr_assert(echain_rpc(&fx.chain, "eth_getTransactionReceipt", params, resp, sizeof(resp)));
     cr_assert(strstr(resp, "\"status\":\"0x1\"") != NULL, "%s", resp);
+    /* every transition went out as an event, the rows marked replaced too: each row was
+     * signed and broadcast, then replaced (as execution.failed) or confirmed; one notification */
+    echain_db_value(&fx.chain, "SELECT count(*) FROM executions", v, sizeof(v));
+    unsigned long long want = 3 * (unsigned long long)atol(v) + 1;
+    events_stats_t st = {0};
+    for (int i = 0; i != 100; ++i) {
+        events_get_stats(fx.events, &st);
+        if (st.published + st.dropped >= want)
+            break;
+        sleep_ms(50);
+    }
+    cr_assert_eq(st.published + st.dropped, want, "%llu events for %s rows",
+                 (unsigned long long)(st.published + st.dropped), v);
 }
 
 Test(executor, nonce_too_low_from_a_transaction_behind_its_back_moves_to_a_new_nonce,
@@ -1092,4 +1130,70 @@ Test(executor, another_executors_batch_is_adopted_execution_by_execution, .timeo
     for (int i = 0; i != 100 && outcomes_with(EXECUTOR_CONFIRMED, false) < 3; ++i)
         sleep_ms(50);
     cr_assert_eq(outcomes_with(EXECUTOR_CONFIRMED, false), 3);
+}
+
+/* How many rows of `job`'s intent have `status`. */
+static long rows_of(const executor_job_t *job, const char *status)
+{
+    char sql[256], v[32];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM executions WHERE intent_id = '%.36s' AND status = '%.16s'",
+             job->intent_id, status);
+    echain_db_value(&fx.chain, sql, v, sizeof(v));
+    return atol(v);
+}
+
+Test(executor, a_batch_short_of_gas_pays_nothing_twice_and_the_lane_declares_more, .timeout = 120,
+     .fini = end_all)
+{
+    begin_chain(NULL);
+    enum { N = 6, ROUNDS = 5 };
+    static executor_job_t jobs[N];
+    fund(1, 1000000);
+    fund(2, 1000000);
+    for (int i = 0; i != N; ++i)
+        funded_job(1 + i % 2, 8, 100 + (uint64_t)i, 3000 + (uint32_t)i, &jobs[i]);
+    chain_addr_t recipient = echain_dev_address(8);
+    uint64_t before = 0, after = 0;
+    cr_assert(echain_balance(&fx.chain, &recipient, &before));
+    fx.gas_per_execution = 20000; /* far below the ~46k an execution costs */
+    begin_pool(1, 30000, 5000);
+    /* each round sends what is not paid yet; the lane raises its figure after running out */
+    static const char decided_sql[] = "SELECT count(*) FROM executions WHERE status IN"
+                                      " ('confirmed', 'failed')";
+    char v[32];
+    for (int round = 0; round != ROUNDS; ++round) {
+        long pending = 0;
+        for (int i = 0; i != N; ++i)
+            if (rows_of(&jobs[i], "confirmed") == 0) {
+                submit(&jobs[i]);
+                ++pending;
+            }
+        if (pending == 0)
+            break;
+        echain_db_value(&fx.chain, decided_sql, v, sizeof(v));
+        long want = atol(v) + pending;
+        cr_assert_geq(wait_count(decided_sql, want, 30000), want,
+                      "round %d: executions left undecided", round);
+    }
+    echain_db_value(&fx.chain,
+                    "SELECT count(*) FROM executions WHERE error = 'the batch ran out of gas'", v,
+                    sizeof(v));
+    long out_of_gas = atol(v);
+    cr_assert_geq(out_of_gas, 1, "a batch short of gas did not run out: the test proves nothing");
+    /* every payment made exactly once, on chain and in the database */
+    uint64_t sum = 0;
+    for (int i = 0; i != N; ++i) {
+        uint8_t id[32];
+        uint32_t count = 99;
+        chain_intent_hash(&jobs[i].terms, id);
+        cr_assert(echain_executed_count(&fx.chain, id, &count));
+        cr_assert_eq(count, 1, "intent %d executed %u times on chain", i, count);
+        cr_assert_eq(rows_of(&jobs[i], "confirmed"), 1);
+        sum += 100 + (uint64_t)i;
+    }
+    cr_assert(echain_balance(&fx.chain, &recipient, &after));
+    cr_assert_eq(after - before, sum, "paid %llu, owed %llu", (unsigned long long)(after - before),
+                 (unsigned long long)sum);
+    cr_assert_eq(outcomes_with(EXECUTOR_CONFIRMED, true), N);
 }
