@@ -140,10 +140,14 @@ static void register_recheck_statements(void)
 void chain_follower_register_statements(void)
 {
     register_recheck_statements();
+    /* A transaction's raw bytes are kept in one of its rows only (actors/executor.c), which may
+     * since have been marked replaced: the bytes come from any row of the hash. */
     st_recent = store_pg_statement(
-        "follower_recent", "SELECT DISTINCT ON (tx_hash) tx_hash, raw_tx FROM executions WHERE"
-                           " block_number >= $1 AND status IN ('confirmed', 'failed') AND"
-                           " length(raw_tx) > 0 ORDER BY tx_hash LIMIT 64");
+        "follower_recent",
+        "SELECT h.tx_hash, r.raw_tx FROM (SELECT DISTINCT tx_hash FROM executions"
+        "   WHERE block_number >= $1 AND status IN ('confirmed', 'failed')) h"
+        " CROSS JOIN LATERAL (SELECT raw_tx FROM executions x WHERE x.tx_hash = h.tx_hash"
+        "   AND length(x.raw_tx) > 0 LIMIT 1) r ORDER BY h.tx_hash LIMIT 64");
     st_cursor_get = store_pg_statement(
         "follower_cursor_get",
         "SELECT next_block FROM chain_cursors WHERE chain_id = $1 AND registry = $2");
