@@ -50,7 +50,7 @@ done
 if [[ $profile == quick ]]; then
     dur=3 warm=1 users=40 intents=4 micro_s=0.3 ext_timeout_s=90
 else
-    dur=10 warm=2 users=200 intents=8 micro_s=1 ext_timeout_s=120
+    dur=10 warm=2 users=200 intents=8 micro_s=1 ext_timeout_s=240
 fi
 [[ -n $docs ]] || docs=$([[ $profile == standard ]] && echo 1 || echo 0)
 read_conns=${BENCH_CONNECTIONS:-64} # HTTP connections for reads and the baselines
