@@ -193,6 +193,9 @@ bool intent_constraints_parse(const json_t *obj, intent_constraints_t *out,
                               net_json_errors_t *errs);
 /** The canonical constraints object ({} when none): to store, and as answered. NULL: no memory. */
 json_t *intent_constraints_to_json(const intent_constraints_t *c);
+/** intent_constraints_to_json's object written into `buf` as json_dumpb with JSON_COMPACT writes
+ * it; returns the length (no NUL is written), or 0 when it does not fit in `cap`. */
+size_t intent_constraints_render(const intent_constraints_t *c, char *buf, size_t cap);
 
 /* ---- signed terms ---- */
 
@@ -212,6 +215,17 @@ int intent_verify_signature(const intent_t *in, const uint8_t sig[CHAIN_SIG_LEN]
 
 /** The intent object of api.md, every field in its order (a new reference; NULL: no memory). */
 json_t *intent_to_json(const intent_t *in);
+/** Buffer that holds every intent object intent_render_json writes (a name of 800 bytes at most
+ * six bytes each once escaped, and the rest under 3 KB). */
+#define INTENT_JSON_MAX_SIZE 8192
+/**
+ * intent_to_json's object written straight into `buf`, byte for byte what json_dumpb with
+ * JSON_COMPACT makes of it, without building it: the create path's answer. `on_chain_id` is the
+ * intent's onChainId when the caller has it already, NULL to compute it. Returns the length (no
+ * NUL is written), or 0 when it does not fit in `cap` or a string is not UTF-8 (the caller then
+ * takes intent_to_json, which answers the same or fails the same).
+ */
+size_t intent_render_json(const intent_t *in, const uint8_t *on_chain_id, char *buf, size_t cap);
 /**
  * The status after `action` from `cur`, or INTENT_CONFLICT (409). A repeat of what already holds
  * answers that status (idempotent): cancelling a cancelled intent, pausing a paused one, resuming

@@ -169,9 +169,25 @@ void chain_intent_domain(chain_eip712_domain_t *d, uint64_t chain_id, const chai
     d->verifying_contract = *registry;
 }
 
+/* The last terms hashed on this thread and their hash: a create hashes the same terms to check
+ * their signature, then again for their onChainId, and each hash costs three Keccak-f runs.
+ * Equal bytes are equal terms (padding included: a difference there only misses). */
+typedef struct st_chain__intent_hash_memo_t {
+    bool valid;
+    chain_intent_t terms;
+    uint8_t hash[CHAIN_EIP712_HASH_LEN];
+} chain__intent_hash_memo_t;
+
+static __thread chain__intent_hash_memo_t chain__intent_hash_memo;
+
 void chain_intent_hash(const chain_intent_t *intent, uint8_t out[CHAIN_EIP712_HASH_LEN])
 {
     CHAIN_ASSERT(intent != NULL);
+    chain__intent_hash_memo_t *m = &chain__intent_hash_memo;
+    if (m->valid && memcmp(&m->terms, intent, sizeof(*intent)) == 0) {
+        memcpy(out, m->hash, CHAIN_EIP712_HASH_LEN);
+        return;
+    }
     /* member order: chain__intent_members, which mirrors CHAIN_INTENT_TYPE */
     chain_eip712_struct_t s;
     chain__struct_begin_hashed(&s, chain__type_hash(true));
@@ -185,6 +201,9 @@ void chain_intent_hash(const chain_intent_t *intent, uint8_t out[CHAIN_EIP712_HA
     chain_eip712_put_u64(&s, intent->max_executions);
     chain_eip712_put_word(&s, intent->salt);
     chain_eip712_struct_end(&s, out);
+    memcpy(&m->terms, intent, sizeof(*intent));
+    memcpy(m->hash, out, CHAIN_EIP712_HASH_LEN);
+    m->valid = true;
 }
 
 void chain_intent_digest(const chain_eip712_domain_t *d, const chain_intent_t *intent,
@@ -349,4 +368,183 @@ json_t *chain_intent_typed_data(const chain_eip712_domain_t *d, const chain_inte
         return NULL;
     }
     return root;
+}
+
+/* ---- typedData rendered without jansson ----
+ *
+ * Building the object and dumping it cost about as much as the EIP-712 signature recovery of a
+ * create, so the answers that carry typedData write it straight into their buffer. The bytes are
+ * exactly those of json_dumpb(chain_intent_typed_data(...), JSON_COMPACT): members in insertion
+ * order, no spaces. Every value but the domain's name and version is hex, digits or a member
+ * table's constant, none of which JSON escapes. */
+
+/* A bounded append-only buffer; `full` once something did not fit (the rest is dropped). */
+typedef struct st_chain__out_t {
+    char *buf;
+    size_t cap, len;
+    bool full;
+} chain__out_t;
+
+static void chain__put(chain__out_t *o, const char *s, size_t n)
+{
+    if (o->full || n > o->cap - o->len) {
+        o->full = true;
+        return;
+    }
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+}
+
+static void chain__puts(chain__out_t *o, const char *s)
+{
+    chain__put(o, s, strlen(s));
+}
+
+/* "\"" s "\"" for a string that needs no escape */
+static void chain__put_plain_str(chain__out_t *o, const char *s)
+{
+    chain__put(o, "\"", 1);
+    chain__puts(o, s);
+    chain__put(o, "\"", 1);
+}
+
+static void chain__put_u64_str(chain__out_t *o, uint64_t v)
+{
+    char buf[24];
+    int n = snprintf(buf, sizeof(buf), "\"%" PRIu64 "\"", v);
+    chain__put(o, buf, (size_t)n);
+}
+
+/* Entries of chain_eip712_addr_text's memo: the registry, the configured tokens and a few
+ * owners and recipients; a lookup compares at most this many addresses. */
+#define CHAIN__ADDR_MEMO_SIZE 8
+
+typedef struct st_chain__addr_memo_entry_t {
+    chain_addr_t addr;
+    char text[CHAIN_ADDR_STR_SIZE];
+} chain__addr_memo_entry_t;
+
+/* most recently used first, so that the addresses every answer names (registry, token) stay
+ * while each answer's new owner and recipient push out the oldest */
+typedef struct st_chain__addr_memo_t {
+    chain__addr_memo_entry_t entries[CHAIN__ADDR_MEMO_SIZE];
+    unsigned used;
+} chain__addr_memo_t;
+
+static __thread chain__addr_memo_t chain__addr_memo;
+
+void chain_eip712_addr_text(const chain_addr_t *a, char out[CHAIN_ADDR_STR_SIZE])
+{
+    CHAIN_ASSERT(a != NULL && out != NULL);
+    chain__addr_memo_t *m = &chain__addr_memo;
+    chain__addr_memo_entry_t found;
+    unsigned i = 0;
+    while (i != m->used && !chain_addr_eq(&m->entries[i].addr, a)) /* at most SIZE turns */
+        ++i;
+    if (i != m->used) {
+        found = m->entries[i];
+    } else {
+        found.addr = *a;
+        chain_addr_format(a, found.text);
+        if (m->used < CHAIN__ADDR_MEMO_SIZE)
+            ++m->used;
+        i = m->used - 1; /* the least recently used goes, or the new last slot is taken */
+    }
+    memmove(&m->entries[1], &m->entries[0], i * sizeof(m->entries[0]));
+    m->entries[0] = found;
+    memcpy(out, found.text, CHAIN_ADDR_STR_SIZE);
+}
+
+static void chain__put_addr(chain__out_t *o, const chain_addr_t *a)
+{
+    char buf[CHAIN_ADDR_STR_SIZE];
+    chain_eip712_addr_text(a, buf);
+    chain__put_plain_str(o, buf);
+}
+
+/* True when JSON would write `s` as it is: printable ASCII but quote and backslash (anything
+ * else is left to jansson, which also refuses what is not UTF-8). */
+static bool chain__needs_no_escape(const char *s)
+{
+    for (; *s != '\0'; ++s) /* bounded by the NUL */
+        if (*s == '"' || *s == '\\' || (unsigned char)*s < 0x20 || (unsigned char)*s >= 0x80)
+            return false;
+    return true;
+}
+
+/* {"EIP712Domain":[...],"PaymentIntent":[...]}: the same for every intent, rendered once */
+static char chain__types_json[1024];
+static size_t chain__types_json_len;
+static pthread_once_t chain__types_json_once = PTHREAD_ONCE_INIT;
+
+static void chain__put_members(chain__out_t *o, const chain__eip712_member_t *m, size_t n)
+{
+    chain__put(o, "[", 1);
+    for (size_t i = 0; i != n; ++i) {
+        chain__puts(o, i == 0 ? "{\"name\":" : ",{\"name\":");
+        chain__put_plain_str(o, m[i].name);
+        chain__puts(o, ",\"type\":");
+        chain__put_plain_str(o, m[i].type);
+        chain__put(o, "}", 1);
+    }
+    chain__put(o, "]", 1);
+}
+
+static void chain__types_json_init(void)
+{
+    chain__out_t o = {.buf = chain__types_json, .cap = sizeof(chain__types_json)};
+    chain__puts(&o, "{\"EIP712Domain\":");
+    chain__put_members(&o, chain__eip712_domain_members,
+                       CHAIN__COUNT(chain__eip712_domain_members));
+    chain__puts(&o, ",\"PaymentIntent\":");
+    chain__put_members(&o, chain__intent_members, CHAIN__COUNT(chain__intent_members));
+    chain__put(&o, "}", 1);
+    CHAIN_ASSERT(!o.full); /* the tables are constants: a failure here is a programming error */
+    chain__types_json_len = o.len;
+}
+
+size_t chain_intent_typed_data_render(const chain_eip712_domain_t *d, const chain_intent_t *intent,
+                                      char *buf, size_t cap)
+{
+    CHAIN_ASSERT(d != NULL && intent != NULL && buf != NULL);
+    if (!chain__needs_no_escape(d->name) || !chain__needs_no_escape(d->version))
+        return 0;
+    int ret = pthread_once(&chain__types_json_once, chain__types_json_init);
+    CHAIN_ASSERT(ret == 0);
+    chain__out_t o = {.buf = buf, .cap = cap};
+    chain__puts(&o, "{\"types\":");
+    chain__put(&o, chain__types_json, chain__types_json_len);
+    chain__puts(&o, ",\"primaryType\":\"PaymentIntent\",\"domain\":{\"name\":");
+    chain__put_plain_str(&o, d->name);
+    chain__puts(&o, ",\"version\":");
+    chain__put_plain_str(&o, d->version);
+    chain__puts(&o, ",\"chainId\":");
+    chain__put_u64_str(&o, d->chain_id);
+    chain__puts(&o, ",\"verifyingContract\":");
+    chain__put_addr(&o, &d->verifying_contract);
+    chain__puts(&o, "},\"message\":{\"owner\":");
+    chain__put_addr(&o, &intent->owner);
+    chain__puts(&o, ",\"token\":");
+    chain__put_addr(&o, &intent->token);
+    chain__puts(&o, ",\"recipient\":");
+    chain__put_addr(&o, &intent->recipient);
+    char text[CHAIN_U256_DEC_SIZE];
+    chain_u256_to_dec(&intent->amount, text);
+    chain__puts(&o, ",\"amount\":");
+    chain__put_plain_str(&o, text);
+    chain__puts(&o, ",\"minInterval\":");
+    chain__put_u64_str(&o, intent->min_interval);
+    chain__puts(&o, ",\"validAfter\":");
+    chain__put_u64_str(&o, intent->valid_after);
+    chain__puts(&o, ",\"validUntil\":");
+    chain__put_u64_str(&o, intent->valid_until);
+    chain__puts(&o, ",\"maxExecutions\":");
+    chain__put_u64_str(&o, intent->max_executions);
+    char salt[2 + 64 + 1];
+    ret = chain_hex_encode(salt, sizeof(salt), intent->salt, sizeof(intent->salt), CHAIN_HEX_0X);
+    CHAIN_ASSERT(ret == CHAIN_OK);
+    chain__puts(&o, ",\"salt\":");
+    chain__put_plain_str(&o, salt);
+    chain__puts(&o, "}}");
+    return o.full ? 0 : o.len;
 }

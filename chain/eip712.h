@@ -128,6 +128,22 @@ int chain_intent_verify(const chain_eip712_domain_t *d, const chain_intent_t *in
 json_t *chain_intent_typed_data(const chain_eip712_domain_t *d, const chain_intent_t *intent);
 
 /**
+ * chain_addr_format through a small memo of this thread's last few addresses: typedData and
+ * the intent object name the same few (the registry, the tokens, a busy owner) in answer after
+ * answer, and each EIP-55 checksum costs a Keccak-256 run.
+ */
+void chain_eip712_addr_text(const chain_addr_t *a, char out[CHAIN_ADDR_STR_SIZE]);
+
+/**
+ * chain_intent_typed_data's JSON written straight into `buf`, byte for byte what json_dumpb
+ * with JSON_COMPACT makes of it, without building it. Returns the length (no NUL is written),
+ * or 0 when it does not fit in `cap` or the domain's name or version is not plain ASCII
+ * (the caller then takes chain_intent_typed_data).
+ */
+size_t chain_intent_typed_data_render(const chain_eip712_domain_t *d, const chain_intent_t *intent,
+                                      char *buf, size_t cap);
+
+/**
  * The `minInterval` api.md derives from a schedule: 0 for a one-off, otherwise
  * period - min(period / 10, 300), the period being 86400 (daily), 604800 (weekly), 2419200
  * (monthly) or `interval_s` (custom; ignored otherwise). The slack lets an execution that ran
