@@ -44,9 +44,17 @@
 #define RETRY_MAX_MS 10000
 #define DEFAULT_TIP_WEI 1000000000ull /* 1 gwei, when no oracle tells better */
 #define RESEND_MS 1000                /* an unmined transaction goes to the node again */
-/* executions (a log each, ~0.8 KB of JSON) whose receipts one poll asks for: the answer must
- * stay well under the HTTP client's 8 MiB cap, which 64 receipts of 199 logs exceed */
-#define POLL_LOGS_MAX 2048
+/* executions (two logs each with the token's Transfer, ~0.8 KB of JSON a log) whose receipts
+ * one poll asks for: the answer must stay well under the HTTP client's 8 MiB cap, which 64
+ * receipts of 199 executions exceed; and a smaller answer comes back sooner, so that the first
+ * outcomes are recorded while the node still serves the rest */
+#define POLL_LOGS_MAX 1024
+/* receipt polls in flight at once per lane: the receipts of a block that holds a whole burst
+ * (~10,000 executions) were asked for in five polls one after the other, each 140-800 ms */
+#define POLLS_MAX 4
+/* calls at the start of every poll: the head, the nonce count, and the header of the block
+ * that the head makes CONFIRMATIONS deep */
+#define POLL_FIXED 3
 /* A nonce the chain counts as used while no hash of ours has a receipt moves only once the
  * chain is this many blocks past the first such poll, or (no blocks coming) this long after it:
  * a node may count a nonce before it serves the receipt of the block that used it. */
@@ -112,12 +120,19 @@ typedef struct st_lane_tx_t {
     bool doubt;      /* the chain counts the nonce, no hash of ours has a receipt (yet) */
     uint64_t doubt_head, doubt_ms; /* the head and time of the first poll that saw it so */
     uint64_t polled_head; /* the head its receipts were last asked at (none new before the next) */
+    bool asked;           /* in a poll in flight: not asked again before its answer */
     int mined_version;
     uint64_t mined_block, gas_used;
     uint8_t mined_block_hash[32];
     chain_u256_t gas_price;
     bool reverted;
 } lane_tx_t;
+
+/* What one call of a receipt poll asks about: a version of the transaction in a slot. */
+typedef struct st_lane_poll_call_t {
+    uint8_t slot, version;
+    uint32_t gen;
+} lane_poll_call_t;
 
 typedef struct st_lane_t {
     executor_pool_t *pool;
@@ -126,17 +141,19 @@ typedef struct st_lane_t {
     chain_addr_t addr;
     char addr_text[48];
     int phase;
-    bool storing, polling, op_inflight; /* op: the reconcile query or the nonce sync */
+    bool storing, op_inflight; /* op: the reconcile query or the nonce sync */
     uint64_t next_nonce, head, retry_at_ms;
     uint64_t member_gas; /* declared per execution: GAS_PER_EXECUTION, raised by receipts */
     executor_job_t *queue;
     uint32_t q_head, q_len;
     lane_tx_t txs[EXECUTOR_LANE_TXS_MAX];
-    struct {
-        uint8_t slot, version;
-        uint32_t gen;
-    } poll_map[CHAIN_RPC_MAX_BATCH];
-    uint32_t poll_n;
+    struct { /* the receipt polls in flight: which slot and version each call asks about */
+        lane_poll_call_t map[CHAIN_RPC_MAX_BATCH];
+        uint32_t n;     /* calls; 0: this poll is free */
+        uint32_t epoch; /* reorgs heard of when it was sent */
+    } polls[POLLS_MAX];
+    uint32_t polls_inflight;
+    uint32_t epoch;      /* reorgs heard of: a header read before one is not used after it */
     uint32_t poll_first; /* the slot a poll starts from, rotating: a full batch starves none */
     uint64_t poll_at_ms; /* the next poll without a new head (the follower announces heads) */
     uint64_t poll_head;  /* l->head when the last poll was sent */
@@ -859,50 +876,89 @@ static void lane_replace(rt_actor_t *self, lane_t *l, lane_tx_t *tx)
 
 /* ---- receipts and outcomes ---- */
 
-/*
- * One poll: the head, the nonce count and the receipts of the transactions in flight. A receipt
- * can only appear with a new block, so a transaction's receipt is asked once per head (or again
- * while the chain counts its nonce but serves no receipt yet), and polls without a new head come
- * every poll_ms: polling back to back took the node's time from mining.
- */
-static void lane_poll(rt_actor_t *self, lane_t *l)
+/* Poll `p` answered or failed: the slots it asked about (still in the same use) may be asked
+ * again, and the poll is free. */
+static void poll_done(lane_t *l, uint32_t p)
+{
+    for (uint32_t i = POLL_FIXED; i < l->polls[p].n; ++i) {
+        lane_tx_t *tx = &l->txs[l->polls[p].map[i].slot];
+        if (tx->gen == l->polls[p].map[i].gen)
+            tx->asked = false;
+    }
+    l->polls[p].n = 0;
+    --l->polls_inflight;
+}
+
+/* Sends poll `p`: the head, the nonce count and the receipts of transactions in flight that no
+ * other poll asks about, up to POLL_LOGS_MAX executions. True when some were left out for that
+ * bound (another poll should take them). */
+static bool poll_send(rt_actor_t *self, lane_t *l, uint32_t p)
 {
     chain_rpc_call_t calls[CHAIN_RPC_MAX_BATCH];
-    uint32_t n = 0;
-    l->poll_at_ms = rt_now_ms() + l->pool->c.poll_ms;
-    l->poll_head = l->head;
+    uint32_t n = 0, logs = 0;
+    bool more = false;
     calls[n++] = chain_rpc_eth_block_number();
     /* a nonce below this count is used; by one of ours only if one of its receipts is there,
      * which a node may serve a moment after it counts the nonce (doubt_nonce) */
     calls[n++] = chain_rpc_eth_get_transaction_count(&l->addr, chain_rpc_block_tag("latest"));
+    /* read with the receipts, so that those mined in it are recorded without another round
+     * trip (on a busy node, that read waited behind the other polls for up to 450 ms) */
+    uint32_t conf = l->pool->c.confirmations;
+    calls[n++] = chain_rpc_eth_get_block_by_number(
+        chain_rpc_block_number(l->head + 1 >= conf ? l->head + 1 - conf : 0));
     l->poll_first = (l->poll_first + 1) % EXECUTOR_LANE_TXS_MAX;
-    uint32_t logs = 0;
     for (int k = 0; k != EXECUTOR_LANE_TXS_MAX; ++k) {
         int s = (int)((l->poll_first + (uint32_t)k) % EXECUTOR_LANE_TXS_MAX);
         lane_tx_t *tx = &l->txs[s];
-        if ((tx->state != TX_PENDING && tx->state != TX_MINED) || tx->renonce ||
-            (tx->polled_head >= l->head && tx->polled_head != 0 && !tx->nonce_used) ||
-            n + tx->nversions > CHAIN_RPC_MAX_BATCH)
+        if ((tx->state != TX_PENDING && tx->state != TX_MINED) || tx->renonce || tx->asked ||
+            (tx->polled_head >= l->head && tx->polled_head != 0 && !tx->nonce_used))
             continue;
-        if (logs != 0 && logs + tx->n > POLL_LOGS_MAX) {
-            l->poll_at_ms = 0; /* the rest right after this answer */
+        if (n + tx->nversions > CHAIN_RPC_MAX_BATCH ||
+            (logs != 0 && logs + tx->n > POLL_LOGS_MAX)) {
+            more = true;
             continue;
         }
         logs += tx->n;
+        tx->asked = true;
         for (uint32_t v = 0; v != tx->nversions; ++v) {
-            l->poll_map[n].slot = (uint8_t)s, l->poll_map[n].version = (uint8_t)v;
-            l->poll_map[n].gen = tx->gen;
+            l->polls[p].map[n].slot = (uint8_t)s, l->polls[p].map[n].version = (uint8_t)v;
+            l->polls[p].map[n].gen = tx->gen;
             calls[n++] = chain_rpc_eth_get_transaction_receipt(tx->versions[v]);
         }
     }
-    if (n == 2) {
-        json_decref(calls[0].params);
-        json_decref(calls[1].params);
-        return;
+    if (n == POLL_FIXED) {
+        for (uint32_t i = 0; i != POLL_FIXED; ++i)
+            json_decref(calls[i].params);
+        return false;
     }
-    l->poll_n = n;
-    l->polling =
-        chain_rpc_send(self, l->pool->c.rpc, calls, n, 0, tag_of(K_POLL, 0, 0)) == CHAIN_RPC_OK;
+    l->polls[p].n = n;
+    l->polls[p].epoch = l->epoch;
+    ++l->polls_inflight;
+    if (chain_rpc_send(self, l->pool->c.rpc, calls, n, 0, tag_of(K_POLL, (int)p, 0)) !=
+        CHAIN_RPC_OK) {
+        poll_done(l, p);
+        return false;
+    }
+    return more;
+}
+
+/*
+ * Polls for receipts. A receipt can only appear with a new block, so a transaction's receipt is
+ * asked once per head (or again while the chain counts its nonce but serves no receipt yet), and
+ * polls without a new head come every poll_ms: polling back to back took the node's time from
+ * mining. Up to POLLS_MAX polls are in flight, each about other transactions, so that the
+ * receipts of a block full of ours come back in parallel and the first are recorded early.
+ */
+static void lane_poll(rt_actor_t *self, lane_t *l)
+{
+    l->poll_at_ms = rt_now_ms() + l->pool->c.poll_ms;
+    l->poll_head = l->head;
+    bool more = true;
+    for (uint32_t p = 0; p != POLLS_MAX && more; ++p)
+        if (l->polls[p].n == 0)
+            more = poll_send(self, l, p);
+    if (more)
+        l->poll_at_ms = 0; /* the rest as soon as a poll answers */
 }
 
 /* Reads each member's outcome from the receipt's registry logs. */
@@ -1146,25 +1202,46 @@ static void on_verify_reply(rt_actor_t *self, lane_t *l, lane_tx_t *tx, const ch
     }
 }
 
-static void on_poll_reply(rt_actor_t *self, lane_t *l, const chain_rpc_reply_t *r)
+/* The header a poll read beside the receipts: the lane's block for finalizations while the head
+ * stays at the poll's `head` (request_block). */
+static void poll_header(lane_t *l, uint32_t p, const chain_rpc_reply_t *r, uint64_t head)
 {
-    l->polling = false;
+    chain_rpc_block_header_t h;
+    bool found = false;
+    size_t len;
+    const char *json =
+        r->items[2].error == CHAIN_RPC_OK ? chain_rpc_reply_result(r, 2, &len) : NULL;
+    if (json == NULL || chain_rpc_result_block_header(json, len, &h, &found) != CHAIN_OK ||
+        !found || head != l->head || l->polls[p].epoch != l->epoch)
+        return;
+    l->blk.number = h.number, l->blk.head = head, l->blk.time_s = (int64_t)h.timestamp;
+    memcpy(l->blk.hash, h.hash, 32);
+}
+
+static void on_poll_reply(rt_actor_t *self, lane_t *l, uint32_t p, const chain_rpc_reply_t *r)
+{
     uint64_t head, mined_count;
     size_t len, len2;
     const char *json, *json2;
-    if (r->error != CHAIN_RPC_OK || r->count != l->poll_n ||
+    if (p >= POLLS_MAX || l->polls[p].n == 0)
+        return;
+    if (r->error != CHAIN_RPC_OK || r->count != l->polls[p].n ||
         (json = chain_rpc_reply_result(r, 0, &len)) == NULL ||
         chain_rpc_result_u64(json, len, &head) != CHAIN_OK ||
         (json2 = chain_rpc_reply_result(r, 1, &len2)) == NULL ||
-        chain_rpc_result_u64(json2, len2, &mined_count) != CHAIN_OK)
+        chain_rpc_result_u64(json2, len2, &mined_count) != CHAIN_OK) {
+        poll_done(l, p);
         return;
+    }
     if (head > l->head)
         l->head = head;
-    for (uint32_t i = 2; i != r->count;) {
-        int slot = l->poll_map[i].slot, found = -1;
+    poll_header(l, p, r, head);
+    const lane_poll_call_t *map = l->polls[p].map;
+    for (uint32_t i = POLL_FIXED; i != r->count;) {
+        int slot = map[i].slot, found = -1;
         chain_rpc_receipt_t rc, kept;
         bool complete = true;
-        for (; i != r->count && l->poll_map[i].slot == slot; ++i) {
+        for (; i != r->count && map[i].slot == slot; ++i) {
             bool got = false;
             json = chain_rpc_reply_result(r, i, &len);
             if (r->items[i].error != CHAIN_RPC_OK || json == NULL ||
@@ -1173,7 +1250,7 @@ static void on_poll_reply(rt_actor_t *self, lane_t *l, const chain_rpc_reply_t *
                 continue;
             }
             if (got && found < 0) {
-                found = l->poll_map[i].version;
+                found = map[i].version;
                 kept = rc;
             } else if (got) {
                 chain_rpc_receipt_free(&rc);
@@ -1181,15 +1258,15 @@ static void on_poll_reply(rt_actor_t *self, lane_t *l, const chain_rpc_reply_t *
         }
         lane_tx_t *tx = &l->txs[slot];
         /* no receipt while the chain counts the nonce: the node may serve it a moment later */
-        if (tx->gen == l->poll_map[i - 1].gen && complete &&
-            (found >= 0 || mined_count <= tx->nonce))
+        if (tx->gen == map[i - 1].gen && complete && (found >= 0 || mined_count <= tx->nonce))
             tx->polled_head = head;
-        if (tx->gen == l->poll_map[i - 1].gen &&
-            (tx->state == TX_PENDING || tx->state == TX_MINED) && (complete || found >= 0))
+        if (tx->gen == map[i - 1].gen && (tx->state == TX_PENDING || tx->state == TX_MINED) &&
+            (complete || found >= 0))
             poll_slot(self, l, tx, found, found >= 0 ? &kept : NULL, head, mined_count);
         if (found >= 0)
             chain_rpc_receipt_free(&kept);
     }
+    poll_done(l, p);
 }
 
 static void on_block_reply(rt_actor_t *self, lane_t *l, lane_tx_t *tx, const chain_rpc_reply_t *r)
@@ -1469,7 +1546,7 @@ static void lane_step(rt_actor_t *self, lane_t *l)
         if (tx->state == TX_SENDING && !tx->busy && now >= tx->retry_at_ms)
             lane_send(self, l, tx);
     }
-    if (!l->polling && (now >= l->poll_at_ms || l->head > l->poll_head))
+    if (l->polls_inflight < POLLS_MAX && (now >= l->poll_at_ms || l->head > l->poll_head))
         lane_poll(self, l);
 }
 
@@ -1499,7 +1576,7 @@ static void lane_on_reply(rt_actor_t *self, lane_t *l, rt_msg_t *msg)
     if (kind == K_SYNC)
         on_sync_reply(l, r);
     else if (kind == K_POLL)
-        on_poll_reply(self, l, r);
+        on_poll_reply(self, l, (uint32_t)((msg->corr >> 32) & 0xff), r);
     else if ((kind == K_SEND || kind == K_RESEND) && tx != NULL)
         on_send_reply(self, l, tx, r, kind == K_RESEND);
     else if (kind == K_BLOCK && tx != NULL)
@@ -1520,7 +1597,11 @@ static void lane_behaviour(rt_actor_t *self, rt_msg_t *msg)
     case EXECUTOR_MSG_HEAD:
     case EXECUTOR_MSG_REORG:
         l->head = msg->corr > l->head || msg->type == EXECUTOR_MSG_REORG ? msg->corr : l->head;
-        if (!l->polling)
+        if (msg->type == EXECUTOR_MSG_REORG) { /* blocks read so far may be gone */
+            ++l->epoch;
+            memset(&l->blk, 0, sizeof(l->blk));
+        }
+        if (l->polls_inflight < POLLS_MAX)
             lane_poll(self, l);
         return;
     case RT_MSG_TIMER:
@@ -1573,8 +1654,11 @@ void executor_pool_start(executor_pool_t *pool, rt_runtime_t *rt)
 {
     pool->rt = rt;
     for (size_t i = 0; i != pool->num_lanes; ++i) {
-        rt_actor_t *a = rt_actor_spawn(rt, (int)(i % (size_t)rt->num_workers), lane_behaviour,
-                                       sizeof(lane_t *));
+        /* from the last worker down: the follower lives on worker 0, and when a burst is mined
+         * both read every execution's log at once (the lane its receipts, the follower the
+         * registry's logs), each taking its worker's time for hundreds of milliseconds */
+        int worker = rt->num_workers - 1 - (int)(i % (size_t)rt->num_workers);
+        rt_actor_t *a = rt_actor_spawn(rt, worker, lane_behaviour, sizeof(lane_t *));
         lane_t *l = calloc(1, sizeof(*l));
         CHAIN_ASSERT(l != NULL);
         l->queue = malloc(sizeof(executor_job_t) * EXECUTOR_LANE_QUEUE_MAX);

@@ -1197,3 +1197,72 @@ Test(executor, a_batch_short_of_gas_pays_nothing_twice_and_the_lane_declares_mor
                  (unsigned long long)sum);
     cr_assert_eq(outcomes_with(EXECUTOR_CONFIRMED, true), N);
 }
+
+/* A row's block as the chain has it now: its hash (hex, no 0x) and timestamp. */
+static void chain_block(unsigned long long number, char hash[65], long long *time_s)
+{
+    char params[64];
+    static char out[1 << 16];
+    snprintf(params, sizeof(params), "[\"0x%llx\", false]", number);
+    cr_assert(echain_rpc(&fx.chain, "eth_getBlockByNumber", params, out, sizeof(out)));
+    json_t *root = json_loads(out, 0, NULL), *res = json_object_get(root, "result");
+    const char *h = json_string_value(json_object_get(res, "hash"));
+    const char *t = json_string_value(json_object_get(res, "timestamp"));
+    cr_assert(h != NULL && t != NULL && strlen(h) == 66, "block %llu: %s", number, out);
+    snprintf(hash, 65, "%s", h + 2);
+    *time_s = strtoll(t, NULL, 16);
+    json_decref(root);
+}
+
+/* Outcomes are recorded with the block read beside the receipts (the block the head makes
+ * CONFIRMATIONS deep) or, for transactions mined in another block, one read on its own: either
+ * way each row names its canonical block, and its intent's last execution is that block's time. */
+Test(executor, outcomes_of_transactions_in_several_blocks_name_each_ones_block_and_time,
+     .timeout = 120, .fini = end_all)
+{
+    begin_chain(NULL); /* automine: each batch is mined in a block of its own */
+    enum { WAVES = 3, PER_WAVE = 3, N = WAVES * PER_WAVE };
+    static executor_job_t jobs[N];
+    for (int o = 1; o <= PER_WAVE; ++o)
+        fund(o, 1000000);
+    for (int i = 0; i != N; ++i)
+        funded_job(1 + i % PER_WAVE, 8, 100 + (uint64_t)i, 500 + (uint32_t)i, &jobs[i]);
+    begin_pool(2, 30000, 5000);
+    wait_head(chain_head());
+    for (int w = 0; w != WAVES; ++w) { /* a wave is broadcast (mined) before the next */
+        for (int i = 0; i != PER_WAVE; ++i)
+            submit(&jobs[w * PER_WAVE + i]);
+        long want = (long)(w + 1) * PER_WAVE;
+        cr_assert_eq(wait_count("SELECT count(*) FROM executions WHERE status IN ('broadcast',"
+                                " 'confirmed')",
+                                want, 30000),
+                     want);
+    }
+    /* blocks on top make each CONFIRMATIONS (2) deep; bounded */
+    for (int i = 0; i != 100 && wait_count("SELECT count(*) FROM executions WHERE status ="
+                                           " 'confirmed'",
+                                           N, 100) < N;
+         ++i)
+        cr_assert(echain_mine(&fx.chain, 1));
+    char v[64];
+    echain_db_value(&fx.chain, "SELECT count(DISTINCT block_number) FROM executions", v, sizeof(v));
+    cr_assert_geq(atol(v), 2, "all in one block: the test shows nothing");
+    static char rows[8192];
+    echain_db_value(&fx.chain,
+                    "SELECT string_agg(e.block_number || ' ' || encode(e.block_hash, 'hex') || ' '"
+                    " || extract(epoch FROM i.last_execution)::bigint, ';') FROM executions e JOIN"
+                    " intents i ON i.id = e.intent_id WHERE e.status = 'confirmed'",
+                    rows, sizeof(rows));
+    int seen = 0;
+    for (char *row = strtok(rows, ";"); row != NULL; row = strtok(NULL, ";"), ++seen) {
+        unsigned long long number;
+        long long time_s, chain_time_s;
+        char hash[80], chain_hash[65];
+        cr_assert_eq(sscanf(row, "%llu %79s %lld", &number, hash, &time_s), 3, "%s", row);
+        chain_block(number, chain_hash, &chain_time_s);
+        cr_assert_str_eq(hash, chain_hash, "block %llu: the row's hash is not canonical", number);
+        cr_assert_eq(time_s, chain_time_s, "block %llu: last execution is not its time", number);
+    }
+    cr_assert_eq(seen, N);
+    cr_assert_eq(outcomes_with(EXECUTOR_CONFIRMED, true), N);
+}
