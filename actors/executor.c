@@ -169,6 +169,10 @@ static int st_insert, st_insert_again, st_keep_raw, st_mark_replaced, st_mark_br
     st_count_hash, st_supersede_nonce, st_revive, st_finalize, st_exec_rows, st_reconcile,
     st_rows_by_id, st_nonce_hashes;
 
+/* The error of a batch member that failed because the batch ran out of gas: nothing was paid and
+ * the engine tries the period again, so its owner gets no "payment failed" notification for it. */
+#define OUT_OF_GAS_ERROR "the batch ran out of gas"
+
 /* The statement that records a mined transaction's outcomes, its intents' counts, notifications
  * and audit rows at once. */
 static void register_finalize(void)
@@ -194,6 +198,7 @@ static void register_finalize(void)
         " 'Payment failed' END, CASE WHEN ex.status = 'confirmed' THEN format('%s: payment %s was"
         " made on chain.', i.name, ex.period + 1) ELSE format('%s: payment %s failed on chain: %s',"
         " i.name, ex.period + 1, ex.error) END, i.id FROM ex JOIN intents i ON i.id = ex.intent_id"
+        " WHERE ex.error IS DISTINCT FROM '" OUT_OF_GAS_ERROR "'"
         " RETURNING intent_id::text, user_id::text, " NOTIFICATION_COLUMNS "),"
         " a AS (INSERT INTO audit_log (user_id, actor, action, subject_id, details)"
         " SELECT i.owner_id, 'engine', 'execution.' || ex.status, i.id, jsonb_build_object("
@@ -971,7 +976,7 @@ static void read_outcomes(lane_t *l, lane_tx_t *tx, const chain_rpc_receipt_t *r
     for (uint32_t i = 0; i != tx->n; ++i) {
         tx->members[i].outcome = 2;
         snprintf(tx->members[i].error, sizeof(tx->members[i].error), "%s",
-                 starved       ? "the batch ran out of gas"
+                 starved       ? OUT_OF_GAS_ERROR
                  : rc->success ? "no outcome in the receipt"
                                : "the transaction reverted");
     }
@@ -991,7 +996,7 @@ static void read_outcomes(lane_t *l, lane_tx_t *tx, const chain_rpc_receipt_t *r
                 m->outcome = 1;
                 m->error[0] = '\0';
             } else if (starved && ev.reason_len == 0) {
-                snprintf(m->error, sizeof(m->error), "the batch ran out of gas");
+                snprintf(m->error, sizeof(m->error), OUT_OF_GAS_ERROR);
             } else {
                 executor__revert_reason(ev.reason, ev.reason_len, m->error, sizeof(m->error));
             }
@@ -1006,7 +1011,7 @@ static void learn_gas(lane_t *l, const lane_tx_t *tx)
 {
     bool ran_out = false;
     for (uint32_t i = 0; i != tx->n && !ran_out; ++i)
-        ran_out = strcmp(tx->members[i].error, "the batch ran out of gas") == 0;
+        ran_out = strcmp(tx->members[i].error, OUT_OF_GAS_ERROR) == 0;
     /* a small batch's figure is mostly the transaction's own cost (21k, the first touch of the
      * registry's and the token's storage): only a larger one tells the cost of one execution */
     if (tx->n == 0 || (tx->n < LEARN_MEMBERS_MIN && !ran_out))

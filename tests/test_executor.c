@@ -1181,6 +1181,10 @@ Test(executor, a_batch_short_of_gas_pays_nothing_twice_and_the_lane_declares_mor
                     sizeof(v));
     long out_of_gas = atol(v);
     cr_assert_geq(out_of_gas, 1, "a batch short of gas did not run out: the test proves nothing");
+    /* nothing was paid and the period is tried again: no "payment failed" for the owner */
+    echain_db_value(&fx.chain, "SELECT count(*) FROM notifications WHERE type = 'execution_failed'",
+                    v, sizeof(v));
+    cr_assert_eq(atol(v), 0, "an owner was told a retried payment failed");
     /* every payment made exactly once, on chain and in the database */
     uint64_t sum = 0;
     for (int i = 0; i != N; ++i) {
