@@ -116,15 +116,17 @@ plot ${plots[*]}
 GP
 }
 
-# plot_throughput RESULTS FILE TITLE RUN...: answers per second over each run's measured time.
-plot_throughput() {
-    local res=$1 file=$2 title=$3 dir plots=() n
-    shift 3
+# plot_timeline RESULTS FILE TITLE FIELD YLABEL RUN...: field FIELD of each 100 ms bin of the
+# runs' timeline_per_s ([s, ok/s, err/s, slowest ms]) over their measured time.
+plot_timeline() {
+    local res=$1 file=$2 title=$3 field=$4 ylabel=$5 dir plots=() n
+    shift 5
     dir=$(dirname "$file")
     for n in "$@"; do
-        jq -r --arg n "$n" '.runs[$n].timeline_per_s // [] | .[] | "\(.[0]) \(.[1])"' "$res" \
-            >"$dir/.tp_$n.dat"
-        [[ -s $dir/.tp_$n.dat ]] && plots+=("'$dir/.tp_$n.dat' using 1:2 with lines lw 2 title '$n'")
+        jq -r --arg n "$n" --argjson f "$field" '.runs[$n].timeline_per_s // [] | .[] |
+            select(length > $f) | "\(.[0]) \(.[$f])"' "$res" >"$dir/.tl_${field}_$n.dat"
+        [[ -s $dir/.tl_${field}_$n.dat ]] &&
+            plots+=("'$dir/.tl_${field}_$n.dat' using 1:2 with lines lw 2 title '$n'")
     done
     ((${#plots[@]} > 0)) || return 0
     local IFS=,
@@ -134,38 +136,27 @@ set output '$file'
 set title "$title"
 set logscale y
 set xlabel "seconds into the measured period"
-set ylabel "answers per second (100 ms bins)"
+set ylabel "$ylabel"
 set grid
 set key outside right
 plot ${plots[*]}
 GP
 }
 
+# plot_throughput RESULTS FILE TITLE RUN...: answers per second over each run's measured time.
+plot_throughput() {
+    local res=$1 file=$2 title=$3
+    shift 3
+    plot_timeline "$res" "$file" "$title" 1 "answers per second (100 ms bins)" "$@"
+}
+
 # plot_stalls RESULTS FILE TITLE RUN...: the slowest answer of each 100 ms over each run's
 # measured time. A tail made of stalls shows as spikes (periodic ones point at a timer or an
 # expiry); a tail spread evenly shows as a raised floor.
 plot_stalls() {
-    local res=$1 file=$2 title=$3 dir plots=() n
+    local res=$1 file=$2 title=$3
     shift 3
-    dir=$(dirname "$file")
-    for n in "$@"; do
-        jq -r --arg n "$n" '.runs[$n].timeline_per_s // [] | .[] | select(length > 3) |
-            "\(.[0]) \(.[3])"' "$res" >"$dir/.st_$n.dat"
-        [[ -s $dir/.st_$n.dat ]] && plots+=("'$dir/.st_$n.dat' using 1:2 with lines lw 2 title '$n'")
-    done
-    ((${#plots[@]} > 0)) || return 0
-    local IFS=,
-    gnuplot <<GP
-set terminal svg size 900,500 dynamic font "sans,11" noenhanced
-set output '$file'
-set title "$title"
-set logscale y
-set xlabel "seconds into the measured period"
-set ylabel "slowest answer in each 100 ms (ms)"
-set grid
-set key outside right
-plot ${plots[*]}
-GP
+    plot_timeline "$res" "$file" "$title" 3 "slowest answer in each 100 ms (ms)" "$@"
 }
 
 charts() {
@@ -186,7 +177,7 @@ charts() {
     plot_stalls "$res" "$dir/stalls_open.svg" "Open loop: the slowest answer per 100 ms" \
         hello_open_half_bare get_open_half_bare list_open_half_bare get_open_half_own \
         list_open_half_own
-    rm -f "$dir"/.lat_*.dat "$dir"/.tp_*.dat "$dir"/.st_*.dat
+    rm -f "$dir"/.lat_*.dat "$dir"/.tl_*.dat
 }
 
 # write_doc RESULTS: docs/benchmarks.md, regenerated.
