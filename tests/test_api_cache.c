@@ -31,6 +31,15 @@
 
 static char body[65536];
 
+/* One worker, no rate limits, entries that live 1.5 s: the TTL's own tests. */
+static const char *short_ttl_env[] = {"INTENT_CONTRACT_ADDRESS=" REGISTRY,
+                                      "USDC_ADDRESS=" USDC,
+                                      "API_RATE_LIMIT=0",
+                                      "USER_RATE_LIMIT=0",
+                                      "WORKERS=1",
+                                      "API_CACHE_TTL_MS=1500",
+                                      NULL};
+
 static const char *str(json_t *obj, const char *name)
 {
     return json_string_value(json_object_get(obj, name));
@@ -349,14 +358,7 @@ Test(api_cache, ttl_zero_disables_and_a_short_ttl_expires, .timeout = 90,
     cr_assert_str_eq(name_of(path, token), "second", "answered from a disabled cache");
     stop_server();
 
-    const char *env_ttl[] = {"INTENT_CONTRACT_ADDRESS=" REGISTRY,
-                             "USDC_ADDRESS=" USDC,
-                             "API_RATE_LIMIT=0",
-                             "USER_RATE_LIMIT=0",
-                             "WORKERS=1",
-                             "API_CACHE_TTL_MS=1500",
-                             NULL};
-    start_server_env(env_ttl);
+    start_server_env(short_ttl_env);
     session(KEY_A, token, sizeof(token));
     create(token, "first", id);
     intent_path(path, sizeof(path), id);
@@ -396,14 +398,7 @@ static long long metric(const char *name)
 Test(api_cache, a_busy_entry_is_refreshed_ahead_of_its_ttl, .timeout = 90,
      .fini = kill_leftover_server)
 {
-    const char *env[] = {"INTENT_CONTRACT_ADDRESS=" REGISTRY,
-                         "USDC_ADDRESS=" USDC,
-                         "API_RATE_LIMIT=0",
-                         "USER_RATE_LIMIT=0",
-                         "WORKERS=1",
-                         "API_CACHE_TTL_MS=1500",
-                         NULL};
-    start_server_env(env);
+    start_server_env(short_ttl_env);
     char token[4096], id[37], path[64];
     session(KEY_A, token, sizeof(token));
     create(token, "first", id);
