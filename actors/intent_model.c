@@ -5,7 +5,7 @@
 #include "chain/common.h"
 #include "chain/hex.h"
 #include "chain/rfc3339.h"
-#include "net/http_util.h"
+#include "net/json.h"
 
 /* CHAIN_ASSERT stays on with NDEBUG: an intent rendered or signed from a broken invariant is a
  * wrong payment or a wrong answer about money. */
@@ -882,115 +882,54 @@ json_t *intent_to_json(const intent_t *in)
  * buffer: the same members in the same order as intent_to_json, with jansson's compact
  * separators and string escapes, so that the bytes are the same. */
 
-/* A bounded append-only buffer; `full` once something did not fit (the rest is dropped). */
-typedef struct st_intent__out_t {
-    char *buf;
-    size_t cap, len;
-    bool full;
-} intent__out_t;
-
-static void intent__put(intent__out_t *o, const char *s, size_t n)
-{
-    if (o->full || n > o->cap - o->len) {
-        o->full = true;
-        return;
-    }
-    memcpy(o->buf + o->len, s, n);
-    o->len += n;
-}
-
-static void intent__puts(intent__out_t *o, const char *s)
-{
-    intent__put(o, s, strlen(s));
-}
-
-/* A JSON string as jansson writes it: '"' and '\\' escaped, control characters as \b \f \n \r
- * \t or \u00XX (upper-case hex), everything else (UTF-8 included) as it is. Invalid UTF-8 is
- * refused (`full`), as json_string refuses it. */
-static void intent__put_str(intent__out_t *o, const char *s)
-{
-    size_t len = strlen(s), start = 0;
-    bool ascii = true;
-    for (size_t i = 0; i != len; ++i) /* bounded by len */
-        ascii &= (unsigned char)s[i] < 0x80;
-    if (!ascii && !net_http_utf8_valid(s, len)) {
-        o->full = true;
-        return;
-    }
-    intent__put(o, "\"", 1);
-    for (size_t i = 0; i != len; ++i) { /* bounded by len */
-        unsigned char c = (unsigned char)s[i];
-        if (c != '"' && c != '\\' && c >= 0x20)
-            continue;
-        intent__put(o, s + start, i - start);
-        start = i + 1;
-        char seq[8];
-        const char *esc = c == '"'    ? "\\\""
-                          : c == '\\' ? "\\\\"
-                          : c == '\b' ? "\\b"
-                          : c == '\f' ? "\\f"
-                          : c == '\n' ? "\\n"
-                          : c == '\r' ? "\\r"
-                          : c == '\t' ? "\\t"
-                                      : NULL;
-        if (esc == NULL) {
-            snprintf(seq, sizeof(seq), "\\u%04X", (unsigned)c);
-            esc = seq;
-        }
-        intent__puts(o, esc);
-    }
-    intent__put(o, s + start, len - start);
-    intent__put(o, "\"", 1);
-}
-
 /* `key` is the literal separator and name, e.g. ",\"name\":" */
-static void intent__put_int(intent__out_t *o, const char *key, long long v)
+static void intent__put_int(net_json_out_t *o, const char *key, long long v)
 {
     char buf[24];
     int n = snprintf(buf, sizeof(buf), "%lld", v);
-    intent__puts(o, key);
-    intent__put(o, buf, (size_t)n);
+    net_json_out_puts(o, key);
+    net_json_out_put(o, buf, (size_t)n);
 }
 
-static void intent__put_time(intent__out_t *o, const char *key, int64_t t)
+static void intent__put_time(net_json_out_t *o, const char *key, int64_t t)
 {
-    intent__puts(o, key);
+    net_json_out_puts(o, key);
     if (t == SCHED_NONE) {
-        intent__puts(o, "null");
+        net_json_out_puts(o, "null");
         return;
     }
     char buf[CHAIN_RFC3339_SIZE];
     int ret = chain_rfc3339_format(t, buf);
     INTENT_ASSERT(ret == CHAIN_OK);
-    intent__put_str(o, buf);
+    net_json_out_put_str(o, buf);
 }
 
-static void intent__put_addr(intent__out_t *o, const char *key, const chain_addr_t *a)
+static void intent__put_addr(net_json_out_t *o, const char *key, const chain_addr_t *a)
 {
     char buf[CHAIN_ADDR_STR_SIZE];
     chain_eip712_addr_text(a, buf);
-    intent__puts(o, key);
-    intent__put_str(o, buf);
+    net_json_out_puts(o, key);
+    net_json_out_put_str(o, buf);
 }
 
-static void intent__put_units(intent__out_t *o, const char *key, const chain_u256_t *v,
+static void intent__put_units(net_json_out_t *o, const char *key, const chain_u256_t *v,
                               unsigned decimals)
 {
     char buf[CHAIN_U256_UNITS_SIZE];
     chain_u256_format_units(v, decimals, buf);
-    intent__puts(o, key);
-    intent__put_str(o, buf);
+    net_json_out_puts(o, key);
+    net_json_out_put_str(o, buf);
 }
 
 /* intent_constraints_to_json's object */
-static void intent__put_constraints(intent__out_t *o, const intent_constraints_t *c)
+static void intent__put_constraints(net_json_out_t *o, const intent_constraints_t *c)
 {
-    intent__put(o, "{", 1);
+    net_json_out_put(o, "{", 1);
     if (c->has_max_gas) {
         char gwei[CHAIN_U256_UNITS_SIZE];
         chain_u256_format_gwei(&c->max_gas_price_wei, gwei);
-        intent__puts(o, "\"maxGasPriceGwei\":");
-        intent__put_str(o, gwei);
+        net_json_out_puts(o, "\"maxGasPriceGwei\":");
+        net_json_out_put_str(o, gwei);
     }
     if (c->has_window) {
         const sched_window_t *w = &c->window;
@@ -998,71 +937,71 @@ static void intent__put_constraints(intent__out_t *o, const intent_constraints_t
         sched_format_hhmm(w->start_min, start);
         sched_format_hhmm(w->end_min, end);
         sched_format_offset(w->offset_min, offset);
-        intent__puts(o,
-                     c->has_max_gas ? ",\"timeWindow\":{\"start\":" : "\"timeWindow\":{\"start\":");
-        intent__put_str(o, start);
-        intent__puts(o, ",\"end\":");
-        intent__put_str(o, end);
-        intent__puts(o, ",\"utcOffset\":");
-        intent__put_str(o, offset);
+        net_json_out_puts(o, c->has_max_gas ? ",\"timeWindow\":{\"start\":"
+                                            : "\"timeWindow\":{\"start\":");
+        net_json_out_put_str(o, start);
+        net_json_out_puts(o, ",\"end\":");
+        net_json_out_put_str(o, end);
+        net_json_out_puts(o, ",\"utcOffset\":");
+        net_json_out_put_str(o, offset);
         if (w->days_given) {
-            intent__puts(o, ",\"days\":[");
+            net_json_out_puts(o, ",\"days\":[");
             bool first = true;
             for (unsigned i = 0; i != 7; ++i) {
                 if ((w->days & SCHED_DAY_BIT(i)) == 0)
                     continue;
                 if (!first)
-                    intent__put(o, ",", 1);
-                intent__put_str(o, sched_day_name(i));
+                    net_json_out_put(o, ",", 1);
+                net_json_out_put_str(o, sched_day_name(i));
                 first = false;
             }
-            intent__put(o, "]", 1);
+            net_json_out_put(o, "]", 1);
         }
-        intent__put(o, "}", 1);
+        net_json_out_put(o, "}", 1);
     }
-    intent__put(o, "}", 1);
+    net_json_out_put(o, "}", 1);
 }
 
 size_t intent_constraints_render(const intent_constraints_t *c, char *buf, size_t cap)
 {
     INTENT_ASSERT(c != NULL && buf != NULL);
-    intent__out_t o = {.buf = buf, .cap = cap};
+    net_json_out_t o = {.buf = buf, .cap = cap};
     intent__put_constraints(&o, c);
     return o.full ? 0 : o.len;
 }
 
 /* "id" .. "constraints", as intent__json_terms */
-static void intent__put_terms(intent__out_t *o, const intent_t *in)
+static void intent__put_terms(net_json_out_t *o, const intent_t *in)
 {
     const sched_t *s = &in->sched;
-    intent__puts(o, "{\"id\":");
-    intent__put_str(o, in->id);
-    intent__puts(o, ",\"name\":");
-    intent__put_str(o, in->name);
+    net_json_out_puts(o, "{\"id\":");
+    net_json_out_put_str(o, in->id);
+    net_json_out_puts(o, ",\"name\":");
+    net_json_out_put_str(o, in->name);
     intent__put_addr(o, ",\"recipient\":", &in->recipient);
     intent__put_addr(o, ",\"token\":", &in->token.address);
-    intent__puts(o, ",\"tokenSymbol\":");
-    intent__put_str(o, in->token.symbol);
+    net_json_out_puts(o, ",\"tokenSymbol\":");
+    net_json_out_put_str(o, in->token.symbol);
     intent__put_units(o, ",\"amount\":", &in->amount, in->token.decimals);
-    intent__puts(o, ",\"frequency\":");
-    intent__put_str(o, intent_freq_name(s->freq));
+    net_json_out_puts(o, ",\"frequency\":");
+    net_json_out_put_str(o, intent_freq_name(s->freq));
     if (s->freq == CHAIN_INTENT_CUSTOM)
         intent__put_int(o, ",\"intervalSeconds\":", (long long)(json_int_t)s->interval_s);
     else
-        intent__puts(o, ",\"intervalSeconds\":null");
+        net_json_out_puts(o, ",\"intervalSeconds\":null");
     intent__put_time(o, ",\"startAt\":", s->start_at);
     intent__put_time(o, ",\"endAt\":", s->end_at);
     if (s->max_executions != 0)
         intent__put_int(o, ",\"maxExecutions\":", s->max_executions);
     else
-        intent__puts(o, ",\"maxExecutions\":null");
+        net_json_out_puts(o, ",\"maxExecutions\":null");
     intent__put_units(o, ",\"safetyBuffer\":", &in->safety_buffer, in->token.decimals);
-    intent__puts(o, ",\"constraints\":");
+    net_json_out_puts(o, ",\"constraints\":");
     intent__put_constraints(o, &in->constraints);
 }
 
 /* "status" .. "updatedAt", as intent__json_state, and the closing brace */
-static void intent__put_state(intent__out_t *o, const intent_t *in, const uint8_t *on_chain_id)
+static void intent__put_state(net_json_out_t *o, const intent_t *in, const uint8_t *on_chain_id)
 {
     uint8_t id[CHAIN_EIP712_HASH_LEN];
     if (on_chain_id == NULL) {
@@ -1072,19 +1011,19 @@ static void intent__put_state(intent__out_t *o, const intent_t *in, const uint8_
     char hex[2 + 2 * CHAIN_EIP712_HASH_LEN + 1];
     int ret = chain_hex_encode(hex, sizeof(hex), on_chain_id, CHAIN_EIP712_HASH_LEN, CHAIN_HEX_0X);
     INTENT_ASSERT(ret == CHAIN_OK);
-    intent__puts(o, ",\"status\":");
-    intent__put_str(o, intent_status_name(in->status));
-    intent__puts(o, ",\"delayReason\":");
+    net_json_out_puts(o, ",\"status\":");
+    net_json_out_put_str(o, intent_status_name(in->status));
+    net_json_out_puts(o, ",\"delayReason\":");
     if (in->status == INTENT_DELAYED)
-        intent__put_str(o, sched_delay_name(in->delay_reason));
+        net_json_out_put_str(o, sched_delay_name(in->delay_reason));
     else
-        intent__puts(o, "null");
+        net_json_out_puts(o, "null");
     intent__put_time(o, ",\"nextExecution\":", in->next_execution);
     intent__put_time(o, ",\"lastExecution\":", in->last_execution);
     intent__put_int(o, ",\"executionCount\":", in->execution_count);
-    intent__puts(o, ",\"onChainId\":");
-    intent__put_str(o, hex);
-    intent__puts(o, ",\"typedData\":");
+    net_json_out_puts(o, ",\"onChainId\":");
+    net_json_out_put_str(o, hex);
+    net_json_out_puts(o, ",\"typedData\":");
     chain_intent_t terms;
     chain_eip712_domain_t domain;
     intent_signed_terms(in, &terms);
@@ -1096,14 +1035,14 @@ static void intent__put_state(intent__out_t *o, const intent_t *in, const uint8_
     o->full |= n == 0;
     intent__put_time(o, ",\"createdAt\":", in->created_at);
     intent__put_time(o, ",\"updatedAt\":", in->updated_at);
-    intent__put(o, "}", 1);
+    net_json_out_put(o, "}", 1);
 }
 
 size_t intent_render_json(const intent_t *in, const uint8_t *on_chain_id, char *buf, size_t cap)
 {
     INTENT_ASSERT(in != NULL && in->status >= 0 && in->status < INTENT_STATUS_COUNT);
     INTENT_ASSERT((in->status == INTENT_DELAYED) == (in->delay_reason != SCHED_DELAY_NONE));
-    intent__out_t o = {.buf = buf, .cap = cap};
+    net_json_out_t o = {.buf = buf, .cap = cap};
     intent__put_terms(&o, in);
     intent__put_state(&o, in, on_chain_id);
     return o.full ? 0 : o.len;

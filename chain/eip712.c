@@ -4,6 +4,7 @@
 #include <string.h>
 #include "chain/eip712.h"
 #include "chain/hex.h"
+#include "net/json.h"
 
 /* one member of a struct type: the single list that the type string, the hash order and the
  * typedData JSON all follow */
@@ -378,41 +379,19 @@ json_t *chain_intent_typed_data(const chain_eip712_domain_t *d, const chain_inte
  * order, no spaces. Every value but the domain's name and version is hex, digits or a member
  * table's constant, none of which JSON escapes. */
 
-/* A bounded append-only buffer; `full` once something did not fit (the rest is dropped). */
-typedef struct st_chain__out_t {
-    char *buf;
-    size_t cap, len;
-    bool full;
-} chain__out_t;
-
-static void chain__put(chain__out_t *o, const char *s, size_t n)
-{
-    if (o->full || n > o->cap - o->len) {
-        o->full = true;
-        return;
-    }
-    memcpy(o->buf + o->len, s, n);
-    o->len += n;
-}
-
-static void chain__puts(chain__out_t *o, const char *s)
-{
-    chain__put(o, s, strlen(s));
-}
-
 /* "\"" s "\"" for a string that needs no escape */
-static void chain__put_plain_str(chain__out_t *o, const char *s)
+static void chain__put_plain_str(net_json_out_t *o, const char *s)
 {
-    chain__put(o, "\"", 1);
-    chain__puts(o, s);
-    chain__put(o, "\"", 1);
+    net_json_out_put(o, "\"", 1);
+    net_json_out_puts(o, s);
+    net_json_out_put(o, "\"", 1);
 }
 
-static void chain__put_u64_str(chain__out_t *o, uint64_t v)
+static void chain__put_u64_str(net_json_out_t *o, uint64_t v)
 {
     char buf[24];
     int n = snprintf(buf, sizeof(buf), "\"%" PRIu64 "\"", v);
-    chain__put(o, buf, (size_t)n);
+    net_json_out_put(o, buf, (size_t)n);
 }
 
 /* Entries of chain_eip712_addr_text's memo: the registry, the configured tokens and a few
@@ -455,7 +434,7 @@ void chain_eip712_addr_text(const chain_addr_t *a, char out[CHAIN_ADDR_STR_SIZE]
     memcpy(out, found.text, CHAIN_ADDR_STR_SIZE);
 }
 
-static void chain__put_addr(chain__out_t *o, const chain_addr_t *a)
+static void chain__put_addr(net_json_out_t *o, const chain_addr_t *a)
 {
     char buf[CHAIN_ADDR_STR_SIZE];
     chain_eip712_addr_text(a, buf);
@@ -477,28 +456,28 @@ static char chain__types_json[1024];
 static size_t chain__types_json_len;
 static pthread_once_t chain__types_json_once = PTHREAD_ONCE_INIT;
 
-static void chain__put_members(chain__out_t *o, const chain__eip712_member_t *m, size_t n)
+static void chain__put_members(net_json_out_t *o, const chain__eip712_member_t *m, size_t n)
 {
-    chain__put(o, "[", 1);
+    net_json_out_put(o, "[", 1);
     for (size_t i = 0; i != n; ++i) {
-        chain__puts(o, i == 0 ? "{\"name\":" : ",{\"name\":");
+        net_json_out_puts(o, i == 0 ? "{\"name\":" : ",{\"name\":");
         chain__put_plain_str(o, m[i].name);
-        chain__puts(o, ",\"type\":");
+        net_json_out_puts(o, ",\"type\":");
         chain__put_plain_str(o, m[i].type);
-        chain__put(o, "}", 1);
+        net_json_out_put(o, "}", 1);
     }
-    chain__put(o, "]", 1);
+    net_json_out_put(o, "]", 1);
 }
 
 static void chain__types_json_init(void)
 {
-    chain__out_t o = {.buf = chain__types_json, .cap = sizeof(chain__types_json)};
-    chain__puts(&o, "{\"EIP712Domain\":");
+    net_json_out_t o = {.buf = chain__types_json, .cap = sizeof(chain__types_json)};
+    net_json_out_puts(&o, "{\"EIP712Domain\":");
     chain__put_members(&o, chain__eip712_domain_members,
                        CHAIN__COUNT(chain__eip712_domain_members));
-    chain__puts(&o, ",\"PaymentIntent\":");
+    net_json_out_puts(&o, ",\"PaymentIntent\":");
     chain__put_members(&o, chain__intent_members, CHAIN__COUNT(chain__intent_members));
-    chain__put(&o, "}", 1);
+    net_json_out_put(&o, "}", 1);
     CHAIN_ASSERT(!o.full); /* the tables are constants: a failure here is a programming error */
     chain__types_json_len = o.len;
 }
@@ -511,40 +490,40 @@ size_t chain_intent_typed_data_render(const chain_eip712_domain_t *d, const chai
         return 0;
     int ret = pthread_once(&chain__types_json_once, chain__types_json_init);
     CHAIN_ASSERT(ret == 0);
-    chain__out_t o = {.buf = buf, .cap = cap};
-    chain__puts(&o, "{\"types\":");
-    chain__put(&o, chain__types_json, chain__types_json_len);
-    chain__puts(&o, ",\"primaryType\":\"PaymentIntent\",\"domain\":{\"name\":");
+    net_json_out_t o = {.buf = buf, .cap = cap};
+    net_json_out_puts(&o, "{\"types\":");
+    net_json_out_put(&o, chain__types_json, chain__types_json_len);
+    net_json_out_puts(&o, ",\"primaryType\":\"PaymentIntent\",\"domain\":{\"name\":");
     chain__put_plain_str(&o, d->name);
-    chain__puts(&o, ",\"version\":");
+    net_json_out_puts(&o, ",\"version\":");
     chain__put_plain_str(&o, d->version);
-    chain__puts(&o, ",\"chainId\":");
+    net_json_out_puts(&o, ",\"chainId\":");
     chain__put_u64_str(&o, d->chain_id);
-    chain__puts(&o, ",\"verifyingContract\":");
+    net_json_out_puts(&o, ",\"verifyingContract\":");
     chain__put_addr(&o, &d->verifying_contract);
-    chain__puts(&o, "},\"message\":{\"owner\":");
+    net_json_out_puts(&o, "},\"message\":{\"owner\":");
     chain__put_addr(&o, &intent->owner);
-    chain__puts(&o, ",\"token\":");
+    net_json_out_puts(&o, ",\"token\":");
     chain__put_addr(&o, &intent->token);
-    chain__puts(&o, ",\"recipient\":");
+    net_json_out_puts(&o, ",\"recipient\":");
     chain__put_addr(&o, &intent->recipient);
     char text[CHAIN_U256_DEC_SIZE];
     chain_u256_to_dec(&intent->amount, text);
-    chain__puts(&o, ",\"amount\":");
+    net_json_out_puts(&o, ",\"amount\":");
     chain__put_plain_str(&o, text);
-    chain__puts(&o, ",\"minInterval\":");
+    net_json_out_puts(&o, ",\"minInterval\":");
     chain__put_u64_str(&o, intent->min_interval);
-    chain__puts(&o, ",\"validAfter\":");
+    net_json_out_puts(&o, ",\"validAfter\":");
     chain__put_u64_str(&o, intent->valid_after);
-    chain__puts(&o, ",\"validUntil\":");
+    net_json_out_puts(&o, ",\"validUntil\":");
     chain__put_u64_str(&o, intent->valid_until);
-    chain__puts(&o, ",\"maxExecutions\":");
+    net_json_out_puts(&o, ",\"maxExecutions\":");
     chain__put_u64_str(&o, intent->max_executions);
     char salt[2 + 64 + 1];
     ret = chain_hex_encode(salt, sizeof(salt), intent->salt, sizeof(intent->salt), CHAIN_HEX_0X);
     CHAIN_ASSERT(ret == CHAIN_OK);
-    chain__puts(&o, ",\"salt\":");
+    net_json_out_puts(&o, ",\"salt\":");
     chain__put_plain_str(&o, salt);
-    chain__puts(&o, "}}");
+    net_json_out_puts(&o, "}}");
     return o.full ? 0 : o.len;
 }

@@ -441,3 +441,56 @@ int net_json_send(h2o_req_t *req, int status, json_t *body)
 {
     return net_json_send_as(req, status, "application/json", body);
 }
+
+/* ---- the bounded writer (net_json_out_t) ---- */
+
+void net_json_out_put(net_json_out_t *o, const char *s, size_t n)
+{
+    if (o->full || n > o->cap - o->len) {
+        o->full = true;
+        return;
+    }
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+}
+
+void net_json_out_puts(net_json_out_t *o, const char *s)
+{
+    net_json_out_put(o, s, strlen(s));
+}
+
+void net_json_out_put_str(net_json_out_t *o, const char *s)
+{
+    size_t len = strlen(s), start = 0;
+    bool ascii = true;
+    for (size_t i = 0; i != len; ++i) /* bounded by len */
+        ascii &= (unsigned char)s[i] < 0x80;
+    if (!ascii && !net_http_utf8_valid(s, len)) {
+        o->full = true;
+        return;
+    }
+    net_json_out_put(o, "\"", 1);
+    for (size_t i = 0; i != len; ++i) { /* bounded by len */
+        unsigned char c = (unsigned char)s[i];
+        if (c != '"' && c != '\\' && c >= 0x20)
+            continue;
+        net_json_out_put(o, s + start, i - start);
+        start = i + 1;
+        char seq[8];
+        const char *esc = c == '"'    ? "\\\""
+                          : c == '\\' ? "\\\\"
+                          : c == '\b' ? "\\b"
+                          : c == '\f' ? "\\f"
+                          : c == '\n' ? "\\n"
+                          : c == '\r' ? "\\r"
+                          : c == '\t' ? "\\t"
+                                      : NULL;
+        if (esc == NULL) {
+            snprintf(seq, sizeof(seq), "\\u%04X", (unsigned)c);
+            esc = seq;
+        }
+        net_json_out_puts(o, esc);
+    }
+    net_json_out_put(o, s + start, len - start);
+    net_json_out_put(o, "\"", 1);
+}

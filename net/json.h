@@ -122,4 +122,25 @@ int net_json_send(h2o_req_t *req, int status, json_t *body);
 /** The string member `name` of `obj`, or NULL when absent, null or not a string. */
 const char *net_json_get_string(const json_t *obj, const char *name);
 
+/**
+ * A bounded append-only JSON writer, for hot answers rendered without building jansson objects
+ * (a create's 201, typedData): the caller writes the separators and names, and strings come out
+ * escaped exactly as jansson's compact dump escapes them, so the bytes are the same. `full` is
+ * set once something did not fit (everything after is dropped) or a string was not UTF-8.
+ */
+typedef struct st_net_json_out_t {
+    char *buf;
+    size_t cap, len;
+    bool full;
+} net_json_out_t;
+
+/** Appends `n` bytes as they are. */
+void net_json_out_put(net_json_out_t *o, const char *s, size_t n);
+/** Appends the NUL-terminated `s` as it is. */
+void net_json_out_puts(net_json_out_t *o, const char *s);
+/** Appends `s` as a JSON string: '"' and '\\' escaped, control characters as \b \f \n \r \t or
+ * \u00XX (upper-case hex), everything else (UTF-8 included) as it is; invalid UTF-8 sets `full`,
+ * as json_string refuses it. */
+void net_json_out_put_str(net_json_out_t *o, const char *s);
+
 #endif
