@@ -59,22 +59,6 @@ static int64_t field_time(json_t *intent, const char *name)
     return t;
 }
 
-/* Moves both clocks to `at` (engine seconds) if it lies ahead. */
-static void advance_to(int64_t at)
-{
-    int64_t now = engine_now();
-    if (at > now)
-        engine_advance(at - now);
-}
-
-static void wait_count(const char *id, int count)
-{
-    char text[16];
-    snprintf(text, sizeof(text), "%d", count);
-    cr_assert(engine_wait_field(token, id, "executionCount", text, OUTCOME_MS),
-              "intent %s did not reach executionCount %d", id, count);
-}
-
 static int notifications(const char *id, const char *type)
 {
     char sql[256];
@@ -106,8 +90,8 @@ Test(engine, daily_intent_pays_each_period_once, .init = setup, .fini = engine_t
     cr_assert_eq(engine_executed_count(on_chain_id), 0);
 
     /* due: paid once, and the next period is the next day */
-    advance_to(start);
-    wait_count(id, 1);
+    engine_advance_to(start);
+    engine_wait_count(token, id, 1, OUTCOME_MS);
     cr_assert_eq(engine_executed_count(on_chain_id), 1);
     cr_assert_eq(engine_usdc_balance(ENGINE_RECIPIENT), before + USDC(10));
     cr_assert(
@@ -117,8 +101,8 @@ Test(engine, daily_intent_pays_each_period_once, .init = setup, .fini = engine_t
     json_decref(in);
 
     /* a day later: the second period, once */
-    advance_to(start + 86400);
-    wait_count(id, 2);
+    engine_advance_to(start + 86400);
+    engine_wait_count(token, id, 2, OUTCOME_MS);
     usleep(1500000); /* a second execution of the same period would show within a block */
     cr_assert_eq(engine_executed_count(on_chain_id), 2);
     cr_assert_eq(engine_usdc_balance(ENGINE_RECIPIENT), before + USDC(20));
@@ -143,14 +127,14 @@ Test(engine, monthly_across_month_ends_and_a_leap_year, .init = setup, .fini = e
     char id[37];
     json_decref(engine_create_intent(
         token, KEY_A, intent_body("1.5", "monthly", jan31, "\"maxExecutions\":3"), id));
-    advance_to(jan31);
-    wait_count(id, 1);
+    engine_advance_to(jan31);
+    engine_wait_count(token, id, 1, OUTCOME_MS);
     cr_assert(engine_wait_field(token, id, "nextExecution", "2028-02-29T12:00:00Z", OUTCOME_MS));
-    advance_to(jan31 + 29 * 86400);
-    wait_count(id, 2);
+    engine_advance_to(jan31 + 29 * 86400);
+    engine_wait_count(token, id, 2, OUTCOME_MS);
     cr_assert(engine_wait_field(token, id, "nextExecution", "2028-03-31T12:00:00Z", OUTCOME_MS));
-    advance_to(jan31 + 60 * 86400);
-    wait_count(id, 3);
+    engine_advance_to(jan31 + 60 * 86400);
+    engine_wait_count(token, id, 3, OUTCOME_MS);
     cr_assert(engine_wait_field(token, id, "status", "completed", OUTCOME_MS));
     cr_assert(engine_wait_field(token, id, "nextExecution", "null", OUTCOME_MS));
     stop_server();
@@ -163,7 +147,7 @@ static json_t *retry(const char *id)
     json_t *in = engine_get_intent(token, id);
     int64_t next = field_time(in, "nextExecution");
     json_decref(in);
-    advance_to(next + 1);
+    engine_advance_to(next + 1);
     for (int i = 0; i != 600; ++i) {
         in = engine_get_intent(token, id);
         const char *n = json_string_value(json_object_get(in, "nextExecution"));
@@ -194,7 +178,7 @@ Test(engine, balance_buffer_and_allowance_delay_then_clear, .init = setup, .fini
     char id[37];
     json_decref(engine_create_intent(
         token, KEY_A, intent_body("10", "daily", start, "\"safetyBuffer\":\"5\""), id));
-    advance_to(start);
+    engine_advance_to(start);
     cr_assert(engine_wait_field(token, id, "delayReason", "insufficient_balance", OUTCOME_MS));
     cr_assert_eq(notifications(id, "execution_delayed"), 1);
     /* the same reason on the retry: no second notification */
@@ -214,7 +198,7 @@ Test(engine, balance_buffer_and_allowance_delay_then_clear, .init = setup, .fini
 
     engine_approve(owner, USDC(100));
     json_decref(retry(id));
-    wait_count(id, 1);
+    engine_wait_count(token, id, 1, OUTCOME_MS);
     cr_assert(engine_wait_field(token, id, "status", "active", OUTCOME_MS));
     cr_assert(engine_wait_field(token, id, "delayReason", "null", OUTCOME_MS));
     cr_assert_eq(engine_usdc_balance(owner), USDC(12));
@@ -239,13 +223,13 @@ Test(engine, gas_price_above_cap_delays_then_lets_through, .init = setup, .fini 
         token, KEY_A,
         intent_body("10", "daily", start, "\"constraints\":{\"maxGasPriceGwei\":\"5\"}"), id));
     usleep(1500000); /* the gas oracle refreshes every 500 ms in these tests */
-    advance_to(start);
+    engine_advance_to(start);
     cr_assert(engine_wait_field(token, id, "delayReason", "gas_price_above_cap", OUTCOME_MS));
     json_decref(engine_rpc("anvil_setNextBlockBaseFeePerGas", "[\"0x5f5e100\"]")); /* 0.1 gwei */
     json_decref(engine_rpc("evm_mine", "[]"));
     usleep(1500000);
     json_decref(retry(id));
-    wait_count(id, 1);
+    engine_wait_count(token, id, 1, OUTCOME_MS);
     cr_assert(engine_wait_field(token, id, "status", "active", OUTCOME_MS));
     stop_server();
 }
@@ -267,11 +251,11 @@ Test(engine, outside_time_window_waits_for_the_opening, .init = setup, .fini = e
              (int)((open + 3600) % 86400 / 3600), (int)((open + 3600) % 3600 / 60));
     char id[37];
     json_decref(engine_create_intent(token, KEY_A, intent_body("10", "daily", start, extra), id));
-    advance_to(start);
+    engine_advance_to(start);
     cr_assert(engine_wait_field(token, id, "delayReason", "outside_time_window", OUTCOME_MS));
     cr_assert(engine_wait_field(token, id, "nextExecution", engine_time_text(open), OUTCOME_MS));
-    advance_to(open);
-    wait_count(id, 1);
+    engine_advance_to(open);
+    engine_wait_count(token, id, 1, OUTCOME_MS);
     cr_assert(engine_wait_field(token, id, "status", "active", OUTCOME_MS));
     stop_server();
 }
@@ -297,7 +281,7 @@ Test(engine, pause_resume_and_cancel_while_due, .init = setup, .fini = engine_te
     snprintf(path, sizeof(path), "/api/intents/%s", b);
     cr_assert_eq(http("DELETE", path, token, NULL, NULL, body, sizeof(body)), 200, "%s", body);
 
-    advance_to(start + 60);
+    engine_advance_to(start + 60);
     usleep(3000000); /* were anything handed over, anvil (1 s blocks) would have mined it */
     cr_assert_eq(engine_executed_count(on_chain_a), 0);
     cr_assert_eq(engine_executed_count(on_chain_b), 0);
@@ -305,7 +289,7 @@ Test(engine, pause_resume_and_cancel_while_due, .init = setup, .fini = engine_te
 
     snprintf(path, sizeof(path), "/api/intents/%s/resume", a);
     cr_assert_eq(http("POST", path, token, NULL, "{}", body, sizeof(body)), 200, "%s", body);
-    wait_count(a, 1);
+    engine_wait_count(token, a, 1, OUTCOME_MS);
     cr_assert_eq(engine_executed_count(on_chain_a), 1);
     cr_assert_eq(engine_executed_count(on_chain_b), 0);
     in = engine_get_intent(token, b);
@@ -328,8 +312,8 @@ Test(engine, restart_loads_live_intents, .init = setup, .fini = engine_teardown,
     json_decref(in);
     engine_server_kill();
     engine_server_restart();
-    advance_to(start);
-    wait_count(id, 1);
+    engine_advance_to(start);
+    engine_wait_count(token, id, 1, OUTCOME_MS);
     cr_assert_eq(engine_executed_count(on_chain_id), 1);
     cr_assert(
         engine_wait_field(token, id, "nextExecution", engine_time_text(start + 86400), OUTCOME_MS));
@@ -367,7 +351,7 @@ Test(engine, rpc_outage_delays_as_chain_unavailable_then_recovers, .init = setup
         if (paid || engine_wait_field(token, id, "executionCount", "1", 5000))
             break;
     }
-    wait_count(id, 1);
+    engine_wait_count(token, id, 1, OUTCOME_MS);
     cr_assert(engine_wait_field(token, id, "status", "active", OUTCOME_MS));
     cr_assert_eq(engine_executed_count(on_chain_id), 1);
     stop_server();
@@ -411,7 +395,7 @@ Test(engine, a_delay_is_pushed_to_the_owners_socket, .init = setup, .fini = engi
     int64_t start = engine_now() + 600;
     char id[37];
     json_decref(engine_create_intent(token, KEY_A, intent_body("10", "daily", start, NULL), id));
-    advance_to(start); /* no balance: insufficient_balance */
+    engine_advance_to(start); /* no balance: insufficient_balance */
     bool notified = false, delayed = false;
     for (int i = 0; i != 50 && !(notified && delayed); ++i) {
         ws_frame_t f;

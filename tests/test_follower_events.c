@@ -170,21 +170,6 @@ static json_t *wait_event(ws_client_t *ws, const char *type, const char *field, 
     return NULL;
 }
 
-static void advance_to(int64_t at)
-{
-    int64_t now = engine_now();
-    if (at > now)
-        engine_advance(at - now);
-}
-
-static void wait_count(const char *id, int count)
-{
-    char text[16];
-    snprintf(text, sizeof(text), "%d", count);
-    cr_assert(engine_wait_field(token, id, "executionCount", text, OUTCOME_MS),
-              "intent %s did not reach executionCount %d", id, count);
-}
-
 /* The blockNumber GET /api/user/history answers for execution `exec_id` (-1: null, -2: absent). */
 static long long history_block(const char *exec_id)
 {
@@ -216,8 +201,8 @@ Test(follower_events, a_deep_reorg_is_pushed_as_broadcast_then_confirmed_in_the_
     signed_intent_t s;
     create_signed(start, &s);
     ws_client_t *ws = open_socket();
-    advance_to(start);
-    wait_count(s.id, 1);
+    engine_advance_to(start);
+    engine_wait_count(token, s.id, 1, OUTCOME_MS);
     char sql[256], exec_id[37], old_block[32];
     snprintf(sql, sizeof(sql),
              "SELECT id::text || ' ' || block_number FROM executions WHERE intent_id = '%s'"
@@ -302,7 +287,7 @@ Test(follower_events, another_executors_execution_is_adopted_and_pushed, .init =
     cr_assert_eq(json_integer_value(json_object_get(e, "period")), 0);
     json_decref(e);
     ws_client_free(ws);
-    wait_count(s.id, 1);
+    engine_wait_count(token, s.id, 1, OUTCOME_MS);
     cr_assert_eq(engine_executed_count(s.on_chain_id), 1);
     char sql[256];
     snprintf(sql, sizeof(sql),
@@ -320,9 +305,9 @@ Test(follower_events, a_revoke_on_chain_cancels_pushes_and_pays_no_more, .init =
     create_signed(start, &s);
     create_signed(start, &twin);
     ws_client_t *ws = open_socket();
-    advance_to(start);
-    wait_count(s.id, 1);
-    wait_count(twin.id, 1);
+    engine_advance_to(start);
+    engine_wait_count(token, s.id, 1, OUTCOME_MS);
+    engine_wait_count(token, twin.id, 1, OUTCOME_MS);
 
     uint8_t data[4096];
     size_t len;
@@ -338,8 +323,8 @@ Test(follower_events, a_revoke_on_chain_cancels_pushes_and_pays_no_more, .init =
     json_decref(in);
 
     /* the next period: the twin is paid (so the engine had its turn), the revoked one is not */
-    advance_to(start + 86400);
-    wait_count(twin.id, 2);
+    engine_advance_to(start + 86400);
+    engine_wait_count(token, twin.id, 2, OUTCOME_MS);
     char sql[256];
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM executions WHERE intent_id = '%s'", s.id);
     cr_assert_str_eq(db_value(sql), "1", "an execution was signed for a revoked intent");
@@ -403,7 +388,7 @@ Test(follower_events, a_registry_count_ahead_of_the_database_is_adopted_not_sign
 
     engine_server_restart();
     engine_set_offset(start + 10 - (int64_t)time(NULL));
-    wait_count(s.id, 1);
+    engine_wait_count(token, s.id, 1, OUTCOME_MS);
     char other_lower[CHAIN_ADDR_STR_SIZE], expect[128];
     for (size_t i = 0; other[i] != '\0'; ++i)
         other_lower[i] = (char)(other[i] >= 'A' && other[i] <= 'F' ? other[i] + 32 : other[i]);
@@ -416,7 +401,7 @@ Test(follower_events, a_registry_count_ahead_of_the_database_is_adopted_not_sign
 
     /* the next period is the engine's */
     engine_advance(86400);
-    wait_count(s.id, 2);
+    engine_wait_count(token, s.id, 2, OUTCOME_MS);
     cr_assert_eq(engine_executed_count(s.on_chain_id), 2);
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM executions WHERE intent_id = '%s' AND period = 1 AND status ="

@@ -207,6 +207,13 @@ void engine_advance(int64_t seconds)
                  "%s", body);
 }
 
+void engine_advance_to(int64_t at)
+{
+    int64_t now = engine_now();
+    if (at > now)
+        engine_advance(at - now);
+}
+
 void engine_set_offset(int64_t total_s)
 {
     char body[256], payload[64];
@@ -336,4 +343,12 @@ bool engine_wait_db(const char *sql, const char *value, int timeout_ms)
         usleep(50000);
     }
     return false;
+}
+
+void engine_wait_count(const char *token, const char *id, int count, int timeout_ms)
+{
+    char text[16];
+    snprintf(text, sizeof(text), "%d", count);
+    cr_assert(engine_wait_field(token, id, "executionCount", text, timeout_ms),
+              "intent %s did not reach executionCount %d", id, count);
 }

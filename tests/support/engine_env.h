@@ -51,6 +51,8 @@ uint64_t engine_executed_count(const char *on_chain_id);
 int64_t engine_now(void);
 /** Moves the engine's clock and anvil's by `seconds` and mines a block at the new time. */
 void engine_advance(int64_t seconds);
+/** Moves both clocks to `at` (engine seconds) when it lies ahead (engine_advance). */
+void engine_advance_to(int64_t at);
 /** Sets the engine's clock offset (it lives in the process: a restarted server starts at wall
  * time) to `total_s` seconds, moving only the engine's clock. */
 void engine_set_offset(int64_t total_s);
@@ -66,6 +68,8 @@ json_t *engine_get_intent(const char *token, const char *id);
  * as text) or `timeout_ms` passes; returns whether it did. */
 bool engine_wait_field(const char *token, const char *id, const char *field, const char *value,
                        int timeout_ms);
+/** Asserts that the intent's executionCount reaches `count` within `timeout_ms`. */
+void engine_wait_count(const char *token, const char *id, int count, int timeout_ms);
 /** Polls a query on the test's database until its first value equals `value`. */
 bool engine_wait_db(const char *sql, const char *value, int timeout_ms);
 
