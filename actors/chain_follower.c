@@ -372,12 +372,8 @@ static bool receipt_outcomes(const chain_follower_t *f, const chain_rpc_receipt_
         return false;
     *d++ = *c++ = *e++ = '{';
     for (size_t k = 0, m = 0; k != n; ++k) {
-        const chain_rpc_log_t *log = &rc->logs.items[k];
         chain_abi_event_t ev;
-        if (!chain_addr_eq(&log->address, &f->pool->c.registry) ||
-            chain_abi_decode_event(&ev, (const uint8_t(*)[32])log->topics, log->num_topics,
-                                   log->data, log->data_len) != CHAIN_OK ||
-            ev.kind == CHAIN_ABI_EVENT_KIND_REVOKED)
+        if (!executor__outcome_event(f->pool, &rc->logs.items[k], &ev))
             continue;
         if (m++ != 0)
             *d++ = *c++ = *e++ = ',';

@@ -331,6 +331,15 @@ void executor__revert_reason(const uint8_t *data, size_t len, char *out, size_t 
     }
 }
 
+bool executor__outcome_event(const executor_pool_t *pool, const chain_rpc_log_t *log,
+                             chain_abi_event_t *ev)
+{
+    return chain_addr_eq(&log->address, &pool->c.registry) &&
+           chain_abi_decode_event(ev, (const uint8_t(*)[32])log->topics, log->num_topics, log->data,
+                                  log->data_len) == CHAIN_OK &&
+           ev->kind != CHAIN_ABI_EVENT_KIND_REVOKED;
+}
+
 void executor__publish_executions(executor_pool_t *pool, const PGresult *res)
 {
     for (int row = 0; row != PQntuples(res); ++row) {
@@ -981,12 +990,8 @@ static void read_outcomes(lane_t *l, lane_tx_t *tx, const chain_rpc_receipt_t *r
                                : "the transaction reverted");
     }
     for (size_t k = 0; k != rc->logs.count; ++k) {
-        const chain_rpc_log_t *log = &rc->logs.items[k];
         chain_abi_event_t ev;
-        if (!chain_addr_eq(&log->address, &l->pool->c.registry) ||
-            chain_abi_decode_event(&ev, (const uint8_t(*)[32])log->topics, log->num_topics,
-                                   log->data, log->data_len) != CHAIN_OK ||
-            ev.kind == CHAIN_ABI_EVENT_KIND_REVOKED)
+        if (!executor__outcome_event(l->pool, &rc->logs.items[k], &ev))
             continue;
         for (uint32_t i = 0; i != tx->n; ++i) {
             lane_member_t *m = &tx->members[i];

@@ -8,6 +8,7 @@
 
 #include <stdatomic.h>
 #include "actors/chain_follower.h"
+#include "chain/abi.h"
 #include "actors/executor.h"
 
 /* actors/ message types of the engine's chain side (RT_MSG_USER + 0x500 ..) */
@@ -37,6 +38,10 @@ void executor__bytea(char *out, const uint8_t *bytes, size_t n);
 bool executor__bytea_read(const char *text, uint8_t *out, size_t n);
 /** Turns a revert's data into a short English reason (NUL-terminated, `cap` bytes). */
 void executor__revert_reason(const uint8_t *data, size_t len, char *out, size_t cap);
+/** True when `log` is the registry's Executed or ExecutionFailed event (decoded into `ev`): the
+ * logs of a receipt that tell an execution's outcome. */
+bool executor__outcome_event(const executor_pool_t *pool, const chain_rpc_log_t *log,
+                             chain_abi_event_t *ev);
 /** Publishes the execution objects (EXECUTION_COLUMNS then the owner id, from column 0) of the
  * rows of `res` as execution.confirmed / execution.failed events. */
 void executor__publish_executions(executor_pool_t *pool, const PGresult *res);
