@@ -84,30 +84,65 @@ struct st_chain_follower_t {
     uint8_t backfill[BACKFILL_MAX][32];
     size_t num_backfill;
     uint32_t backfill_tries;
-    bool backfilling; /* the cycle reads backfill[0]'s logs (and saves no cursor) */
+    bool backfilling;       /* the cycle reads backfill[0]'s logs (and saves no cursor) */
+    bool backfill_started;  /* backfill_from/to are backfill[0]'s */
+    uint64_t backfill_from; /* the next block of backfill[0] to read */
+    uint64_t backfill_to;   /* the safe head when its backfill began: where it ends */
+    uint64_t window;        /* blocks per eth_getLogs call now (halved on a refusal) */
+    uint64_t start_block;   /* the registry's deployment block */
+    chain_follower_reopen_fn on_reopen;
+    void *on_reopen_ctx;
 };
 
 static int st_cursor_get, st_cursor_put, st_ours, st_supersede_period, st_adopt, st_adopt_rows,
     st_revoke, st_recent, st_unmine, st_remine, st_rows_by_id;
+
+/* The intents whose period a reorg took back (the CTE `g`: intent_id, period; $1: the
+ * transaction): the count goes back to that period unless
+ * another transaction's confirmed row still pays it, and a completed intent is active again (its
+ * actor plans its nextExecution). lastExecution was the payment taken back, which would put the
+ * period's due time a minInterval later (or past endAt): it is cleared (the block time of the
+ * payment before is not kept; should the registry find the period too early, that failure is
+ * retried). `o` is the intent as it was before the statement. Then the audit row of each intent
+ * made active again. */
+#define REOPEN_CTES                                                                                \
+    " it AS (UPDATE intents t SET execution_count = g.period, last_execution = NULL, status ="     \
+    " CASE WHEN t.status = 'completed' THEN 'active' ELSE t.status END, next_execution = CASE"     \
+    " WHEN t.status = 'completed' THEN NULL ELSE t.next_execution END, updated_at = now() FROM g," \
+    " intents o WHERE t.id = g.intent_id AND o.id = t.id AND t.execution_count > g.period AND"     \
+    " NOT EXISTS (SELECT 1 FROM executions x WHERE x.intent_id = g.intent_id AND"                  \
+    " x.period = g.period AND x.status = 'confirmed' AND x.tx_hash <> $1) RETURNING t.id,"         \
+    " t.owner_id, g.period, o.status AS was),"                                                     \
+    " a AS (INSERT INTO audit_log (user_id, actor, action, subject_id, details) SELECT"            \
+    " owner_id, 'engine', 'intent.reopened', id, jsonb_build_object('period', period,"             \
+    " 'txHash', '0x' || encode($1, 'hex'), 'reason', 'reorg') FROM it WHERE was ="                 \
+    " 'completed')"
 
 /* The statements of a decided transaction of ours that a reorg took off the chain. */
 static void register_recheck_statements(void)
 {
     /* gone from the chain: its rows are in flight again (a failed one only while no other
      * transaction holds its period), so that the users' screens and a restart's reconciliation
-     * see what the chain says */
+     * see what the chain says. A confirmed row that goes back gives its period back to the
+     * intent (REOPEN_CTES; o reads the rows as they were before this statement); the third
+     * column says whether the engine must read the intent's row again. */
     st_unmine = store_pg_statement(
         "follower_unmine",
-        "UPDATE executions e SET status = 'broadcast', block_number = NULL, block_hash = NULL,"
-        " gas_used = NULL, gas_price_wei = NULL, error = NULL, confirmed_at = NULL WHERE"
+        "WITH u AS (UPDATE executions e SET status = 'broadcast', block_number = NULL, block_hash"
+        " = NULL, gas_used = NULL, gas_price_wei = NULL, error = NULL, confirmed_at = NULL WHERE"
         " e.tx_hash = $1 AND (e.status = 'confirmed' OR (e.status = 'failed' AND NOT EXISTS"
         " (SELECT 1 FROM executions x WHERE x.intent_id = e.intent_id AND x.period = e.period AND"
-        " x.status IN " LIVE "))) RETURNING e.id::text");
+        " x.status IN " LIVE "))) RETURNING e.id, e.intent_id, e.period),"
+        " g AS (SELECT u.intent_id, min(u.period) AS period FROM u JOIN executions o ON o.id ="
+        " u.id WHERE o.status = 'confirmed' GROUP BY u.intent_id)," REOPEN_CTES
+        " SELECT u.id::text, u.intent_id::text, EXISTS (SELECT 1 FROM it WHERE it.id ="
+        " u.intent_id) FROM u");
     /* mined (again) deep enough: each row takes the block and the outcome its receipt's logs
      * give it now ($4..$6: intent id as hex, count, error or NULL; $7: the whole transaction
      * reverted). A row of a payment the chain undid gives its period back to the intent's
-     * count; a failed row that the chain now pays is the adoption's to repair (the follower's
-     * Executed logs), since another transaction may hold its period meanwhile. */
+     * count (REOPEN_CTES, when the intent counted it); a failed row that the chain now pays is the
+     * adoption's to repair (the follower's Executed logs), since another transaction may hold its
+     * period meanwhile. */
     st_remine = store_pg_statement(
         "follower_remine",
         "WITH o AS (SELECT decode(h, 'hex') AS oc, p, err FROM unnest($4::text[], $5::int[],"
@@ -124,14 +159,15 @@ static void register_recheck_statements(void)
         " AND NOT (v.was = 'failed' AND v.now = 'confirmed') AND (v.was <> v.now OR"
         " e.block_hash IS DISTINCT FROM $3) RETURNING e.id, e.intent_id, e.period, e.status,"
         " e.error, v.was),"
-        " it AS (UPDATE intents t SET execution_count = CASE WHEN ex.status = 'confirmed' THEN"
-        " GREATEST(t.execution_count, ex.period + 1) ELSE ex.period END, updated_at = now() FROM"
-        " ex WHERE t.id = ex.intent_id AND ex.was <> ex.status AND (ex.status = 'confirmed' OR"
-        " (t.execution_count = ex.period + 1 AND NOT EXISTS (SELECT 1 FROM executions x WHERE"
-        " x.intent_id = ex.intent_id AND x.period = ex.period AND x.status = 'confirmed' AND"
-        " x.tx_hash <> $1))))"
-        " SELECT ex.id::text, ex.intent_id::text, i.owner_id::text, ex.period, ex.status,"
-        " ex.was, COALESCE(ex.error, '') FROM ex JOIN intents i ON i.id = ex.intent_id");
+        " up AS (UPDATE intents t SET execution_count = GREATEST(t.execution_count, ex.period +"
+        " 1), updated_at = now() FROM ex WHERE t.id = ex.intent_id AND ex.was <> ex.status AND"
+        " ex.status = 'confirmed'),"
+        " g AS (SELECT ex.intent_id, ex.period FROM ex JOIN intents c ON c.id = ex.intent_id"
+        " WHERE ex.was <> ex.status AND ex.status <> 'confirmed' AND c.execution_count ="
+        " ex.period + 1)," REOPEN_CTES
+        " SELECT ex.id::text, ex.intent_id::text, i.owner_id::text, ex.period, ex.status, ex.was,"
+        " COALESCE(ex.error, ''), EXISTS (SELECT 1 FROM it WHERE it.id = ex.intent_id) FROM ex"
+        " JOIN intents i ON i.id = ex.intent_id");
     st_rows_by_id = store_pg_statement(
         "follower_rows_by_id", "SELECT " EXECUTION_COLUMNS ", i.owner_id::text FROM " EXECUTION_FROM
                                " WHERE e.id = ANY($1::uuid[])");
@@ -230,6 +266,7 @@ static void backfill_pop(chain_follower_t *f)
     memmove(f->backfill[0], f->backfill[1], (f->num_backfill - 1) * 32);
     --f->num_backfill;
     f->backfill_tries = 0;
+    f->backfill_started = false;
 }
 
 static void fail_cycle(chain_follower_t *f, const char *what)
@@ -483,6 +520,22 @@ static void recheck_report(chain_follower_t *f, const PGresult *res, uint64_t bl
     }
 }
 
+/* Tells the engine of each intent whose period the rows written gave back (column `col` true,
+ * column 1 the intent's id), so that its actor reads the row again (and one that had completed
+ * has an actor again). */
+static void reopened(chain_follower_t *f, const PGresult *res, int col)
+{
+    if (f->on_reopen == NULL || PQnfields(res) <= col)
+        return;
+    for (int row = 0; row != PQntuples(res); ++row) {
+        bool seen = false; /* a transaction may hold several periods of one intent */
+        for (int k = 0; k != row && !seen; ++k)
+            seen = strcmp(PQgetvalue(res, k, 1), PQgetvalue(res, row, 1)) == 0;
+        if (!seen && PQgetvalue(res, row, col)[0] == 't')
+            f->on_reopen(f->on_reopen_ctx, PQgetvalue(res, row, 1));
+    }
+}
+
 /* Reads the rows whose ids are column 0 of `ids` and publishes them as execution.* events of
  * their status (a unit of its own, after the one that wrote them committed). */
 static void publish_rows(rt_actor_t *self, chain_follower_t *f, const PGresult *ids)
@@ -529,6 +582,7 @@ static void on_recheck_write(rt_actor_t *self, chain_follower_t *f, uint64_t cor
         return;
     }
     publish_rows(self, f, r->results[0]);
+    reopened(f, r->results[0], R_TAG(corr) == R_UNMINE ? 2 : 7);
 }
 
 /* ---- heads and reorgs ---- */
@@ -639,14 +693,26 @@ static void on_headers(rt_actor_t *self, chain_follower_t *f, const chain_rpc_re
 
 /* ---- the registry's logs ---- */
 
-/* With the cursor caught up: every Executed log of the first intent waiting for a backfill, in
- * one call from block 0 (the intent's indexed id keeps the answer small), for the adoption. */
+/* With the cursor caught up: the Executed logs of the first intent waiting for a backfill, from
+ * the registry's deployment block to the safe head of when it began, one window per cycle (the
+ * intent's indexed id keeps each answer small), for the adoption. */
 static void read_backfill(rt_actor_t *self, chain_follower_t *f, uint64_t safe)
 {
+    if (!f->backfill_started) {
+        f->backfill_started = true;
+        f->backfill_from = f->start_block;
+        f->backfill_to = safe;
+    }
+    if (f->backfill_from > f->backfill_to) { /* deployed after that head: nothing to read */
+        backfill_pop(f);
+        f->stage = S_IDLE;
+        return;
+    }
     f->backfilling = true;
-    f->range_to = safe;
-    chain_rpc_log_filter_t filter = {.from_block = chain_rpc_block_number(0),
-                                     .to_block = chain_rpc_block_number(safe),
+    f->range_to = f->backfill_to - f->backfill_from >= f->window ? f->backfill_from + f->window - 1
+                                                                 : f->backfill_to;
+    chain_rpc_log_filter_t filter = {.from_block = chain_rpc_block_number(f->backfill_from),
+                                     .to_block = chain_rpc_block_number(f->range_to),
                                      .addresses = &f->pool->c.registry,
                                      .num_addresses = 1,
                                      .num_topics = 2};
@@ -673,7 +739,8 @@ static void read_logs(rt_actor_t *self, chain_follower_t *f)
         f->stage = S_IDLE;
         return;
     }
-    f->range_to = f->next_block + CHAIN_FOLLOWER_LOG_RANGE - 1;
+    uint64_t range = f->window < CHAIN_FOLLOWER_LOG_RANGE ? f->window : CHAIN_FOLLOWER_LOG_RANGE;
+    f->range_to = f->next_block + range - 1;
     if (f->range_to > safe)
         f->range_to = safe;
     uint8_t topics[2][32];
@@ -692,10 +759,16 @@ static void read_logs(rt_actor_t *self, chain_follower_t *f)
 
 static void save_cursor(rt_actor_t *self, chain_follower_t *f)
 {
-    if (f->backfilling) { /* its logs are adopted: the cursor stays where it is */
+    if (f->backfilling) { /* the window's logs are adopted: the cursor stays where it is */
         f->backfilling = false;
-        backfill_pop(f);
         f->stage = S_IDLE;
+        if (f->range_to >= f->backfill_to) {
+            backfill_pop(f);
+            return;
+        }
+        f->backfill_from = f->range_to + 1; /* the next window at once */
+        f->backfill_tries = 0;
+        read_logs(self, f);
         return;
     }
     char chain_id[24], registry[48], next[24];
@@ -705,12 +778,41 @@ static void save_cursor(rt_actor_t *self, chain_follower_t *f)
     query(self, f, S_SAVE, st_cursor_put, 3, params);
 }
 
+/* Whether the node refused an eth_getLogs call for its range: too many blocks, or too many
+ * results (each node words it its own way; -32005 is the usual code of a limit). */
+static bool range_refused(const chain_rpc_reply_t *r)
+{
+    if (r->error != CHAIN_RPC_OK || r->count != 1 ||
+        (r->items[0].error != CHAIN_RPC_ERR_NODE && r->items[0].code != -32005))
+        return false;
+    static const char *const words[] = {"range",  "too many",  "more than", "limit",
+                                        "exceed", "too large", "too big",   "size"};
+    const char *message = chain_rpc_reply_message(r, 0);
+    for (size_t i = 0; i != sizeof(words) / sizeof(words[0]); ++i)
+        if (strcasestr(message, words[i]) != NULL)
+            return true;
+    return false;
+}
+
 static void on_logs(rt_actor_t *self, chain_follower_t *f, const chain_rpc_reply_t *r)
 {
     size_t len;
     const char *json = r->error == CHAIN_RPC_OK ? chain_rpc_reply_result(r, 0, &len) : NULL;
     chain_rpc_logs_free(&f->logs);
     memset(&f->logs, 0, sizeof(f->logs));
+    uint64_t asked = f->range_to + 1 - (f->backfilling ? f->backfill_from : f->next_block);
+    if (json == NULL && range_refused(r) && asked > 1) {
+        /* the node caps eth_getLogs: half the window asked for, at once (at most log2 of the
+         * window times); it stays that small from now on */
+        f->window = asked / 2;
+        rt_log_warn("follower", "the node refused %llu blocks of logs (%s): reading %llu at a time",
+                    (unsigned long long)asked, chain_rpc_reply_message(r, 0),
+                    (unsigned long long)f->window);
+        f->backfilling = false;
+        f->stage = S_IDLE;
+        read_logs(self, f);
+        return;
+    }
     if (json == NULL || chain_rpc_result_logs(json, len, &f->logs) != CHAIN_OK) {
         fail_cycle(f, "no registry logs from the node");
         return;
@@ -1046,9 +1148,19 @@ chain_follower_t *chain_follower_create(executor_pool_t *pool)
     if (f == NULL)
         return NULL;
     f->pool = pool;
+    f->window = CHAIN_FOLLOWER_WINDOW_DEFAULT;
     chain_abi_topic(CHAIN_ABI_EVENT_EXECUTED, f->topic_executed);
     chain_abi_topic(CHAIN_ABI_EVENT_REVOKED, f->topic_revoked);
     return f;
+}
+
+void chain_follower_configure(executor_pool_t *pool, const chain_follower_options_t *o)
+{
+    chain_follower_t *f = pool->follower;
+    f->window = o->window_blocks != 0 ? o->window_blocks : CHAIN_FOLLOWER_WINDOW_DEFAULT;
+    f->start_block = o->start_block;
+    f->on_reopen = o->on_reopen;
+    f->on_reopen_ctx = o->on_reopen_ctx;
 }
 
 void chain_follower_start(chain_follower_t *f, rt_runtime_t *rt)

@@ -33,6 +33,7 @@ typedef struct st_deployer_t {
     uint64_t gas[NUM_CONTRACTS];
     uint8_t tx_hash[NUM_CONTRACTS][32];
     chain_addr_t address[NUM_CONTRACTS];
+    uint64_t block[NUM_CONTRACTS]; /* where each was created */
     rt_actor_timer_t poll_timer;
     int polls;
 } deployer_t;
@@ -168,6 +169,7 @@ static void on_receipts(rt_actor_t *self, deployer_t *d, const chain_rpc_reply_t
             continue;
         bool ok = receipt.success && receipt.has_contract_address;
         d->address[i] = receipt.contract_address;
+        d->block[i] = receipt.block_number;
         chain_rpc_receipt_free(&receipt);
         if (!ok) {
             fail("the creation of %s failed on chain", contract_names[i]);
@@ -272,13 +274,15 @@ static int run_deployer(const char *url, chain_key_t *key, uint64_t expected_cha
             usleep(10000);
         status = atomic_load(&outcome) == 1 ? 0 : 1;
     }
-    if (status == 0)
+    if (status == 0) {
         for (int i = 0; i != NUM_CONTRACTS; ++i) {
             char addr[CHAIN_ADDR_STR_SIZE];
             chain_addr_format(&d->address[i], addr);
             printf("export %s=%s\n", contract_env[i], addr);
         }
-    else if (failure[0] != '\0')
+        /* the registry has no logs before its creation: the engine's backfills start there */
+        printf("export REGISTRY_START_BLOCK=%llu\n", (unsigned long long)d->block[0]);
+    } else if (failure[0] != '\0')
         fprintf(stderr, "intentd deploy: %s\n", failure);
     for (int i = 0; i != NUM_CONTRACTS; ++i)
         free(d->code[i]);
@@ -300,7 +304,8 @@ int deploy_main(int argc, char **argv)
     case RT_CONFIG_HELP:
         rt_config_print_help(stdout, "intentd deploy",
                              "Deploys the intent registry and the test USDC (6 decimals, open "
-                             "mint) and prints\ntheir addresses as export lines.",
+                             "mint) and prints\ntheir addresses, and the registry's block"
+                             " (REGISTRY_START_BLOCK), as export lines.",
                              options, NUM_OPTIONS);
         return 0;
     case RT_CONFIG_ERROR:

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "actors/chain_follower.h"
 #include "actors/engine_clock.h"
 #include "actors/engine_internal.h"
 #include "actors/notification_model.h"
@@ -65,17 +66,19 @@ void engine_register_statements(void)
         " SELECT (SELECT count(*) FROM old)::int, " NOTIFICATION_COLUMNS
         " FROM (SELECT 1) one LEFT JOIN n ON true");
     /* Completion by endAt; and after the executor completed it by maxExecutions, the clearing
-     * of next_execution (which the executor does not own). Audited only when it was live. */
+     * of next_execution (which the executor does not own). Audited only when it was live; a
+     * row answered when the intent changed (its intent.updated event). */
     engine__st_complete = store_pg_statement(
         "engine_complete",
         "WITH old AS (SELECT id, owner_id, status FROM intents WHERE id = $1::uuid"
         "   AND (status IN " LIVE " OR (status = 'completed' AND next_execution IS NOT NULL))"
         "   FOR UPDATE),"
         " upd AS (UPDATE intents i SET status = 'completed', delay_reason = NULL,"
-        "   next_execution = NULL, updated_at = now() FROM old WHERE i.id = old.id)"
-        " INSERT INTO audit_log (user_id, actor, action, subject_id, details)"
-        " SELECT owner_id, 'engine', 'intent.complete', id, '{\"reason\":\"schedule_over\"}'"
-        " FROM old WHERE status <> 'completed' RETURNING subject_id::text");
+        "   next_execution = NULL, updated_at = now() FROM old WHERE i.id = old.id),"
+        " a AS (INSERT INTO audit_log (user_id, actor, action, subject_id, details)"
+        "   SELECT owner_id, 'engine', 'intent.complete', id, '{\"reason\":\"schedule_over\"}'"
+        "   FROM old WHERE status <> 'completed')"
+        " SELECT id::text FROM old");
     engine__st_fail = store_pg_statement(
         "engine_fail",
         "WITH upd AS (UPDATE intents SET status = 'failed', delay_reason = NULL,"
@@ -400,6 +403,15 @@ void engine_on_outcome(void *ctx, const executor_outcome_t *outcome)
     engine__deliver(e, outcome->intent_id, msg, false);
 }
 
+/* The follower gave back a period of the intent (a reorg took its payment off the chain): its
+ * actor, spawned again if the intent had completed, reads the row and announces it. */
+static void on_reopen(void *ctx, const char *intent_id)
+{
+    rt_msg_t *msg = rt_msg_new(ENGINE_MSG_RELOAD, 0);
+    msg->corr = ENGINE_RELOAD_ANNOUNCE;
+    engine__deliver(ctx, intent_id, msg, true);
+}
+
 static void on_clock_moved(void *ctx)
 {
     broadcast(ctx, ENGINE_MSG_CLOCK);
@@ -565,6 +577,11 @@ static engine_t *engine__create(const engine_config_t *config, chain_key_t **key
             engine_free(e);
             return NULL;
         }
+        chain_follower_options_t fo = {.window_blocks = e->config.logs_window_blocks,
+                                       .start_block = e->config.registry_start_block,
+                                       .on_reopen = on_reopen,
+                                       .on_reopen_ctx = e};
+        chain_follower_configure(e->pool, &fo);
     }
     return e;
 }
@@ -620,13 +637,20 @@ engine_t *engine_setup(const engine_settings_t *s, const engine_config_t *config
     engine_config_t c = *config;
     chain_key_t *keys[ENGINE_MAX_KEYS];
     size_t n = 0;
-    uint64_t confirmations, budget, replace_ms;
+    uint64_t confirmations, budget, replace_ms, window = 0, start_block = 0;
     if (!read_u64("CONFIRMATIONS", s->confirmations, 1, 1000, &confirmations, err, err_size) ||
         !read_u64("BATCH_GAS_BUDGET", s->batch_gas_budget, 100000, 1000000000, &budget, err,
                   err_size) ||
         !read_u64("REPLACE_AFTER_MS", s->replace_after_ms, 1000, 3600000, &replace_ms, err,
-                  err_size))
+                  err_size) ||
+        (s->logs_block_range != NULL && !read_u64("LOGS_BLOCK_RANGE", s->logs_block_range, 1,
+                                                  100000000, &window, err, err_size)) ||
+        (s->registry_start_block != NULL &&
+         !read_u64("REGISTRY_START_BLOCK", s->registry_start_block, 0, INT64_MAX, &start_block, err,
+                   err_size)))
         return NULL;
+    c.logs_window_blocks = window;
+    c.registry_start_block = start_block;
     if (s->max_fee_gwei != NULL &&
         chain_u256_parse_gwei(&c.executor.max_fee_ceiling_wei, s->max_fee_gwei,
                               strlen(s->max_fee_gwei)) != CHAIN_OK) {

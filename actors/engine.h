@@ -37,6 +37,9 @@
 
 /** Shards of the id -> actor map. */
 #define ENGINE_SHARDS 64
+/** The corr of the engine's reload message that also announces the intent (intent.updated):
+ * the follower gave back a period of it (engine.c -> intent_actor.c). */
+#define ENGINE_RELOAD_ANNOUNCE 1
 /** Lateness histogram: buckets of ENGINE_LATENESS_BUCKET_US, the last one open-ended. */
 #define ENGINE_LATENESS_BUCKETS 4096
 #define ENGINE_LATENESS_BUCKET_US 25
@@ -59,9 +62,11 @@ typedef struct st_engine_config_t {
     executor_config_t executor;
     engine_submit_fn submit; /* non-NULL: used instead of an executor pool */
     void *submit_ctx;
-    uint32_t load_batch;    /* rows per start-up page (default 2000) */
-    uint32_t max_intents;   /* bound of the map (default 4 Mi); beyond it, refused */
-    bool facts_always_hold; /* benchmarks: no chain reads, every constraint holds */
+    uint32_t load_batch;           /* rows per start-up page (default 2000) */
+    uint32_t max_intents;          /* bound of the map (default 4 Mi); beyond it, refused */
+    uint64_t logs_window_blocks;   /* the follower's eth_getLogs window (0: its default) */
+    uint64_t registry_start_block; /* the registry's deployment block (backfills start there) */
+    bool facts_always_hold;        /* benchmarks: no chain reads, every constraint holds */
 } engine_config_t;
 
 typedef struct st_engine_t engine_t;
@@ -75,6 +80,9 @@ typedef struct st_engine_settings_t {
     const char *max_fee_gwei;     /* MAX_FEE_GWEI: ceiling of maxFeePerGas (unset: none) */
     const char *batch_gas_budget; /* BATCH_GAS_BUDGET: gas of one executeBatch transaction */
     const char *replace_after_ms; /* REPLACE_AFTER_MS: not mined by then, replaced */
+    const char *logs_block_range; /* LOGS_BLOCK_RANGE: most blocks per eth_getLogs (NULL: 10000) */
+    const char *registry_start_block; /* REGISTRY_START_BLOCK: the registry's deployment block
+                                       * (NULL: 0) */
 } engine_settings_t;
 
 /** Lateness figures (due time -> hand-over to the executor), in microseconds. */

@@ -18,6 +18,11 @@
  * missing Executed logs, and their outcomes bring the count up. An intent created or activated
  * while the process runs needs no such read: the follower sees every execution of it.
  *
+ * A reorg that takes back a payment the intent counted (the follower gives the period back,
+ * actors/chain_follower.h) makes the actor read its row again and announce it; an intent that
+ * payment had completed is active again and gets an actor again, which pays the period unless
+ * the payment's transaction is in flight again.
+ *
  * Every reply carries the generation (`gen`) it was asked in; a reload, an outcome or a clock
  * move bumps it, so an answer to a question that no longer matters is ignored.
  */
@@ -40,9 +45,9 @@
 #define WRONG_COUNT_RELOAD_MS 3000 /* a count the database lags: re-read, doubling to 96 s */
 
 /* what a database reply answers (the low byte of corr; the generation above it) */
-enum { Q_GET = 1, Q_WATCH, Q_NEXT, Q_DELAY, Q_COMPLETE, Q_FAIL, Q_LOW, Q_EVENT };
+enum { Q_GET = 1, Q_WATCH, Q_NEXT, Q_DELAY, Q_COMPLETE, Q_FAIL, Q_LOW, Q_EVENT, Q_REOPEN };
 /* timer tags */
-enum { T_DUE = 1, T_WATCHDOG, T_SUBMIT, T_RELOAD };
+enum { T_DUE = 1, T_WATCHDOG, T_SUBMIT, T_RELOAD, T_REOPEN };
 
 typedef enum en_phase_t {
     PHASE_IDLE,      /* paused, pending a signature, or no row yet */
@@ -73,6 +78,7 @@ typedef struct st_intent_state_t {
 const size_t engine__intent_state_size = sizeof(intent_state_t);
 
 static void plan(rt_actor_t *self);
+static void reload(rt_actor_t *self, int kind);
 
 void engine__intent_init(rt_actor_t *self, engine_t *e, const char *id)
 {
@@ -401,6 +407,9 @@ static void plan(rt_actor_t *self)
         break;
     }
     if (st->submitted) {
+        if (st->in.next_execution == SCHED_NONE) /* in flight again after a reorg reopened it */
+            write_next(
+                self, sched_next_due(&st->in.sched, st->in.execution_count, st->in.last_execution));
         st->phase = PHASE_SUBMITTED;
         rt_actor_timer_start(self, &st->timer, WATCHDOG_MS, T_WATCHDOG);
         return;
@@ -493,6 +502,11 @@ static void on_outcome(rt_actor_t *self, const executor_outcome_t *o)
             complete(self); /* the executor wrote the status; this clears next_execution */
             return;
         }
+    } else if (!ours && o->period < st->in.execution_count) {
+        /* a period counted as paid failed after all (a reorg took its payment off the chain,
+         * and the follower gave the period back): the database has the count now */
+        reload(self, Q_GET);
+        return;
     } else if (ours) {
         st->submitted = false;
         ++st->failures;
@@ -517,6 +531,31 @@ static void on_outcome(rt_actor_t *self, const executor_outcome_t *o)
     plan(self);
 }
 
+/* The intent's row read again (Q_GET, Q_WATCH or Q_REOPEN): applied, then the plan. */
+static void on_row(rt_actor_t *self, const PGresult *res, int kind)
+{
+    intent_state_t *st = rt_actor_state(self);
+    engine_intent_t row;
+    if (PQntuples(res) != 1) {
+        leave(self); /* no such intent */
+        return;
+    }
+    if (!engine__row_parse(st->engine, res, 0, 0, &row, NULL)) {
+        rt_log_error("engine", "intent %s: row not usable, not scheduled", st->in.id);
+        leave(self);
+        return;
+    }
+    apply_row(self, &row, kind == Q_WATCH);
+    int64_t next = st->in.next_execution;
+    plan(self);
+    /* the follower changed the row (a period given back, a completed intent active again):
+     * announced once, by the plan's own write of nextExecution or here */
+    if (kind == Q_REOPEN && !st->leaving && st->in.next_execution == next &&
+        (st->in.status == INTENT_ACTIVE || st->in.status == INTENT_DELAYED ||
+         st->in.status == INTENT_PAUSED))
+        ask_event(self, "intent.updated");
+}
+
 static void on_db(rt_actor_t *self, rt_msg_t *msg)
 {
     intent_state_t *st = rt_actor_state(self);
@@ -525,8 +564,10 @@ static void on_db(rt_actor_t *self, rt_msg_t *msg)
     if (r->status != STORE_PG_OK) {
         rt_log_warn("engine", "intent %s: statement kind %d: %s %s", st->in.id, kind,
                     store_pg_status_name(r->status), r->message);
-        if (kind == Q_GET || kind == Q_WATCH || kind == Q_COMPLETE || kind == Q_FAIL)
-            rt_actor_timer_start(self, &st->timer, DB_RETRY_MS, T_RELOAD);
+        if (kind == Q_GET || kind == Q_WATCH || kind == Q_COMPLETE || kind == Q_FAIL ||
+            kind == Q_REOPEN)
+            rt_actor_timer_start(self, &st->timer, DB_RETRY_MS,
+                                 kind == Q_REOPEN ? T_REOPEN : T_RELOAD);
         else if (kind == Q_NEXT)
             st->in.next_execution = SCHED_NONE; /* written again by the next plan */
         else if (st->leave_after_event)
@@ -536,19 +577,10 @@ static void on_db(rt_actor_t *self, rt_msg_t *msg)
     const PGresult *res = r->results[0];
     switch (kind) {
     case Q_GET:
-    case Q_WATCH: {
-        engine_intent_t row;
-        if (PQntuples(res) != 1) {
-            leave(self); /* no such intent */
-        } else if (!engine__row_parse(st->engine, res, 0, 0, &row, NULL)) {
-            rt_log_error("engine", "intent %s: row not usable, not scheduled", st->in.id);
-            leave(self);
-        } else {
-            apply_row(self, &row, kind == Q_WATCH);
-            plan(self);
-        }
+    case Q_WATCH:
+    case Q_REOPEN:
+        on_row(self, res, kind);
         break;
-    }
     case Q_DELAY:
         if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 1)) { /* the reason changed */
             publish_notification(self, res, 1);
@@ -605,6 +637,9 @@ static void on_timer(rt_actor_t *self, uint64_t tag)
     case T_RELOAD:
         reload(self, Q_GET);
         break;
+    case T_REOPEN:
+        reload(self, Q_REOPEN);
+        break;
     }
 }
 
@@ -624,7 +659,7 @@ void engine__intent_behaviour(rt_actor_t *self, rt_msg_t *msg)
         }
         break;
     case ENGINE_MSG_RELOAD:
-        reload(self, Q_GET);
+        reload(self, msg->corr == ENGINE_RELOAD_ANNOUNCE ? Q_REOPEN : Q_GET);
         break;
     case ENGINE_MSG_CLOCK:
         if (st->phase == PHASE_WAITING)

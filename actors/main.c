@@ -82,6 +82,12 @@ static rt_option_t options[] = {
     {"BATCH_GAS_BUDGET", "8000000", "gas of one executeBatch transaction", false, NULL},
     {"REPLACE_AFTER_MS", "30000", "a transaction not mined by then is replaced (higher fee)", false,
      NULL},
+    {"LOGS_BLOCK_RANGE", "10000",
+     "most blocks per eth_getLogs call (halved while the node refuses a range)", false, NULL},
+    {"REGISTRY_START_BLOCK", "0",
+     "block the intent registry was deployed in (`intentd deploy` prints it): logs are read from"
+     " there, not from block 0",
+     false, NULL},
     {"ENGINE_TEST_CLOCK", "0",
      "1: tests may move the engine's clock (POST /internal/test/clock, loopback only)", false,
      NULL},
@@ -255,7 +261,9 @@ static bool start_engine(rt_runtime_t *rt, ops_deps_t *deps, chain_setup_t *chai
                                   .confirmations = opt("CONFIRMATIONS"),
                                   .max_fee_gwei = opt("MAX_FEE_GWEI"),
                                   .batch_gas_budget = opt("BATCH_GAS_BUDGET"),
-                                  .replace_after_ms = opt("REPLACE_AFTER_MS")};
+                                  .replace_after_ms = opt("REPLACE_AFTER_MS"),
+                                  .logs_block_range = opt("LOGS_BLOCK_RANGE"),
+                                  .registry_start_block = opt("REGISTRY_START_BLOCK")};
     engine_config_t config = {.rt = rt,
                               .pg = deps->pg,
                               .rpc = chain->rpc,

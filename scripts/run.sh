@@ -99,7 +99,8 @@ mkdir -p "$(dirname "$ENV_FILE")"
 # >>> contract deployment hook >>>
 # scripts/deploy-local.sh (comes with the chain work) deploys the contracts with the settings
 # above in its environment and prints `export NAME=value` lines (e.g. INTENT_CONTRACT_ADDRESS,
-# USDC_ADDRESS); those lines, and only those, are appended to the settings file.
+# USDC_ADDRESS, REGISTRY_START_BLOCK: where the engine starts reading the registry's logs); those
+# lines, and only those, are appended to the settings file.
 if [[ -x scripts/deploy-local.sh ]]; then
     deploy_out=$(scripts/deploy-local.sh) || die "scripts/deploy-local.sh failed"
     {

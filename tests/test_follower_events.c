@@ -7,13 +7,17 @@
  *   goes back to broadcast (an execution.broadcast event), the stored transaction is sent again
  *   and, mined in another block, the execution is confirmed there (execution.confirmed with the
  *   new blockNumber); GET /api/user/history answers the new block at once.
+ * - A completed intent whose only payment a reorg undid is active again, announced and audited,
+ *   and pays again, once; or, when that payment is mined again, completes again without paying
+ *   twice.
  * - Another executor's execution of our intent is adopted: execution.confirmed on the socket.
  * - The owner revokes the intent on chain: the intent is cancelled (the API and an
  *   intent.updated event say so) and its next period is not paid, while a twin intent of the
  *   same owner and schedule is.
  * - The registry counts an execution the database lacks (paid while intentd was down, the log
  *   cursor past it): at the due time nothing is signed, the execution is adopted, and the next
- *   period is the engine's.
+ *   period is the engine's. Also through a node that caps the block range of eth_getLogs: the
+ *   logs are read from the registry's deployment block in windows the node accepts.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -25,6 +29,7 @@
 #include "chain/hex.h"
 #include "chain/rfc3339.h"
 #include "support/engine_env.h"
+#include "support/rpc_proxy.h"
 #include "support/ws_client.h"
 
 #define OUTCOME_MS 30000 /* an execution confirmed, with margin for ASan */
@@ -98,15 +103,16 @@ static void terms_of(json_t *typed, chain_intent_t *t)
                  CHAIN_OK);
 }
 
-/* Creates a daily intent of 10 USDC from `start_at`, signs it as the owner and activates it. */
-static void create_signed(int64_t start_at, signed_intent_t *out)
+/* Creates a daily intent of 10 USDC from `start_at` (`extra`: more members, or ""), signs it as
+ * the owner and activates it. */
+static void create_signed_with(int64_t start_at, const char *extra, signed_intent_t *out)
 {
     char start[CHAIN_RFC3339_SIZE], body[1024], path[128], payload[256], hex[133];
     chain_rfc3339_format(start_at, start);
     snprintf(body, sizeof(body),
              "{\"name\":\"rent\",\"recipient\":\"%s\",\"token\":\"USDC\",\"amount\":\"10\","
-             "\"frequency\":\"daily\",\"startAt\":\"%s\"}",
-             ENGINE_RECIPIENT, start);
+             "\"frequency\":\"daily\",\"startAt\":\"%s\"%s}",
+             ENGINE_RECIPIENT, start, extra);
     cr_assert_eq(http("POST", "/api/intents", token, NULL, body, answer, sizeof(answer)), 201, "%s",
                  answer);
     json_t *intent = json_loads(answer, 0, NULL);
@@ -133,6 +139,11 @@ static void create_signed(int64_t start_at, signed_intent_t *out)
     cr_assert_str_eq(str(intent, "status"), "active", "%s", answer);
     snprintf(out->on_chain_id, sizeof(out->on_chain_id), "%s", str(intent, "onChainId"));
     json_decref(intent);
+}
+
+static void create_signed(int64_t start_at, signed_intent_t *out)
+{
+    create_signed_with(start_at, "", out);
 }
 
 static ws_client_t *open_socket(void)
@@ -260,6 +271,154 @@ Test(follower_events, a_deep_reorg_is_pushed_as_broadcast_then_confirmed_in_the_
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM executions WHERE intent_id = '%s'", s.id);
     snprintf(row, sizeof(row), "%s", db_value(sql));
     cr_assert_str_eq(row, "1");
+    cr_assert_eq(engine_executed_count(s.on_chain_id), 1);
+    cr_assert_eq(engine_usdc_balance(ENGINE_RECIPIENT), paid_before + USDC(10));
+    stop_server();
+}
+
+/* The query of how many intent.reopened audit rows intent `id` has (a static buffer). */
+static const char *reopened_sql(const char *id)
+{
+    static char sql[160];
+    snprintf(
+        sql, sizeof(sql),
+        "SELECT count(*) FROM audit_log WHERE subject_id = '%s' AND action = 'intent.reopened'",
+        id);
+    return sql;
+}
+
+/* The only payment of an intent (maxExecutions 1, or an endAt before its second period) is
+ * taken off the chain by a reorg after the intent completed, and fails where it is mined again
+ * (the new chain's time is before the intent's validAfter). The period is given back and the
+ * intent is active again: announced (intent.updated), audited (intent.reopened), with an actor
+ * that makes the payment again, once, after which the intent is completed again. `end`: the
+ * intent's endAt (NULL: maxExecutions 1 instead). */
+static void undo_completing_payment_and_pay_again(const char *end)
+{
+    json_t *snap = engine_rpc("evm_snapshot", "[]");
+    char revert[128], sql[512], params[64], extra[128];
+    snprintf(revert, sizeof(revert), "[\"%s\"]", json_string_value(snap));
+    json_decref(snap);
+    uint64_t paid_before = engine_usdc_balance(ENGINE_RECIPIENT);
+    int64_t start = engine_now() + 600;
+    signed_intent_t s;
+    if (end == NULL)
+        snprintf(extra, sizeof(extra), ",\"maxExecutions\":1");
+    else
+        snprintf(extra, sizeof(extra), ",\"endAt\":\"%s\"", end);
+    create_signed_with(start, extra, &s);
+    engine_advance_to(start);
+    engine_wait_count(token, s.id, 1, OUTCOME_MS);
+    cr_assert(engine_wait_field(token, s.id, "status", "completed", OUTCOME_MS), "not completed");
+    ws_client_t *ws = open_socket();
+
+    /* the chain without the payment, back at its time before startAt */
+    json_t *ok = engine_rpc("evm_revert", revert);
+    cr_assert(json_is_true(ok), "evm_revert failed");
+    json_decref(ok);
+    for (int i = 0; i != 3; ++i)
+        json_decref(engine_rpc("evm_mine", "[]"));
+    json_t *e = wait_event(ws, "intent.updated", "id", s.id, "status", "active", OUTCOME_MS);
+    cr_assert_not_null(e, "the intent was not announced active again");
+    cr_assert_eq(json_integer_value(json_object_get(e, "executionCount")), 0);
+    cr_assert(json_is_string(json_object_get(e, "nextExecution")), "active without nextExecution");
+    json_decref(e);
+    cr_assert(engine_wait_db(reopened_sql(s.id), "1", OUTCOME_MS), "the reopening was not audited");
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) > 0 FROM executions WHERE intent_id = '%s' AND status = 'failed'"
+             " AND error LIKE '%%not yet valid%%'",
+             s.id);
+    cr_assert(engine_wait_db(sql, "t", OUTCOME_MS), "the payment sent again did not fail there");
+
+    /* the chain's time catches up with the engine's: the period is paid again (the engine's
+     * retries of the failed period back off, so the clocks move on until it is) */
+    snprintf(params, sizeof(params), "[%lld]", (long long)engine_now() + 1);
+    json_decref(engine_rpc("evm_setNextBlockTimestamp", params));
+    json_decref(engine_rpc("evm_mine", "[]"));
+    bool paid = false;
+    for (int i = 0; i != 12 && !paid; ++i) {
+        engine_advance(120);
+        paid = engine_wait_field(token, s.id, "executionCount", "1", 5000);
+    }
+    cr_assert(paid, "the period given back was not paid again");
+    cr_assert(engine_wait_field(token, s.id, "status", "completed", OUTCOME_MS),
+              "not completed again");
+    e = wait_event(ws, "intent.updated", "id", s.id, "status", "completed", OUTCOME_MS);
+    cr_assert_not_null(e, "the second completion was not announced");
+    json_decref(e);
+    ws_client_free(ws);
+    cr_assert_eq(engine_executed_count(s.on_chain_id), 1);
+    cr_assert_eq(engine_usdc_balance(ENGINE_RECIPIENT), paid_before + USDC(10));
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM executions WHERE intent_id = '%s' AND status IN ('signed',"
+             " 'broadcast', 'confirmed')",
+             s.id);
+    cr_assert_str_eq(db_value(sql), "1", "one live execution for the one period");
+    cr_assert_str_eq(db_value(reopened_sql(s.id)), "1");
+    stop_server();
+}
+
+Test(follower_events, a_completed_intent_whose_payment_a_reorg_undid_is_active_and_pays_once,
+     .init = setup, .fini = engine_teardown, .timeout = 240)
+{
+    undo_completing_payment_and_pay_again(NULL); /* completed by maxExecutions 1 */
+}
+
+Test(follower_events, an_intent_completed_by_its_end_whose_payment_a_reorg_undid_pays_once,
+     .init = setup, .fini = engine_teardown, .timeout = 240)
+{
+    char end[CHAIN_RFC3339_SIZE]; /* one period before endAt: completed after the first */
+    chain_rfc3339_format(engine_now() + 600 + 3600, end);
+    undo_completing_payment_and_pay_again(end);
+}
+
+/* The same, but the payment taken off the chain is mined again as it was (the node keeps it
+ * until the test mines a block): while it is out the intent is active with the period in flight
+ * (announced, audited, nothing signed), and once it is mined the intent is completed again, paid
+ * once. */
+Test(follower_events, a_completed_intent_whose_payment_left_the_chain_completes_when_it_is_back,
+     .init = setup, .fini = engine_teardown, .timeout = 240)
+{
+    json_t *snap = engine_rpc("evm_snapshot", "[]");
+    char revert[128], sql[512], params[64];
+    snprintf(revert, sizeof(revert), "[\"%s\"]", json_string_value(snap));
+    json_decref(snap);
+    uint64_t paid_before = engine_usdc_balance(ENGINE_RECIPIENT);
+    int64_t start = engine_now() + 600;
+    signed_intent_t s;
+    create_signed_with(start, ",\"maxExecutions\":1", &s);
+    engine_advance_to(start);
+    engine_wait_count(token, s.id, 1, OUTCOME_MS);
+    cr_assert(engine_wait_field(token, s.id, "status", "completed", OUTCOME_MS), "not completed");
+    ws_client_t *ws = open_socket();
+
+    json_t *ok = engine_rpc("evm_revert", revert);
+    cr_assert(json_is_true(ok), "evm_revert failed");
+    json_decref(ok);
+    json_decref(engine_rpc("evm_setAutomine", "[false]"));
+    snprintf(params, sizeof(params), "[%lld]", (long long)engine_now() + 5);
+    json_decref(engine_rpc("evm_setNextBlockTimestamp", params));
+    for (int i = 0; i != 4; ++i)
+        json_decref(engine_rpc("evm_mine", "[]"));
+    json_t *e = wait_event(ws, "intent.updated", "id", s.id, "status", "active", OUTCOME_MS);
+    cr_assert_not_null(e, "the intent whose payment left the chain was not announced active");
+    cr_assert_eq(json_integer_value(json_object_get(e, "executionCount")), 0);
+    cr_assert(json_is_string(json_object_get(e, "nextExecution")), "active without nextExecution");
+    json_decref(e);
+    cr_assert(engine_wait_db(reopened_sql(s.id), "1", OUTCOME_MS), "the reopening was not audited");
+    snprintf(sql, sizeof(sql),
+             "SELECT string_agg(status, ',') FROM executions WHERE intent_id = '%s'", s.id);
+    cr_assert_str_eq(db_value(sql), "broadcast", "the period is in flight again, nothing signed");
+
+    json_decref(engine_rpc("evm_mine", "[]")); /* the transaction sent again is mined */
+    cr_assert(engine_wait_field(token, s.id, "status", "completed", OUTCOME_MS),
+              "not completed again");
+    e = wait_event(ws, "intent.updated", "id", s.id, "status", "completed", OUTCOME_MS);
+    cr_assert_not_null(e, "the second completion was not announced");
+    cr_assert_eq(json_integer_value(json_object_get(e, "executionCount")), 1);
+    json_decref(e);
+    ws_client_free(ws);
+    cr_assert_str_eq(db_value(sql), "confirmed", "one execution, confirmed");
     cr_assert_eq(engine_executed_count(s.on_chain_id), 1);
     cr_assert_eq(engine_usdc_balance(ENGINE_RECIPIENT), paid_before + USDC(10));
     stop_server();
@@ -408,5 +567,106 @@ Test(follower_events, a_registry_count_ahead_of_the_database_is_adopted_not_sign
              " 'confirmed' AND executor = decode('%s', 'hex')",
              s.id, executor + 2);
     cr_assert_str_eq(db_value(sql), "1");
+    stop_server();
+}
+
+#define CAP_BLOCKS 100 /* the capped node's most blocks per eth_getLogs */
+static rpc_proxy_t *capped;
+
+/* The server behind a node that refuses eth_getLogs over more than CAP_BLOCKS blocks, with a
+ * history since the registry's creation several times longer than that. */
+static void setup_capped(void)
+{
+    static char rpc_env[64];
+    engine_chain_start(NULL);
+    for (int i = 0; i != 3; ++i) /* 600 blocks, 200 a call (anvil takes ~4 ms a block) */
+        json_decref(engine_rpc("anvil_mine", "[\"0xc8\"]"));
+    capped = rpc_proxy_start(engine_anvil.port, CAP_BLOCKS);
+    snprintf(rpc_env, sizeof(rpc_env), "RPC_URL=http://127.0.0.1:%u", rpc_proxy_port(capped));
+    static const char *const env[] = {rpc_env, "API_CACHE_TTL_MS=600000", NULL};
+    engine_server_start(env);
+    session(KEY_A, token, sizeof(token));
+    address_of(KEY_A, owner);
+    engine_mint(owner, USDC(1000));
+    engine_approve(owner, USDC(1000));
+}
+
+static void teardown_capped(void)
+{
+    engine_teardown();
+    rpc_proxy_stop(capped);
+}
+
+/* The registry's code at block `n` ("0x" before it was created). */
+static bool registry_exists_at(uint64_t n)
+{
+    char params[128];
+    snprintf(params, sizeof(params), "[\"%s\", \"0x%llx\"]", engine_registry,
+             (unsigned long long)n);
+    json_t *code = engine_rpc("eth_getCode", params);
+    bool exists = strcmp(json_string_value(code), "0x") != 0;
+    json_decref(code);
+    return exists;
+}
+
+Test(follower_events, a_backfill_reads_from_the_deployment_block_in_windows_a_capped_node_takes,
+     .init = setup_capped, .fini = teardown_capped, .timeout = 240)
+{
+    cr_assert(engine_registry_block > 0 && registry_exists_at(engine_registry_block) &&
+                  !registry_exists_at(engine_registry_block - 1),
+              "REGISTRY_START_BLOCK %llu is not the registry's creation block",
+              (unsigned long long)engine_registry_block);
+    int64_t start = engine_now() + 600;
+    signed_intent_t s;
+    create_signed(start, &s);
+    engine_server_kill();
+    /* while intentd is down, another executor pays period 0, and the log cursor passes it */
+    json_decref(engine_rpc("evm_increaseTime", "[700]"));
+    json_decref(engine_rpc("evm_mine", "[]"));
+    uint8_t data[4096];
+    size_t len;
+    cr_assert_eq(chain_abi_execute(data, sizeof(data), &len, &s.terms, s.sig, sizeof(s.sig), 0),
+                 CHAIN_OK);
+    char other[CHAIN_ADDR_STR_SIZE], executor[CHAIN_ADDR_STR_SIZE], q[128], sql[512];
+    address_of(KEY_OTHER, other);
+    address_of(ENGINE_DEV0_KEY, executor);
+    engine_transact(other, engine_registry, data, len);
+    json_t *head = engine_rpc("eth_blockNumber", "[]");
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO chain_cursors (chain_id, registry, next_block) VALUES (31337,"
+             " decode('%s', 'hex'), %llu) ON CONFLICT (chain_id, registry) DO UPDATE SET"
+             " next_block = excluded.next_block RETURNING next_block",
+             engine_registry + 2, (unsigned long long)quantity(head) + 1);
+    json_decref(head);
+    cr_assert_neq(db_value(sql)[0], '\0');
+    snprintf(q, sizeof(q), "[\"%s\", \"latest\"]", executor);
+    json_t *nonce = engine_rpc("eth_getTransactionCount", q);
+    uint64_t nonce_before = quantity(nonce);
+    json_decref(nonce);
+
+    engine_server_restart();
+    engine_set_offset(start + 10 - (int64_t)time(NULL));
+    engine_wait_count(token, s.id, 1, OUTCOME_MS);
+    char other_lower[CHAIN_ADDR_STR_SIZE], expect[128];
+    for (size_t i = 0; other[i] != '\0'; ++i)
+        other_lower[i] = (char)(other[i] >= 'A' && other[i] <= 'F' ? other[i] + 32 : other[i]);
+    other_lower[strlen(other)] = '\0';
+    snprintf(expect, sizeof(expect), "0:confirmed:%s", other_lower);
+    cr_assert_str_eq(rows_of(s.id), expect, "period 0 must be the adopted execution only");
+    nonce = engine_rpc("eth_getTransactionCount", q);
+    cr_assert_eq(quantity(nonce), nonce_before, "a transaction was signed for a paid period");
+    json_decref(nonce);
+    /* the intent's logs were read from the deployment block on, in windows the node took */
+    rpc_proxy_stats_t st;
+    rpc_proxy_stats(capped, &st);
+    cr_assert_gt(st.refused, 0, "the node never refused a range: the test proves nothing");
+    cr_assert_leq(st.widest, CAP_BLOCKS);
+    cr_assert_geq(st.filtered, 2, "one window cannot cover the history");
+    cr_assert_eq(st.filtered_lowest, engine_registry_block, "the backfill began at %llu",
+                 (unsigned long long)st.filtered_lowest);
+
+    engine_advance(86400); /* the next period is the engine's */
+    engine_wait_count(token, s.id, 2, OUTCOME_MS);
+    cr_assert_eq(engine_executed_count(s.on_chain_id), 2);
     stop_server();
 }

@@ -17,8 +17,9 @@
 
 anvil_t engine_anvil;
 char engine_registry[43], engine_usdc[43];
+uint64_t engine_registry_block;
 /* putenv keeps the pointers */
-static char env_rpc[128], env_registry[80], env_usdc[80];
+static char env_rpc[128], env_registry[80], env_usdc[80], env_start[64];
 static const char *const *server_env;
 
 void engine_chain_start(const char *const *anvil_args)
@@ -33,8 +34,12 @@ void engine_chain_start(const char *const *anvil_args)
     out[n] = '\0';
     cr_assert_eq(pclose(p), 0, "intentd deploy failed: %s", out);
     const char *r = strstr(out, "export INTENT_CONTRACT_ADDRESS="),
-               *u = strstr(out, "export USDC_ADDRESS=");
-    cr_assert(r != NULL && u != NULL, "%s", out);
+               *u = strstr(out, "export USDC_ADDRESS="),
+               *b = strstr(out, "export REGISTRY_START_BLOCK=");
+    cr_assert(r != NULL && u != NULL && b != NULL, "%s", out);
+    engine_registry_block = strtoull(b + strlen("export REGISTRY_START_BLOCK="), NULL, 10);
+    snprintf(env_start, sizeof(env_start), "REGISTRY_START_BLOCK=%llu",
+             (unsigned long long)engine_registry_block);
     memcpy(engine_registry, r + strlen("export INTENT_CONTRACT_ADDRESS="), 42);
     memcpy(engine_usdc, u + strlen("export USDC_ADDRESS="), 42);
     snprintf(env_registry, sizeof(env_registry), "INTENT_CONTRACT_ADDRESS=%s", engine_registry);
@@ -50,6 +55,7 @@ void engine_teardown(void)
 static const char *base_env[] = {env_rpc,
                                  env_registry,
                                  env_usdc,
+                                 env_start,
                                  "PRIVATE_KEY=0x" ENGINE_DEV0_KEY,
                                  "ENGINE_TEST_CLOCK=1",
                                  "GAS_REFRESH_MS=500",

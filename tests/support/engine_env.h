@@ -21,6 +21,9 @@
 
 extern anvil_t engine_anvil;
 extern char engine_registry[43], engine_usdc[43];
+/** The block the registry was created in (`intentd deploy`'s REGISTRY_START_BLOCK), which the
+ * server is given. */
+extern uint64_t engine_registry_block;
 
 /** Starts anvil (extra args NULL-terminated or NULL) and deploys the registry and USDC. */
 void engine_chain_start(const char *const *anvil_args);
