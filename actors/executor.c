@@ -1314,11 +1314,13 @@ static void finalize(rt_actor_t *self, lane_t *l, lane_tx_t *tx)
     char *ids = member_array(tx, 0), *periods = member_array(tx, 1), *errors = member_array(tx, 3);
     const char *supersede[] = {l->addr_text, nonce, win}, *revive[] = {win};
     const char *fin[] = {win, ids, periods, errors, gas_used, price, block, bhash, t};
-    int stmts[] = {st_supersede_nonce, st_revive, st_finalize};
-    int nparams[] = {3, 1, 9};
-    const char *const *params[] = {supersede, revive, fin};
-    if (store_pg_transaction(l->pool->c.pg, self, tag_of(K_FINAL, slot_of(l, tx), tx->gen), 3,
-                             stmts, nparams, params))
+    /* with live events, the unit also reads the rows it decided (their execution objects): no
+     * query of their own after the commit */
+    int stmts[] = {st_supersede_nonce, st_revive, st_finalize, st_exec_rows};
+    int nparams[] = {3, 1, 9, 1};
+    const char *const *params[] = {supersede, revive, fin, revive};
+    if (store_pg_transaction(l->pool->c.pg, self, tag_of(K_FINAL, slot_of(l, tx), tx->gen),
+                             l->pool->c.events != NULL ? 4 : 3, stmts, nparams, params))
         tx->busy = true;
     else
         tx->state = TX_MINED, tx->polled_head = 0;
@@ -1363,12 +1365,8 @@ static void on_final_reply(rt_actor_t *self, lane_t *l, lane_tx_t *tx, const sto
             pool->c.on_outcome(pool->c.on_outcome_ctx, &o);
     }
     publish_rows(self, l, (const PGresult *const *)r->results, 1); /* other versions: replaced */
-    if (pool->c.events != NULL) {
-        char hash[67];
-        executor__bytea(hash, tx->versions[tx->mined_version], 32);
-        const char *params[] = {hash};
-        store_pg_query(pool->c.pg, self, tag_of(K_EVENTS, 0, 0), st_exec_rows, 1, params);
-    }
+    if (pool->c.events != NULL && r->nresults > 3)
+        executor__publish_executions(pool, r->results[3]);
     executor__publish_notifications(pool, n);
     tx_release(l, tx);
 }
