@@ -583,6 +583,8 @@ static void on_recheck_write(rt_actor_t *self, chain_follower_t *f, uint64_t cor
     }
     publish_rows(self, f, r->results[0]);
     reopened(f, r->results[0], R_TAG(corr) == R_UNMINE ? 2 : 7);
+    if (R_TAG(corr) == R_UNMINE && PQntuples(r->results[0]) != 0) /* in flight, unfollowed */
+        executor__pool_broadcast(f->pool, EXECUTOR_MSG_ADOPT, 0);
 }
 
 /* ---- heads and reorgs ---- */
@@ -794,6 +796,9 @@ static bool range_refused(const chain_rpc_reply_t *r)
     return false;
 }
 
+static void next_chunk(rt_actor_t *self, chain_follower_t *f);
+static void adopt_chunk(rt_actor_t *self, chain_follower_t *f);
+
 static void on_logs(rt_actor_t *self, chain_follower_t *f, const chain_rpc_reply_t *r)
 {
     size_t len;
@@ -823,7 +828,22 @@ static void on_logs(rt_actor_t *self, chain_follower_t *f, const chain_rpc_reply
     }
     free(f->adopt);
     f->adopt = calloc(f->logs.count, sizeof(*f->adopt));
-    /* per log: its transaction, intent and count (a log that is not Executed matches nothing) */
+    /* a transaction a lane follows is that lane's to record: no query for its logs. The others
+     * are asked about (a lane may have decided one a moment ago, or an earlier run stored it) */
+    size_t unknown = 0;
+    for (size_t i = 0; i != f->logs.count; ++i) {
+        const chain_rpc_log_t *log = &f->logs.items[i];
+        bool executed = memcmp(log->topics[0], f->topic_executed, 32) == 0;
+        f->adopt[i].ours = executed && executor__pool_follows(f->pool, log->tx_hash);
+        unknown += executed && !f->adopt[i].ours;
+    }
+    if (unknown == 0) {
+        f->chunk_end = 0;
+        next_chunk(self, f);
+        return;
+    }
+    /* per log: its transaction, intent and count (a log that is not Executed, or one known to
+     * be ours, matches nothing) */
     char *hashes = malloc(f->logs.count * 65 + 3), *ids = malloc(f->logs.count * 65 + 3),
          *counts = malloc(f->logs.count * 12 + 3), *h = hashes, *d = ids, *c = counts;
     *h++ = *d++ = *c++ = '{';
@@ -840,7 +860,7 @@ static void on_logs(rt_actor_t *self, chain_follower_t *f, const chain_rpc_reply
         chain_hex_encode(h, 65, log->tx_hash, 32, 0);
         chain_hex_encode(d, 65, executed ? ev.intent_id : log->tx_hash, 32, 0);
         h += 64, d += 64;
-        c += sprintf(c, "%lld", executed ? (long long)ev.count : -1ll);
+        c += sprintf(c, "%lld", executed && !f->adopt[i].ours ? (long long)ev.count : -1ll);
     }
     *h++ = *d++ = *c++ = '}';
     *h = *d = *c = '\0';
@@ -848,9 +868,6 @@ static void on_logs(rt_actor_t *self, chain_follower_t *f, const chain_rpc_reply
     query(self, f, S_OURS, st_ours, 3, params);
     free(hashes), free(ids), free(counts);
 }
-
-static void next_chunk(rt_actor_t *self, chain_follower_t *f);
-static void adopt_chunk(rt_actor_t *self, chain_follower_t *f);
 
 static void on_ours(rt_actor_t *self, chain_follower_t *f, const store_pg_result_t *r)
 {

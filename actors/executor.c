@@ -79,6 +79,7 @@ enum {
     K_EVENTS,
     K_HASHES,
     K_VERIFY,
+    K_ADOPT,
 };
 
 typedef struct st_lane_member_t {
@@ -106,7 +107,8 @@ typedef struct st_lane_tx_t {
     chain_u256_t tip, max_fee;
     uint8_t versions[TX_HASHES_MAX][32]; /* indices stay: in-flight polls refer to them */
     uint32_t nversions;
-    uint32_t cur; /* the current version: the one stored last, sent and sent again */
+    uint32_t followed; /* versions [0, followed) are in the pool's follow set */
+    uint32_t cur;      /* the current version: the one stored last, sent and sent again */
     uint8_t *raw;
     size_t raw_len;
     uint8_t *next_raw; /* the version being stored (REPLACING) */
@@ -142,6 +144,7 @@ typedef struct st_lane_t {
     char addr_text[48];
     int phase;
     bool storing, op_inflight; /* op: the reconcile query or the nonce sync */
+    bool adopt_due;            /* in-flight rows no slot follows may exist: look (lane_adopt) */
     uint64_t next_nonce, head, retry_at_ms;
     uint64_t member_gas; /* declared per execution: GAS_PER_EXECUTION, raised by receipts */
     executor_job_t *queue;
@@ -394,8 +397,78 @@ static void backoff(lane_tx_t *tx)
     tx->retry_at_ms = rt_now_ms() + tx->retry_ms / 2 + (uint64_t)rand() % (tx->retry_ms / 2 + 1);
 }
 
+/* ---- the hashes the lanes follow (executor__pool_follows) ---- */
+
+/* The place of `hash` in the table, or of the empty place where it would go. Locked. */
+static size_t follow_place(const executor_pool_t *pool, const uint8_t hash[32])
+{
+    uint64_t h;
+    memcpy(&h, hash, sizeof(h)); /* a keccak hash: its bytes are already uniform */
+    size_t mask = pool->follow.cap - 1, i = (size_t)h & mask;
+    /* bounded: the table is never more than half full (executor_pool_create) */
+    while (pool->follow.entries[i].refs != 0 && memcmp(pool->follow.entries[i].hash, hash, 32) != 0)
+        i = (i + 1) & mask;
+    return i;
+}
+
+bool executor__pool_follows(executor_pool_t *pool, const uint8_t hash[32])
+{
+    pthread_mutex_lock(&pool->follow.lock);
+    bool found = pool->follow.entries[follow_place(pool, hash)].refs != 0;
+    pthread_mutex_unlock(&pool->follow.lock);
+    return found;
+}
+
+static void follow_add(executor_pool_t *pool, const uint8_t hash[32])
+{
+    pthread_mutex_lock(&pool->follow.lock);
+    executor_follow_entry_t *e = &pool->follow.entries[follow_place(pool, hash)];
+    memcpy(e->hash, hash, 32);
+    ++e->refs;
+    pthread_mutex_unlock(&pool->follow.lock);
+}
+
+/* Drops one reference to `hash`; the last one empties its place, and the entries after it in
+ * the same run move back so that every entry stays reachable from its home place. */
+static void follow_remove(executor_pool_t *pool, const uint8_t hash[32])
+{
+    pthread_mutex_lock(&pool->follow.lock);
+    executor_follow_entry_t *t = pool->follow.entries;
+    size_t mask = pool->follow.cap - 1, i = follow_place(pool, hash);
+    if (t[i].refs != 0 && --t[i].refs == 0) {
+        for (size_t j = (i + 1) & mask; t[j].refs != 0; j = (j + 1) & mask) {
+            uint64_t h;
+            memcpy(&h, t[j].hash, sizeof(h));
+            size_t home = (size_t)h & mask;
+            /* j's entry may fill the hole at i when its home is not in (i, j] (cyclically) */
+            if (((j - home) & mask) >= ((j - i) & mask)) {
+                t[i] = t[j];
+                t[j].refs = 0;
+                i = j;
+            }
+        }
+    }
+    pthread_mutex_unlock(&pool->follow.lock);
+}
+
+/* The slot's versions not in the follow set yet join it (they are stored). */
+static void tx_follow(lane_t *l, lane_tx_t *tx)
+{
+    for (; tx->followed < tx->nversions; ++tx->followed)
+        follow_add(l->pool, tx->versions[tx->followed]);
+}
+
+/* The slot follows none of its versions any more (decided, or none of them can be mined). */
+static void tx_unfollow(lane_t *l, lane_tx_t *tx)
+{
+    for (uint32_t v = 0; v != tx->followed; ++v)
+        follow_remove(l->pool, tx->versions[v]);
+    tx->followed = 0;
+}
+
 static void tx_release(lane_t *l, lane_tx_t *tx)
 {
+    tx_unfollow(l, tx);
     atomic_fetch_sub(&l->pool->in_flight, tx->n);
     free(tx->members);
     free(tx->jobs);
@@ -726,6 +799,7 @@ static void stored(rt_actor_t *self, lane_t *l, lane_tx_t *tx)
 {
     if (tx->state == TX_REPLACING) {
         if (tx->renonce) {
+            tx_unfollow(l, tx); /* done when it was decided; the old nonce's versions go */
             tx->nversions = 0;
             tx->renonce = tx->nonce_used = tx->doubt = false;
         }
@@ -735,6 +809,7 @@ static void stored(rt_actor_t *self, lane_t *l, lane_tx_t *tx)
         tx->raw = tx->next_raw, tx->raw_len = tx->next_raw_len, tx->next_raw = NULL;
         tx->nonce = tx->next_nonce, tx->tip = tx->next_tip, tx->max_fee = tx->next_max_fee;
     }
+    tx_follow(l, tx);
     free(tx->jobs);
     tx->jobs = NULL;
     tx->state = TX_SENDING;
@@ -1164,6 +1239,7 @@ static void on_nonce_hashes(rt_actor_t *self, lane_t *l, lane_tx_t *tx, const st
         }
         memcpy(tx->versions[tx->nversions++], hash, 32);
     }
+    tx_follow(l, tx); /* stored by an earlier run or version: the slot follows them now */
     chain_rpc_call_t calls[1 + TX_HASHES_MAX];
     uint32_t n = 0;
     calls[n++] = chain_rpc_eth_get_transaction_count(&l->addr, chain_rpc_block_tag("latest"));
@@ -1209,6 +1285,7 @@ static void on_verify_reply(rt_actor_t *self, lane_t *l, lane_tx_t *tx, const ch
                     " receipt): its %u executions move",
                     (unsigned long long)tx->nonce, tx->nversions, tx->n);
         tx->renonce = true;
+        tx_unfollow(l, tx); /* none of them can be mined: their logs are not the lane's */
     }
 }
 
@@ -1455,6 +1532,7 @@ static void reconcile_nonce(lane_t *l, const PGresult *res, int first, int end)
         memcpy(tx->versions[tx->cur], live_hash, 32);
     }
     reconcile_members(tx, res, first, end, live_hash);
+    tx_follow(l, tx);
     atomic_fetch_add(&l->pool->in_flight, tx->n);
     tx->state = TX_SENDING;
     tx->sent_ms = rt_now_ms();
@@ -1480,6 +1558,60 @@ static void on_reconcile_reply(lane_t *l, const store_pg_result_t *r)
         rt_log_info("executor", "lane %d: %d in-flight rows from an earlier run, sent again",
                     l->index, rows);
     l->phase = PHASE_SYNC;
+}
+
+/* Whether a slot holds `nonce` (its own, or the one a move is storing). */
+static bool nonce_held(const lane_t *l, uint64_t nonce)
+{
+    for (int s = 0; s != EXECUTOR_LANE_TXS_MAX; ++s) {
+        const lane_tx_t *tx = &l->txs[s];
+        if (tx->state != TX_FREE &&
+            (tx->nonce == nonce || (tx->state == TX_REPLACING && tx->next_nonce == nonce)))
+            return true;
+    }
+    return false;
+}
+
+/*
+ * A decided transaction of ours that a deep reorg took off the chain has its rows put back in
+ * flight by the follower (follower_unmine), and no slot follows them: should another
+ * transaction (ours or not) have taken its nonce on the new chain, nothing would ever mine it.
+ * The lane reads its in-flight rows again, as at start, and takes each nonce that no slot holds
+ * into a slot of its own: sent again, then followed like any other, so that "nonce too low" and
+ * doubt_nonce decide, certain first that none of the nonce's stored transactions was mined,
+ * whether it is mined after all or its executions move to a new nonce (the rows replaced).
+ */
+static void lane_adopt(rt_actor_t *self, lane_t *l)
+{
+    const char *params[] = {l->addr_text};
+    l->op_inflight =
+        store_pg_query(l->pool->c.pg, self, tag_of(K_ADOPT, 0, 0), st_reconcile, 1, params);
+    if (l->op_inflight)
+        l->adopt_due = false;
+}
+
+static void on_adopt_reply(lane_t *l, const store_pg_result_t *r)
+{
+    l->op_inflight = false;
+    if (r->status != STORE_PG_OK) {
+        l->adopt_due = true; /* the next step asks again */
+        return;
+    }
+    const PGresult *res = r->results[0];
+    int rows = PQntuples(res);
+    for (int first = 0, end; first < rows; first = end) {
+        for (end = first + 1;
+             end < rows && strcmp(PQgetvalue(res, end, 0), PQgetvalue(res, first, 0)) == 0; ++end)
+            ;
+        uint64_t nonce = strtoull(PQgetvalue(res, first, 0), NULL, 10);
+        if (nonce_held(l, nonce))
+            continue;
+        rt_log_warn("executor", "lane %d: nonce %llu is in flight again (a reorg): followed",
+                    l->index, (unsigned long long)nonce);
+        reconcile_nonce(l, res, first, end);
+        if (nonce_held(l, nonce) && nonce >= l->next_nonce) /* a slot owns it (on_sync_reply) */
+            l->next_nonce = nonce + 1;
+    }
 }
 
 static void on_sync_reply(lane_t *l, const chain_rpc_reply_t *r)
@@ -1547,6 +1679,8 @@ static void lane_step(rt_actor_t *self, lane_t *l)
             tx->state = TX_SENDING;
         }
     }
+    if (l->adopt_due && !l->op_inflight)
+        lane_adopt(self, l);
     if (!l->storing && now >= l->retry_at_ms)
         lane_new_batch(self, l);
     for (int s = 0; s != EXECUTOR_LANE_TXS_MAX; ++s) {
@@ -1566,6 +1700,8 @@ static void lane_on_reply(rt_actor_t *self, lane_t *l, rt_msg_t *msg)
         const store_pg_result_t *r = rt_msg_payload(msg);
         if (kind == K_RECONCILE)
             on_reconcile_reply(l, r);
+        else if (kind == K_ADOPT)
+            on_adopt_reply(l, r);
         else if (kind == K_MARK && r->status == STORE_PG_OK)
             publish_rows(self, l, (const PGresult *const *)r->results, 1);
         else if (kind == K_EVENTS && r->status == STORE_PG_OK)
@@ -1612,6 +1748,9 @@ static void lane_behaviour(rt_actor_t *self, rt_msg_t *msg)
         if (l->polls_inflight < POLLS_MAX)
             lane_poll(self, l);
         return;
+    case EXECUTOR_MSG_ADOPT:
+        l->adopt_due = true; /* at the next step, once the lane is ready */
+        return;
     case RT_MSG_TIMER:
         lane_step(self, l);
         rt_actor_timer_start(self, &l->tick, l->pool->c.poll_ms, 0);
@@ -1650,8 +1789,13 @@ executor_pool_t *executor_pool_create(const executor_config_t *c)
     pool->queued = calloc(c->num_keys, sizeof(*pool->queued));
     pool->lane_states = calloc(c->num_keys, sizeof(*pool->lane_states));
     pool->follower = chain_follower_create(pool);
+    size_t most = c->num_keys * EXECUTOR_LANE_TXS_MAX * TX_HASHES_MAX;
+    for (pool->follow.cap = 64; pool->follow.cap < 2 * most; pool->follow.cap *= 2)
+        ;
+    pool->follow.entries = calloc(pool->follow.cap, sizeof(*pool->follow.entries));
+    pthread_mutex_init(&pool->follow.lock, NULL);
     if (pool->lanes == NULL || pool->queued == NULL || pool->lane_states == NULL ||
-        pool->follower == NULL) {
+        pool->follower == NULL || pool->follow.entries == NULL) {
         executor_pool_free(pool);
         return NULL;
     }
@@ -1765,5 +1909,7 @@ void executor_pool_free(executor_pool_t *pool)
     chain_follower_free(pool->follower);
     free(pool->lanes);
     free((void *)pool->queued);
+    free(pool->follow.entries);
+    pthread_mutex_destroy(&pool->follow.lock);
     free(pool);
 }

@@ -6,6 +6,7 @@
 #ifndef ACTORS_EXECUTOR_INTERNAL_H
 #define ACTORS_EXECUTOR_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include "actors/chain_follower.h"
 #include "chain/abi.h"
@@ -16,7 +17,14 @@ enum {
     EXECUTOR_MSG_JOB = RT_MSG_USER + 0x500, /* payload: executor_job_t */
     EXECUTOR_MSG_HEAD,                      /* corr: the new head's number */
     EXECUTOR_MSG_REORG,                     /* corr: the first block that changed */
+    EXECUTOR_MSG_ADOPT, /* rows of ours are in flight again that no slot may follow (a reorg) */
 };
+
+/* One hash of the pool's follow set (executor__pool_follows); refs: the slots holding it. */
+typedef struct st_executor_follow_entry_t {
+    uint8_t hash[32];
+    uint32_t refs; /* 0: the place is empty */
+} executor_follow_entry_t;
 
 struct st_executor_pool_t {
     executor_config_t c;
@@ -28,10 +36,22 @@ struct st_executor_pool_t {
     _Atomic uint64_t in_flight;
     _Atomic unsigned next_lane;
     chain_follower_t *follower;
+    /* the hashes of the versions the lanes' slots follow, stored and not yet decided: an open
+     * addressing table (linear probing) of `cap` places, twice the most the slots can hold
+     * (lanes x EXECUTOR_LANE_TXS_MAX x their hashes), so it never fills; the lock is held for
+     * one look-up or change only */
+    struct {
+        pthread_mutex_t lock;
+        executor_follow_entry_t *entries;
+        size_t cap; /* a power of two */
+    } follow;
 };
 
 /** Sends a message of `type` with corr `value` to every lane (heads, reorgs). Any thread. */
 void executor__pool_broadcast(executor_pool_t *pool, uint32_t type, uint64_t value);
+/** True when a lane of `pool` follows the transaction `hash`: a version that one of its slots
+ * stored and has not decided yet, whose receipt that lane records itself. Any thread. */
+bool executor__pool_follows(executor_pool_t *pool, const uint8_t hash[32]);
 /** Writes `n` bytes as PostgreSQL's bytea text form ("\\x" + hex) into `out` (2n + 3 bytes). */
 void executor__bytea(char *out, const uint8_t *bytes, size_t n);
 /** Reads a bytea text form ("\\x" + hex) into `out` (exactly `n` bytes); false otherwise. */

@@ -199,7 +199,10 @@ static char *dump(const json_t *v)
  * The answer's text is read by a scanner that checks the syntax of every value it passes and
  * keeps the span of each "result", without building it: the caller's reader (rpc_codec.h)
  * parses a result once. Building every result and writing it out again as text cost the lane
- * three passes over every receipt (~0.3 MB of JSON per 200-execution batch).
+ * three passes over every receipt (~0.3 MB of JSON per 200-execution batch). It refuses what
+ * jansson (which read whole answers before) refused: bad syntax, invalid UTF-8, U+0000 and
+ * unpaired surrogates; except that numbers are not range-checked (a result's reader does that)
+ * and nesting deeper than SCAN_DEPTH_MAX is refused (tests/test_rpc.c: hand-made answers).
  */
 #define SCAN_DEPTH_MAX 64 /* nesting; deeper answers are not JSON-RPC answers we take */
 
@@ -222,7 +225,58 @@ static bool scan_digits(scan_t *s)
     return s->p != from;
 }
 
-/* A string, from its opening quote; escapes checked, control characters refused. */
+/* Passes the rest of a UTF-8 sequence whose lead byte `lead` was read; false when it is not
+ * well-formed (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF). */
+static bool scan_utf8_tail(scan_t *s, unsigned char lead)
+{
+    size_t more = lead >= 0xc2 && lead <= 0xdf   ? 1
+                  : lead >= 0xe0 && lead <= 0xef ? 2
+                  : lead >= 0xf0 && lead <= 0xf4 ? 3
+                                                 : 0;
+    /* the second byte's range narrows after E0, ED, F0 and F4 */
+    unsigned char lo = lead == 0xe0 ? 0xa0 : lead == 0xf0 ? 0x90 : 0x80;
+    unsigned char hi = lead == 0xed ? 0x9f : lead == 0xf4 ? 0x8f : 0xbf;
+    if (more == 0 || (size_t)(s->end - s->p) < more)
+        return false;
+    for (size_t k = 0; k != more; ++k, lo = 0x80, hi = 0xbf) {
+        unsigned char ch = (unsigned char)*s->p++;
+        if (ch < lo || ch > hi)
+            return false;
+    }
+    return true;
+}
+
+/* Reads the 4 hex digits of a \u escape into `*cp`. */
+static bool scan_hex4(scan_t *s, unsigned *cp)
+{
+    *cp = 0;
+    for (int k = 0; k != 4; ++k, ++s->p) {
+        if (s->p == s->end)
+            return false;
+        unsigned ch = (unsigned char)*s->p, digit = ch - '0', letter = (ch | 0x20) - 'a';
+        if (digit > 9 && letter > 5)
+            return false;
+        *cp = *cp << 4 | (digit <= 9 ? digit : letter + 10);
+    }
+    return true;
+}
+
+/* A \u escape, after its 'u': U+0000 and unpaired surrogates are refused, as jansson (the
+ * caller's reader) refuses them. */
+static bool scan_unicode_escape(scan_t *s)
+{
+    unsigned cp, low;
+    if (!scan_hex4(s, &cp) || cp == 0 || (cp >= 0xdc00 && cp <= 0xdfff))
+        return false;
+    if (cp < 0xd800 || cp > 0xdbff)
+        return true;
+    if (s->end - s->p < 2 || s->p[0] != '\\' || s->p[1] != 'u')
+        return false;
+    s->p += 2;
+    return scan_hex4(s, &low) && low >= 0xdc00 && low <= 0xdfff;
+}
+
+/* A string, from its opening quote: escapes and UTF-8 checked, control characters refused. */
 static bool scan_string(scan_t *s)
 {
     for (++s->p; s->p != s->end;) {
@@ -231,16 +285,16 @@ static bool scan_string(scan_t *s)
             return true;
         if (ch < 0x20)
             return false;
+        if (ch >= 0x80 && !scan_utf8_tail(s, ch))
+            return false;
         if (ch != '\\')
             continue;
         if (s->p == s->end)
             return false;
         ch = (unsigned char)*s->p++;
         if (ch == 'u') {
-            for (int k = 0; k != 4; ++k, ++s->p)
-                if (s->p == s->end || !((*s->p >= '0' && *s->p <= '9') ||
-                                        ((*s->p | 0x20) >= 'a' && (*s->p | 0x20) <= 'f')))
-                    return false;
+            if (!scan_unicode_escape(s))
+                return false;
         } else if (strchr("\"\\/bfnrt", ch) == NULL || ch == '\0') {
             return false;
         }
@@ -354,8 +408,10 @@ static bool scan_response(scan_t *s, scan_response_t *out)
     if (s->p != s->end && *s->p == '}')
         return ++s->p, true;
     for (;;) {
+        if (s->p == s->end || *s->p != '"')
+            return false;
         const char *key = s->p + 1;
-        if (s->p == s->end || *s->p != '"' || !scan_string(s))
+        if (!scan_string(s))
             return false;
         size_t key_len = (size_t)(s->p - 1 - key);
         scan_ws(s);
@@ -482,7 +538,7 @@ static bool read_answer(const call_request_t *req, const char *body, size_t len,
                      req->count > 1);
         for (size_t i = 0; ours && i != a->count; ++i)
             answered += read_item(a, i, &r);
-    } else if (s.p != s.end && *s.p == '[') {
+    } else if (s.p != s.end && *s.p == '[' && req->count > 1) { /* a batch only for a batch */
         ok = read_batch(req, &s, a, &answered);
     }
     scan_ws(&s);

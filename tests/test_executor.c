@@ -1,9 +1,10 @@
 /* The executor lanes and the chain follower against a real anvil and PostgreSQL: jobs become
  * confirmed rows that match the chain, batching, ExecutionFailed, a stuck transaction replaced,
  * nonce-too-low recovery (and a mined transaction whose receipt comes later than its nonce's
- * count not moved), an RPC outage, a reorg, another executor's executions adopted (one or a
- * batch), an Executed log of ours whose rows were marked replaced adopted, a revoke, and
- * start-up reconciliation of a row left signed, the raw transaction stored once per
+ * count not moved), an RPC outage, a reorg, a decided transaction whose nonce a deeper reorg gave
+ * to another paid again once, another executor's executions adopted (one or a batch, or one in
+ * the same block as ours), an Executed log of ours whose rows were marked replaced adopted, a
+ * revoke, and start-up reconciliation of a row left signed, the raw transaction stored once per
  * transaction, events for rows marked replaced, and a batch short of gas (nothing paid twice,
  * the lane declares more). The pool runs in the test process on a runtime of its own
  * (tests/support/harness.c). */
@@ -776,6 +777,68 @@ Test(executor, another_executors_execution_is_adopted_and_a_revoke_cancels, .tim
     cr_assert_eq(atol(v), 1);
 }
 
+/* The follower takes the lanes' word for the transactions they follow (no query for their logs);
+ * a foreign execution mined in the same block as one of ours is still adopted, and ours is
+ * recorded by its lane, once each. */
+Test(executor, a_foreign_execution_in_the_same_block_as_ours_is_adopted, .timeout = 120,
+     .fini = end_all)
+{
+    begin_chain(NULL);
+    executor_job_t ours, foreign;
+    fund(1, 1000000);
+    funded_job(1, 8, 551, 1, &ours);
+    funded_job(1, 8, 552, 2, &foreign);
+    begin_pool(1, 30000, 5000);
+    wait_head(chain_head());
+    cr_assert(echain_automine(&fx.chain, false));
+    submit(&ours);
+    cr_assert_eq(wait_count("SELECT count(*) FROM executions WHERE status = 'broadcast'", 1, 30000),
+                 1, "our transaction did not reach the node");
+    char v[128], sql[320];
+    uint8_t hash[32];
+    size_t hash_len;
+    echain_db_value(&fx.chain, "SELECT encode(tx_hash, 'hex') FROM executions", v, sizeof(v));
+    cr_assert_eq(chain_hex_decode(hash, sizeof(hash), &hash_len, v, strlen(v), 0), CHAIN_OK);
+    cr_assert_eq(hash_len, 32);
+    cr_assert(executor__pool_follows(fx.pool, hash), "the lane does not follow its transaction");
+    static uint8_t data[4096];
+    static char hex[8200];
+    size_t len;
+    cr_assert_eq(
+        chain_abi_execute(data, sizeof(data), &len, &foreign.terms, foreign.signature, 65, 0),
+        CHAIN_OK);
+    chain_hex_encode(hex, sizeof(hex), data, len, 0);
+    char foreign_hash[67];
+    cr_assert(echain_send(&fx.chain, 5, &fx.chain.registry, hex, foreign_hash));
+    cr_assert(echain_mine(&fx.chain, 1));
+    cr_assert(echain_automine(&fx.chain, true));
+    cr_assert_eq(wait_count("SELECT count(*) FROM executions WHERE status = 'confirmed'", 2, 30000),
+                 2, "both executions must be recorded");
+    echain_db_value(&fx.chain, "SELECT count(DISTINCT block_number) FROM executions", v, sizeof(v));
+    cr_assert_eq(atol(v), 1, "the two executions were not mined in one block");
+    chain_addr_t five = echain_dev_address(5);
+    char five_hex[41];
+    chain_hex_encode(five_hex, sizeof(five_hex), five.bytes, 20, 0);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM executions WHERE executor = decode('%s', 'hex') AND"
+             " intent_id = '%s' AND tx_hash = decode('%s', 'hex')",
+             five_hex, foreign.intent_id, foreign_hash + 2);
+    echain_db_value(&fx.chain, sql, v, sizeof(v));
+    cr_assert_eq(atol(v), 1, "the foreign execution must be adopted with its sender");
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM executions WHERE intent_id = '%s'",
+             ours.intent_id);
+    echain_db_value(&fx.chain, sql, v, sizeof(v));
+    cr_assert_eq(atol(v), 1, "our execution must have its one row");
+    for (int i = 0; i != 100 && outcomes_with(EXECUTOR_CONFIRMED, false) == 0; ++i)
+        sleep_ms(50);
+    cr_assert_eq(outcomes_with(EXECUTOR_CONFIRMED, false), 1);
+    cr_assert_eq(outcomes_with(EXECUTOR_CONFIRMED, true), 1);
+    /* decided: the lane's slot is free, and it follows the hash no more */
+    for (int i = 0; i != 100 && executor__pool_follows(fx.pool, hash); ++i)
+        sleep_ms(50);
+    cr_assert(!executor__pool_follows(fx.pool, hash), "a decided transaction is still followed");
+}
+
 Test(executor, an_rpc_outage_is_survived, .timeout = 120, .fini = end_all)
 {
     begin_chain(NULL);
@@ -914,6 +977,103 @@ Test(executor, a_reorg_deeper_than_the_confirmations_sends_a_decided_transaction
     chain_intent_hash(&job.terms, id);
     cr_assert(echain_executed_count(&fx.chain, id, &count));
     cr_assert_eq(count, 1, "the payment is on the new chain too");
+}
+
+/* A decided transaction of ours that a deep reorg took off the chain, while the new chain's
+ * transaction at its nonce is another (here the same key, sent behind the lane's back): the
+ * follower puts its rows back in flight, a lane takes them over, finds after the doubt period
+ * that none of the nonce's stored transactions was mined, marks the rows replaced and pays the
+ * period again under a new nonce: once on the new chain, with the events. */
+Test(executor, a_decided_transaction_whose_nonce_a_reorg_gave_to_another_is_paid_again_once,
+     .timeout = 120, .fini = end_all)
+{
+    begin_chain(NULL);
+    executor_job_t job;
+    fund(1, 1000000);
+    funded_job(1, 8, 779, 1, &job);
+    begin_pool(1, 30000, 5000);
+    wait_head(chain_head());
+    static char snap[4096], params[512], resp[4096];
+    cr_assert(echain_rpc(&fx.chain, "evm_snapshot", "[]", snap, sizeof(snap)));
+    json_t *doc = json_loads(snap, 0, NULL);
+    char revert[128];
+    snprintf(revert, sizeof(revert), "[\"%s\"]", json_string_value(json_object_get(doc, "result")));
+    json_decref(doc);
+    submit(&job);
+    cr_assert_eq(wait_count("SELECT count(*) FROM executions WHERE status = 'confirmed'", 1, 30000),
+                 1);
+    char first[80], nonce[24], v[128], sql[400];
+    echain_db_value(&fx.chain, "SELECT encode(tx_hash, 'hex') FROM executions", first,
+                    sizeof(first));
+    echain_db_value(&fx.chain, "SELECT nonce FROM executions", nonce, sizeof(nonce));
+    uint8_t first_hash[32];
+    size_t hash_len;
+    cr_assert_eq(chain_hex_decode(first_hash, 32, &hash_len, first, strlen(first), 0), CHAIN_OK);
+    for (int i = 0; i != 100 && executor__pool_follows(fx.pool, first_hash); ++i)
+        sleep_ms(50); /* decided: no slot holds it any more */
+    cr_assert(!executor__pool_follows(fx.pool, first_hash));
+    wait_head(chain_head());
+    events_stats_t before = {0}, after = {0};
+    events_get_stats(fx.events, &before);
+    /* the new chain: the lane's key sends another transaction at that nonce (with fees that
+     * outbid ours, should the follower send ours again first), mined in a block of its own */
+    cr_assert(echain_automine(&fx.chain, false));
+    cr_assert(echain_rpc(&fx.chain, "evm_revert", revert, resp, sizeof(resp)));
+    char dev0[CHAIN_ADDR_STR_SIZE], dev9[CHAIN_ADDR_STR_SIZE];
+    chain_addr_t a0 = echain_dev_address(0), a9 = echain_dev_address(9);
+    chain_addr_format(&a0, dev0);
+    chain_addr_format(&a9, dev9);
+    snprintf(params, sizeof(params),
+             "[{\"from\":\"%s\",\"to\":\"%s\",\"value\":\"0x1\",\"nonce\":\"0x%llx\","
+             "\"gas\":\"0x5208\",\"maxFeePerGas\":\"0x174876e800\",\"maxPriorityFeePerGas\":"
+             "\"0x174876e800\"}]",
+             dev0, dev9, (unsigned long long)atoll(nonce));
+    cr_assert(echain_rpc(&fx.chain, "eth_sendTransaction", params, resp, sizeof(resp)));
+    cr_assert(echain_rpc(&fx.chain, "evm_increaseTime", "[9]", resp, sizeof(resp)));
+    cr_assert(echain_mine(&fx.chain, 1));
+    cr_assert(echain_automine(&fx.chain, true));
+    snprintf(params, sizeof(params), "[\"0x%s\"]", first);
+    cr_assert(echain_rpc(&fx.chain, "eth_getTransactionReceipt", params, resp, sizeof(resp)));
+    cr_assert(strstr(resp, "\"result\":null") != NULL, "ours was mined on the new chain: %s", resp);
+    for (int i = 0; i != 200 && executor_pool_reorgs(fx.pool) == 0; ++i)
+        sleep_ms(50);
+    cr_assert_geq(executor_pool_reorgs(fx.pool), 1, "the reorg went unnoticed");
+    /* the rows of the transaction that can never be mined are replaced, and the period is paid
+     * by a new one */
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM executions WHERE tx_hash = decode('%s', 'hex') AND status ="
+             " 'replaced'",
+             first);
+    cr_assert_eq(wait_count(sql, 1, 60000), 1, "the lost transaction's row stays in flight");
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM executions WHERE intent_id = '%s' AND status = 'confirmed'"
+             " AND tx_hash <> decode('%s', 'hex') AND nonce > %s",
+             job.intent_id, first, nonce);
+    cr_assert_eq(wait_count(sql, 1, 60000), 1, "the period was not paid again");
+    uint8_t id[32];
+    uint32_t count = 0;
+    chain_intent_hash(&job.terms, id);
+    cr_assert(echain_executed_count(&fx.chain, id, &count));
+    cr_assert_eq(count, 1, "paid once on the new chain");
+    snprintf(sql, sizeof(sql), "SELECT execution_count FROM intents WHERE id = '%s'",
+             job.intent_id);
+    echain_db_value(&fx.chain, sql, v, sizeof(v));
+    cr_assert_eq(atol(v), 1, "the database's count is the chain's");
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM executions WHERE intent_id = '%s'",
+             job.intent_id);
+    echain_db_value(&fx.chain, sql, v, sizeof(v));
+    cr_assert_eq(atol(v), 2, "one row replaced, one confirmed");
+    /* announced: the rows put back in flight, then replaced; the new row signed, broadcast and
+     * confirmed, with its notification */
+    for (int i = 0; i != 100; ++i) {
+        events_get_stats(fx.events, &after);
+        if (after.published + after.dropped >= before.published + before.dropped + 6)
+            break;
+        sleep_ms(50);
+    }
+    cr_assert_geq(
+        after.published + after.dropped, before.published + before.dropped + 6, "%llu events",
+        (unsigned long long)(after.published + after.dropped - before.published - before.dropped));
 }
 
 Test(executor, a_row_left_broadcast_whose_transaction_was_mined_is_adopted_not_sent_twice,

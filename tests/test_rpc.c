@@ -1,10 +1,17 @@
 /* The JSON-RPC client against a real anvil (its own, or RPC_URL for reads) and against the
- * stand-in server for what anvil will not do on demand (rate limits, 500s, garbage), plus the
+ * stand-in server for what anvil will not do on demand (rate limits, 500s, garbage), hand-made
+ * answers from a canned server (what the answer scanner must read exactly or refuse), plus the
  * pure codec: quantities, builders, result readers and error classification. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include "chain/abi.h"
 #include "chain/hex.h"
@@ -825,6 +832,383 @@ Test(rpc, busy_and_shutdown_are_immediate_answers, .timeout = 60)
     anvil_stop(&f.anvil);
     close(f.refusing_fd);
     blackhole_close(fds);
+}
+
+/* ---- answers the client must read exactly: a canned server ---- */
+
+/*
+ * The stand-in answers well-formed JSON-RPC only; the scanner that reads answers (chain/rpc.c)
+ * is checked here against hand-made ones: malformed, truncated, batches with duplicate and
+ * missing ids, invalid UTF-8, deep nesting, odd numbers and escapes. The canned server answers
+ * with the current case's text, where "$0", "$1"... stand for the request's ids in order.
+ */
+typedef struct st_canned_case_t {
+    const char *label;
+    size_t calls;       /* eth_blockNumber calls sent (1: single, more: a batch) */
+    const char *answer; /* the body, ids as $0, $1... */
+    int error;          /* reply's error: OK, or BAD_RESPONSE when the answer is refused */
+    /* per call when OK: the result text expected, NULL when the call must fail with
+     * item_error[i] */
+    const char *results[3];
+    int item_error[3];
+} canned_case_t;
+
+#define BAD CHAIN_RPC_ERR_BAD_RESPONSE
+#define DEEP10 "[[[[[[[[[["
+#define SHUT10 "]]]]]]]]]]"
+
+/* a case names the results and item errors it expects; the rest are zero */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+static const canned_case_t canned_cases[] = {
+    /* singles */
+    {"plain", 1, "{\"jsonrpc\":\"2.0\",\"id\":$0,\"result\":\"0x1\"}", CHAIN_RPC_OK, {"\"0x1\""}},
+    {"whitespace everywhere",
+     1,
+     " \r\n\t{ \"jsonrpc\" :\t\"2.0\" ,\n\"id\"\r: $0 , \"result\" : { \"a\" : [ 1 , 2.5e3 , -0 , "
+     "1e5 , -1.5E-2 , 0.0 , 1E+2 , true , false , null ] , \"b\" : { } , \"c\" : [ ] } } \n",
+     CHAIN_RPC_OK,
+     {"{ \"a\" : [ 1 , 2.5e3 , -0 , 1e5 , -1.5E-2 , 0.0 , 1E+2 , true , false , null ] , \"b\" : "
+      "{ } , \"c\" : [ ] }"}},
+    {"null result", 1, "{\"id\":$0,\"result\":null}", CHAIN_RPC_OK, {"null"}},
+    {"number result -0", 1, "{\"id\":$0,\"result\":-0}", CHAIN_RPC_OK, {"-0"}},
+    {"number result 1e5", 1, "{\"id\":$0,\"result\":1e5}", CHAIN_RPC_OK, {"1e5"}},
+    {"string with brackets and quotes",
+     1,
+     "{\"id\":$0,\"result\":\"]}{[\\\",:\\\\\\\"}\",\"jsonrpc\":\"2.0\"}",
+     CHAIN_RPC_OK,
+     {"\"]}{[\\\",:\\\\\\\"}\""}},
+    {"escapes",
+     1,
+     "{\"id\":$0,\"result\":\"\\u00e9\\u00E9\\ud83d\\ude00\\/\\b\\f\\n\\r\\t\\\\\"}",
+     CHAIN_RPC_OK,
+     {"\"\\u00e9\\u00E9\\ud83d\\ude00\\/\\b\\f\\n\\r\\t\\\\\""}},
+    {"raw UTF-8",
+     1,
+     "{\"id\":$0,\"result\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}",
+     CHAIN_RPC_OK,
+     {"\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\""}},
+    {"error as a string, result kept",
+     1,
+     "{\"id\":$0,\"error\":\"x\",\"result\":5}",
+     CHAIN_RPC_OK,
+     {"5"}},
+    {"nesting at the bound",
+     1,
+     "{\"id\":$0,\"result\":" DEEP10 DEEP10 DEEP10 DEEP10 DEEP10 DEEP10
+     "[[[" SHUT10 SHUT10 SHUT10 SHUT10 SHUT10 SHUT10 "]]]}",
+     CHAIN_RPC_OK,
+     {DEEP10 DEEP10 DEEP10 DEEP10 DEEP10 DEEP10 "[[[" SHUT10 SHUT10 SHUT10 SHUT10 SHUT10 SHUT10
+                                                "]]]"}},
+    {"node error with data",
+     1,
+     "{\"id\":$0,\"error\":{\"code\":3,\"message\":\"execution "
+     "reverted\",\"data\":\"0x08c379a0\"}}",
+     CHAIN_RPC_OK,
+     {NULL},
+     {CHAIN_RPC_ERR_REVERTED}},
+    {"error with id null",
+     1,
+     "{\"id\":null,\"error\":{\"code\":-32600,\"message\":\"bad\"}}",
+     CHAIN_RPC_OK,
+     {NULL},
+     {CHAIN_RPC_ERR_NODE}},
+    /* singles refused */
+    {"wrong id", 1, "{\"id\":999999999,\"result\":\"0x1\"}", BAD},
+    {"no id", 1, "{\"result\":\"0x1\"}", BAD},
+    {"id 7.0", 1, "{\"id\":$0.0,\"result\":\"0x1\"}", BAD},
+    {"id as a string", 1, "{\"id\":\"$0\",\"result\":\"0x1\"}", BAD},
+    {"neither result nor error", 1, "{\"id\":$0}", BAD},
+    {"not JSON", 1, "<html>nope</html>", BAD},
+    {"trailing garbage", 1, "{\"id\":$0,\"result\":1}x", BAD},
+    {"two objects", 1, "{\"id\":$0,\"result\":1}{\"id\":$0,\"result\":1}", BAD},
+    {"truncated", 1, "{\"id\":$0,\"result\":{\"a\":1}", BAD},
+    {"truncated in a string", 1, "{\"id\":$0,\"result\":\"0x", BAD},
+    {"truncated after a key", 1, "{\"id\":$0,\"result\"", BAD},
+    {"only whitespace", 1, " \n ", BAD},
+    {"a scalar", 1, "\"0x1\"", BAD},
+    {"a batch for a single call", 1, "[{\"id\":$0,\"result\":1}]", BAD},
+    {"bad escape", 1, "{\"id\":$0,\"result\":\"\\q\"}", BAD},
+    {"lone backslash", 1, "{\"id\":$0,\"result\":\"a\\\"}", BAD},
+    {"short \\u", 1, "{\"id\":$0,\"result\":\"\\u00e\"}", BAD},
+    {"\\u0000", 1, "{\"id\":$0,\"result\":\"a\\u0000\"}", BAD},
+    {"lone high surrogate", 1, "{\"id\":$0,\"result\":\"\\ud83d\"}", BAD},
+    {"lone low surrogate", 1, "{\"id\":$0,\"result\":\"\\ude00x\"}", BAD},
+    {"control character in a string", 1, "{\"id\":$0,\"result\":\"a\nb\"}", BAD},
+    {"invalid UTF-8 byte", 1, "{\"id\":$0,\"result\":\"\xff\"}", BAD},
+    {"UTF-8 continuation alone", 1, "{\"id\":$0,\"result\":\"\x80\"}", BAD},
+    {"overlong UTF-8", 1, "{\"id\":$0,\"result\":\"\xc0\xaf\"}", BAD},
+    {"UTF-8 surrogate", 1, "{\"id\":$0,\"result\":\"\xed\xa0\x80\"}", BAD},
+    {"UTF-8 above U+10FFFF", 1, "{\"id\":$0,\"result\":\"\xf4\x90\x80\x80\"}", BAD},
+    {"truncated UTF-8", 1, "{\"id\":$0,\"result\":\"\xe2\x82\"}", BAD},
+    {"invalid UTF-8 in a key", 1, "{\"id\":$0,\"\xfe\":1,\"result\":1}", BAD},
+    {"leading zero", 1, "{\"id\":$0,\"result\":01}", BAD},
+    {"bare minus", 1, "{\"id\":$0,\"result\":-}", BAD},
+    {"plus sign", 1, "{\"id\":$0,\"result\":+1}", BAD},
+    {"no digit after the point", 1, "{\"id\":$0,\"result\":1.}", BAD},
+    {"no digit before the point", 1, "{\"id\":$0,\"result\":.5}", BAD},
+    {"no exponent digits", 1, "{\"id\":$0,\"result\":1e}", BAD},
+    {"bad literal", 1, "{\"id\":$0,\"result\":tru}", BAD},
+    {"literal in capitals", 1, "{\"id\":$0,\"result\":True}", BAD},
+    {"trailing comma", 1, "{\"id\":$0,\"result\":[1,]}", BAD},
+    {"missing colon", 1, "{\"id\":$0,\"result\" 1}", BAD},
+    {"unquoted key", 1, "{id:$0,\"result\":1}", BAD},
+    {"nesting past the bound", 1,
+     "{\"id\":$0,\"result\":" DEEP10 DEEP10 DEEP10 DEEP10 DEEP10 DEEP10 DEEP10 SHUT10 SHUT10 SHUT10
+         SHUT10 SHUT10 SHUT10 SHUT10 "}",
+     BAD},
+    /* batches: each result to its own call, whatever the order */
+    {"batch out of order",
+     2,
+     "[{\"id\":$1,\"result\":\"0x2\"},{\"id\":$0,\"result\":[\"a\",{\"b\":\"]}\"}]}]",
+     CHAIN_RPC_OK,
+     {"[\"a\",{\"b\":\"]}\"}]", "\"0x2\""}},
+    {"batch of three scrambled, whitespace everywhere",
+     3,
+     "\n[ { \"result\" : \"c\" , \"id\" : $2 } ,\r\n{ \"id\" : $0 , \"result\" : { \"x\" : \"[\" } "
+     "} ,\t{ \"jsonrpc\" : \"2.0\" , \"id\" : $1 , \"result\" : null } ]\n",
+     CHAIN_RPC_OK,
+     {"{ \"x\" : \"[\" }", "null", "\"c\""}},
+    {"batch missing one",
+     2,
+     "[{\"id\":$1,\"result\":\"0x2\"}]",
+     CHAIN_RPC_OK,
+     {NULL, "\"0x2\""},
+     {BAD}},
+    {"batch duplicate id: the first counts",
+     2,
+     "[{\"id\":$0,\"result\":1},{\"id\":$0,\"result\":2}]",
+     CHAIN_RPC_OK,
+     {"1", NULL},
+     {0, BAD}},
+    {"batch element not an object",
+     2,
+     "[1,\"x\",{\"id\":$0,\"result\":1},[]]",
+     CHAIN_RPC_OK,
+     {"1", NULL},
+     {0, BAD}},
+    {"batch ids foreign",
+     2,
+     "[{\"id\":\"$0\",\"result\":1},{\"id\":-1,\"result\":2},{\"id\":$1.0,\"result\":3},{\"id\":$1,"
+     "\"result\":4}]",
+     CHAIN_RPC_OK,
+     {NULL, "4"},
+     {BAD}},
+    {"batch mixed result and error",
+     2,
+     "[{\"id\":$0,\"error\":{\"code\":-32003,\"message\":\"nonce too low\"}},{\"id\":$1,\"result\":"
+     "\"0x2\"}]",
+     CHAIN_RPC_OK,
+     {NULL, "\"0x2\""},
+     {CHAIN_RPC_ERR_NONCE_TOO_LOW}},
+    {"batch refused as a whole",
+     2,
+     "{\"id\":null,\"error\":{\"code\":-32000,\"message\":\"batch too large\"}}",
+     CHAIN_RPC_OK,
+     {NULL, NULL},
+     {CHAIN_RPC_ERR_NODE, CHAIN_RPC_ERR_NODE}},
+    /* batches refused */
+    {"batch answered by one result", 2, "{\"id\":$0,\"result\":1}", BAD},
+    {"batch empty", 2, "[]", BAD},
+    {"batch of nothing ours", 2, "[{\"id\":999999999,\"result\":1}]", BAD},
+    {"batch truncated", 2, "[{\"id\":$0,\"result\":{\"a\":1}", BAD},
+    {"batch truncated between elements", 2, "[{\"id\":$0,\"result\":1},", BAD},
+    {"batch with a bad element after good ones", 2,
+     "[{\"id\":$0,\"result\":1},{\"id\":$1,\"result\":tru}]", BAD},
+    {"batch with invalid UTF-8 after good ones", 2,
+     "[{\"id\":$0,\"result\":1},{\"id\":$1,\"result\":\"\xc3\"}]", BAD},
+    {"batch missing a comma", 2, "[{\"id\":$0,\"result\":1}{\"id\":$1,\"result\":2}]", BAD},
+    {"batch trailing garbage", 2, "[{\"id\":$0,\"result\":1},{\"id\":$1,\"result\":2}]]", BAD},
+};
+
+#pragma GCC diagnostic pop
+
+#undef BAD
+#undef DEEP10
+#undef SHUT10
+
+enum { CANNED_N = sizeof(canned_cases) / sizeof(canned_cases[0]) };
+
+/* the case the canned server answers with: the test sends one call at a time */
+static _Atomic size_t canned_current;
+
+typedef struct st_canned_server_t {
+    int fd;
+    uint16_t port;
+    pthread_t thread;
+} canned_server_t;
+
+/* The ids of the request `body` (an object or an array of them), in order. */
+static size_t request_ids(const char *body, size_t len, json_int_t *ids, size_t cap)
+{
+    json_t *req = json_loadb(body, len, 0, NULL);
+    size_t n = 0;
+    if (json_is_object(req)) {
+        ids[n++] = json_integer_value(json_object_get(req, "id"));
+    } else {
+        size_t i;
+        json_t *call;
+        json_array_foreach(req, i, call)
+        {
+            if (n != cap)
+                ids[n++] = json_integer_value(json_object_get(call, "id"));
+        }
+    }
+    json_decref(req);
+    return n;
+}
+
+/* Case `k`'s answer with the request's ids in place of $0, $1... */
+static size_t canned_answer(size_t k, const json_int_t *ids, size_t num_ids, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (const char *p = canned_cases[k].answer; *p != '\0' && n + 24 < cap; ++p) {
+        if (p[0] == '$' && p[1] >= '0' && (size_t)(p[1] - '0') < num_ids)
+            n += (size_t)snprintf(out + n, cap - n, "%lld", (long long)ids[p[1] - '0']), ++p;
+        else
+            out[n++] = *p;
+    }
+    return n;
+}
+
+/* Reads one HTTP request on `fd` and answers it with its case; the connection then closes. */
+static void canned_serve(int fd)
+{
+    char req[16384], body[8192];
+    size_t len = 0;
+    char *head_end = NULL;
+    while (head_end == NULL && len < sizeof(req) - 1) {
+        ssize_t got = read(fd, req + len, sizeof(req) - 1 - len);
+        if (got <= 0)
+            return;
+        len += (size_t)got;
+        req[len] = '\0';
+        head_end = strstr(req, "\r\n\r\n");
+    }
+    if (head_end == NULL)
+        return;
+    const char *cl = strcasestr(req, "content-length:");
+    size_t body_len = cl != NULL ? strtoul(cl + 15, NULL, 10) : 0;
+    size_t head = (size_t)(head_end + 4 - req);
+    while (len - head < body_len && len < sizeof(req) - 1) {
+        ssize_t got = read(fd, req + len, sizeof(req) - 1 - len);
+        if (got <= 0)
+            return;
+        len += (size_t)got;
+    }
+    size_t k = atomic_load(&canned_current);
+    json_int_t ids[8];
+    size_t num_ids = request_ids(req + head, body_len, ids, 8);
+    size_t n = k < CANNED_N ? canned_answer(k, ids, num_ids, body, sizeof(body)) : 0;
+    char out[sizeof(body) + 256];
+    int h = snprintf(out, sizeof(out),
+                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n",
+                     n);
+    memcpy(out + h, body, n);
+    for (size_t off = 0; off < (size_t)h + n;) {
+        ssize_t put = write(fd, out + off, (size_t)h + n - off);
+        if (put <= 0)
+            return;
+        off += (size_t)put;
+    }
+}
+
+static void *canned_main(void *arg)
+{
+    canned_server_t *s = arg;
+    for (;;) { /* ends when the listener is shut down */
+        int fd = accept(s->fd, NULL, NULL);
+        if (fd < 0)
+            return NULL;
+        canned_serve(fd);
+        close(fd);
+    }
+}
+
+static void canned_start(canned_server_t *s)
+{
+    s->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    cr_assert(s->fd >= 0 && bind(s->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+              listen(s->fd, 64) == 0 && getsockname(s->fd, (struct sockaddr *)&sa, &sl) == 0);
+    s->port = ntohs(sa.sin_port);
+    cr_assert_eq(pthread_create(&s->thread, NULL, canned_main, s), 0);
+}
+
+static void canned_stop(canned_server_t *s)
+{
+    shutdown(s->fd, SHUT_RDWR);
+    pthread_join(s->thread, NULL);
+    close(s->fd);
+}
+
+/* Checks the reply to case `k` (see canned_case_t). */
+static void canned_check(size_t k, harness_msg_t *m)
+{
+    const canned_case_t *c = &canned_cases[k];
+    chain_rpc_reply_t *r = reply_of(m);
+    cr_assert_eq(r->error, c->error, "%s: reply %s (%s)", c->label, chain_rpc_strerror(r->error),
+                 chain_rpc_reply_message(r, 0));
+    cr_assert_eq(r->count, c->calls);
+    cr_assert_eq(r->attempts, 1, "%s", c->label);
+    for (size_t i = 0; i != c->calls; ++i) {
+        size_t len;
+        const char *text = chain_rpc_reply_result(r, i, &len);
+        int want = c->error != CHAIN_RPC_OK ? c->error
+                   : c->results[i] != NULL  ? CHAIN_RPC_OK
+                                            : c->item_error[i];
+        cr_assert_eq(r->items[i].error, want, "%s: call %zu: %s (%s)", c->label, i,
+                     chain_rpc_strerror(r->items[i].error), chain_rpc_reply_message(r, i));
+        if (want != CHAIN_RPC_OK) {
+            cr_assert_null(text, "%s: call %zu", c->label, i);
+            cr_assert_neq(chain_rpc_reply_message(r, i)[0], '\0', "%s: call %zu", c->label, i);
+            continue;
+        }
+        cr_assert_not_null(text, "%s: call %zu", c->label, i);
+        cr_assert_eq(len, strlen(c->results[i]), "%s: call %zu: %s", c->label, i, text);
+        cr_assert_str_eq(text, c->results[i], "%s: call %zu", c->label, i);
+    }
+}
+
+Test(rpc, hand_made_answers_are_read_exactly_or_refused, .timeout = 120)
+{
+    fixture_t f;
+    begin(&f, NO_ANVIL, false);
+    canned_server_t server;
+    canned_start(&server);
+    char url[64];
+    const char *urls[] = {url_of(url, sizeof(url), "http://127.0.0.1:%u/", server.port)};
+    /* one attempt: a refused answer is the reply's error at once; no breaker opens */
+    chain_rpc_config_t config = {.max_attempts = 1, .breaker_failures = 1000};
+    chain_rpc_t *rpc = rpc_new(&f, urls, 1, &config);
+    run(&f, &rpc, 1);
+    for (size_t k = 0; k != CANNED_N; ++k) {
+        chain_rpc_call_t calls[3];
+        for (size_t i = 0; i != canned_cases[k].calls; ++i)
+            calls[i] = chain_rpc_eth_block_number();
+        atomic_store(&canned_current, k);
+        harness_msg_t *m = send_calls(&f, rpc, calls, canned_cases[k].calls);
+        canned_check(k, m);
+        free(m);
+    }
+    /* the revert data of a node's error still decodes, and the node's code is kept */
+    chain_rpc_call_t call = chain_rpc_eth_block_number();
+    size_t with_data = 0;
+    while (strcmp(canned_cases[with_data].label, "node error with data") != 0)
+        ++with_data;
+    atomic_store(&canned_current, with_data);
+    harness_msg_t *m = send_calls(&f, rpc, &call, 1);
+    uint8_t data[8];
+    size_t len;
+    cr_assert_eq(reply_of(m)->items[0].code, 3);
+    cr_assert_eq(chain_rpc_reply_revert_data(reply_of(m), 0, data, sizeof(data), &len), CHAIN_OK);
+    cr_assert_eq(len, 4);
+    cr_assert_eq(data[0], 0x08);
+    free(m);
+    end(&f, &rpc, 1);
+    canned_stop(&server);
 }
 
 /* ---- the pure codec ---- */
