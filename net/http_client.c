@@ -414,6 +414,8 @@ static int classify_io_error(const char *errstr)
 static int append_body(request_t *r, const char *bytes, size_t len)
 {
     size_t max = r->cw->client->config.max_response_bytes;
+    if (len == 0) /* an empty body: nothing to keep, and memcpy may not take NULL */
+        return NET_HTTP_OK;
     if (len > max - r->body_len)
         return NET_HTTP_ERR_TOO_LARGE;
     if (r->body_len + len > r->body_cap) {
