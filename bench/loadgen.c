@@ -15,7 +15,9 @@
  * (the env file the bench's run writes). Every run prints one summary line and writes JSON
  * with every figure: per-kind counts, statuses and latency histograms, and per 100 ms
  * "timeline_per_s": [seconds, answers/s, errors/s, the slowest answer in ms] (the last shows
- * whether a tail is made of stalls, and whether they recur).
+ * whether a tail is made of stalls, and whether they recur), "send_late" (open loop: how long
+ * after its intended time each request went out; the generator's own lag or a backlog) and
+ * "generator_cpu_s" (the generator's CPU time, taken from the cores it shares with the server).
  */
 #include <arpa/inet.h>
 #include <stddef.h>
@@ -232,7 +234,7 @@ static json_t *result_json(const opts_t *o, const lg_run_t *run, const lg_result
                                                   (double)res->timeline_max_us[i] / 1000.0));
     return json_pack(
         "{s:s, s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:I, "
-        "s:I, s:o, s:o, s:o}",
+        "s:I, s:o, s:o, s:o, s:o, s:f}",
         "name", o->name, "command", o->cmd, "mode", run->rate_per_s > 0 ? "open" : "closed",
         "connections", (json_int_t)run->connections, "rate_per_s", run->rate_per_s, "warmup_s",
         run->warmup_s, "duration_s", res->measured_s, "throughput_per_s",
@@ -240,7 +242,8 @@ static json_t *result_json(const opts_t *o, const lg_run_t *run, const lg_result
         (json_int_t)res->dropped, "unanswered", (json_int_t)res->unanswered, "connect_failures",
         (json_int_t)res->connect_failures, "late_max_us", (json_int_t)res->late_max_us,
         "signed_inline", (json_int_t)res->signed_inline, "kinds", kinds, "latency",
-        lg_hist_json(&all, true), "timeline_per_s", timeline);
+        lg_hist_json(&all, true), "timeline_per_s", timeline, "send_late",
+        lg_hist_json(&res->send_late, false), "generator_cpu_s", res->cpu_s);
 }
 
 static bool report(const opts_t *o, const lg_run_t *run, lg_result_t *res)

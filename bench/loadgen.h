@@ -143,6 +143,8 @@ typedef struct st_lg_result_t {
     double measured_s;
     uint64_t dropped;          /* open loop: arrivals that found the bounded backlog full */
     uint64_t late_max_us;      /* open loop: largest lag between intended and actual send */
+    lg_hist_t send_late;       /* open loop: that lag per measured task, in microseconds */
+    double cpu_s;              /* the generator's own CPU time (user + system) over the run */
     uint64_t signed_inline;    /* intent bodies signed during the run (the pool ran out) */
     uint64_t unanswered;       /* measured tasks still queued or in flight when the run ended */
     uint64_t connect_failures; /* connections refused or failed (they are retried every 100 ms) */

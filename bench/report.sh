@@ -8,7 +8,7 @@
 RATIOS_JQ='
   def rps(n): (.runs[n].throughput_per_s // null);
   def p99ms(n): (if (.runs[n].ok // 0) > 0 then .runs[n].latency.p99_us / 1000 else null end);
-  def answered(n): (.runs[n] | if . then "\(.ok) answered, \(.errors) errors, \(.unanswered // 0) unanswered at the end" else "not run" end);
+  def answered(n): (.runs[n] | if . then "\(.ok) answered, \(.errors) errors, \(.unanswered // 0) unanswered at the end" + (if .send_late then "; the generator sent p99 \(.send_late.p99_us / 1000) ms late and used \(.generator_cpu_s * 100 | round / 100) CPU-s" else "" end) else "not run" end);
   def ratio(a; b): (if rps(a) and rps(b) and rps(b) > 0 then rps(a) / rps(b) else null end);
   [
     {name: "intentd /healthz vs bare h2o (req/s)", value: ratio("healthz"; "hello_bare"),
