@@ -508,20 +508,13 @@ static const char *rows_of(const char *id)
     return db_value(sql);
 }
 
-/* A database that lacks an execution the chain has (restored from an older backup, or a log
- * cursor that started late): at its due time the intent's actor reads the registry's count,
- * signs nothing for the paid period, and the follower adopts the execution; the next period is
- * ours, once. */
-Test(follower_events, a_registry_count_ahead_of_the_database_is_adopted_not_signed, .init = setup,
-     .fini = engine_teardown, .timeout = 180)
+/* While intentd is down (the caller killed it and moved the chain's time to period 0), another
+ * executor pays period 0 and the log cursor passes over it, as if it had started later; after a
+ * restart the intent's actor must adopt that payment (the intent's only row, the other
+ * executor's) and sign nothing for the period. */
+static void pay_elsewhere_then_restart(const signed_intent_t *in, int64_t start)
 {
-    int64_t start = engine_now() + 600;
-    signed_intent_t s;
-    create_signed(start, &s);
-    engine_server_kill();
-    /* while intentd is down, another executor pays period 0 */
-    json_decref(engine_rpc("evm_increaseTime", "[700]"));
-    json_decref(engine_rpc("evm_mine", "[]"));
+    signed_intent_t s = *in;
     uint8_t data[4096];
     size_t len;
     cr_assert_eq(chain_abi_execute(data, sizeof(data), &len, &s.terms, s.sig, sizeof(s.sig), 0),
@@ -557,6 +550,25 @@ Test(follower_events, a_registry_count_ahead_of_the_database_is_adopted_not_sign
     nonce = engine_rpc("eth_getTransactionCount", q);
     cr_assert_eq(quantity(nonce), nonce_before, "a transaction was signed for a paid period");
     json_decref(nonce);
+}
+
+/* A database that lacks an execution the chain has (restored from an older backup, or a log
+ * cursor that started late): at its due time the intent's actor reads the registry's count,
+ * signs nothing for the paid period, and the follower adopts the execution; the next period is
+ * ours, once. */
+Test(follower_events, a_registry_count_ahead_of_the_database_is_adopted_not_signed, .init = setup,
+     .fini = engine_teardown, .timeout = 180)
+{
+    int64_t start = engine_now() + 600;
+    signed_intent_t s;
+    create_signed(start, &s);
+    engine_server_kill();
+    /* while intentd is down, another executor pays period 0 */
+    json_decref(engine_rpc("evm_increaseTime", "[700]"));
+    json_decref(engine_rpc("evm_mine", "[]"));
+    pay_elsewhere_then_restart(&s, start);
+    char executor[CHAIN_ADDR_STR_SIZE], sql[512];
+    address_of(ENGINE_DEV0_KEY, executor);
 
     /* the next period is the engine's */
     engine_advance(86400);
@@ -623,39 +635,7 @@ Test(follower_events, a_backfill_reads_from_the_deployment_block_in_windows_a_ca
     /* while intentd is down, another executor pays period 0, and the log cursor passes it */
     json_decref(engine_rpc("evm_increaseTime", "[700]"));
     json_decref(engine_rpc("evm_mine", "[]"));
-    uint8_t data[4096];
-    size_t len;
-    cr_assert_eq(chain_abi_execute(data, sizeof(data), &len, &s.terms, s.sig, sizeof(s.sig), 0),
-                 CHAIN_OK);
-    char other[CHAIN_ADDR_STR_SIZE], executor[CHAIN_ADDR_STR_SIZE], q[128], sql[512];
-    address_of(KEY_OTHER, other);
-    address_of(ENGINE_DEV0_KEY, executor);
-    engine_transact(other, engine_registry, data, len);
-    json_t *head = engine_rpc("eth_blockNumber", "[]");
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO chain_cursors (chain_id, registry, next_block) VALUES (31337,"
-             " decode('%s', 'hex'), %llu) ON CONFLICT (chain_id, registry) DO UPDATE SET"
-             " next_block = excluded.next_block RETURNING next_block",
-             engine_registry + 2, (unsigned long long)quantity(head) + 1);
-    json_decref(head);
-    cr_assert_neq(db_value(sql)[0], '\0');
-    snprintf(q, sizeof(q), "[\"%s\", \"latest\"]", executor);
-    json_t *nonce = engine_rpc("eth_getTransactionCount", q);
-    uint64_t nonce_before = quantity(nonce);
-    json_decref(nonce);
-
-    engine_server_restart();
-    engine_set_offset(start + 10 - (int64_t)time(NULL));
-    engine_wait_count(token, s.id, 1, OUTCOME_MS);
-    char other_lower[CHAIN_ADDR_STR_SIZE], expect[128];
-    for (size_t i = 0; other[i] != '\0'; ++i)
-        other_lower[i] = (char)(other[i] >= 'A' && other[i] <= 'F' ? other[i] + 32 : other[i]);
-    other_lower[strlen(other)] = '\0';
-    snprintf(expect, sizeof(expect), "0:confirmed:%s", other_lower);
-    cr_assert_str_eq(rows_of(s.id), expect, "period 0 must be the adopted execution only");
-    nonce = engine_rpc("eth_getTransactionCount", q);
-    cr_assert_eq(quantity(nonce), nonce_before, "a transaction was signed for a paid period");
-    json_decref(nonce);
+    pay_elsewhere_then_restart(&s, start);
     /* the intent's logs were read from the deployment block on, in windows the node took */
     rpc_proxy_stats_t st;
     rpc_proxy_stats(capped, &st);
