@@ -171,6 +171,14 @@ static void *waiter_init(rt_worker_t *worker, int wake_fd, void *data)
 static void waiter_wait(void *ctx, int timeout_ms)
 {
     worker_http_t *wh = ctx;
+    /* Answers sent from actor turns (outside h2o_evloop_run) leave their sockets' write
+     * completions pending in the loop, and h2o 2.2.5 runs pending callbacks only after its
+     * epoll_wait: the connection reads its next request only then. Waiting the runtime's
+     * timeout first stalled keep-alive connections until the next timer or wake-up (the bench
+     * saw epoll_wait sleep 216-885 ms with answers pending, and whole seconds of requests late
+     * with it), so with callbacks pending the loop only polls. */
+    if (wh->loop->_pending_as_server != NULL || wh->loop->_pending_as_client != NULL)
+        timeout_ms = 0;
     /* -1 with EINTR is an ordinary wake-up: an io_uring completion's task work interrupted
      * epoll_wait; the completion is reaped on the next loop turn */
     h2o_evloop_run(wh->loop, timeout_ms);
