@@ -38,7 +38,20 @@
 /* api.md: an intent is answered with its newest 10 executions */
 #define INTENT_EXECUTIONS_SQL "10"
 
-static int st_insert, st_get, st_list, st_set_status, st_executions, st_patch, st_upcoming;
+static int st_insert, st_insert_group, st_get, st_list, st_set_status, st_executions, st_patch,
+    st_upcoming;
+
+/* What an insert returns: all a 201 needs beyond the intent as checked (the row's id and times),
+ * and the onChainId that pairs a group's rows with its members. */
+#define INSERT_TARGETS                                                                             \
+    "owner_id, name, chain_id, recipient, token, amount, frequency, interval_seconds, start_at,"   \
+    " end_at, max_executions, safety_buffer, constraints, status, next_execution, min_interval,"   \
+    " salt, on_chain_id, signature"
+#define INSERT_RETURNING "id, owner_id, on_chain_id, next_execution, created_at, updated_at"
+#define INSERT_COLUMNS                                                                             \
+    "id::text, extract(epoch FROM next_execution)::bigint,"                                        \
+    " extract(epoch FROM created_at)::bigint, extract(epoch FROM updated_at)::bigint"
+enum { INS_COL_ID, INS_COL_NEXT, INS_COL_CREATED, INS_COL_UPDATED, INS_COL_ON_CHAIN_ID };
 
 /* GET /api/intents/upcoming and PATCH's statements. */
 static void register_more_statements(void)
@@ -80,18 +93,40 @@ static void register_more_statements(void)
 
 void api__intents_register_statements(void)
 {
+    /* bench/lib.sh's pgbench_insert runs this statement: keep them the same */
     st_insert = store_pg_statement(
         "intent_insert",
-        "WITH i AS (INSERT INTO intents (owner_id, name, chain_id, recipient, token, amount,"
-        "   frequency, interval_seconds, start_at, end_at, max_executions, safety_buffer,"
-        "   constraints, status, next_execution, min_interval, salt, on_chain_id, signature)"
+        "WITH i AS (INSERT INTO intents (" INSERT_TARGETS ")"
         " VALUES ($1, $2, $3, decode($4, 'hex'), decode($5, 'hex'), $6::numeric, $7, $8::bigint,"
         "   to_timestamp($9), to_timestamp($10), $11::int, $12::numeric, $13::jsonb, $14,"
         "   to_timestamp($15), $16::bigint, decode($17, 'hex'), decode($18, 'hex'),"
-        "   decode($19, 'hex')) RETURNING *),"
+        "   decode($19, 'hex')) RETURNING " INSERT_RETURNING "),"
         " a AS (INSERT INTO audit_log (user_id, actor, action, subject_id, remote_ip)"
         "   SELECT owner_id, 'user', 'intent.create', id, $20::inet FROM i)"
-        " SELECT " INTENT_COLUMNS " FROM i");
+        " SELECT " INSERT_COLUMNS " FROM i");
+    /* A group's rows in one statement: the same values and casts as intent_insert, each
+     * parameter an array with one element per member (what a statement costs PostgreSQL
+     * beyond its rows, from the executor's start to the constraints it parses, is then paid
+     * once per group). Each audit row takes its own member's address, paired by onChainId. */
+    st_insert_group = store_pg_statement(
+        "intent_insert_group",
+        "WITH v AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[],"
+        "   $5::text[], $6::numeric[], $7::text[], $8::bigint[], $9::float8[], $10::float8[],"
+        "   $11::int[], $12::numeric[], $13::jsonb[], $14::text[], $15::float8[], $16::bigint[],"
+        "   $17::text[], $18::text[], $19::text[], $20::inet[]) AS v(owner_id, name, chain_id,"
+        "   recipient, token, amount, frequency, interval_seconds, start_s, end_s, max_executions,"
+        "   safety_buffer, constraints, status, next_s, min_interval, salt, on_chain_id, signature,"
+        "   ip)),"
+        " i AS (INSERT INTO intents (" INSERT_TARGETS ")"
+        "   SELECT owner_id, name, chain_id, decode(recipient, 'hex'), decode(token, 'hex'),"
+        "   amount, frequency, interval_seconds, to_timestamp(start_s), to_timestamp(end_s),"
+        "   max_executions, safety_buffer, constraints, status, to_timestamp(next_s), min_interval,"
+        "   decode(salt, 'hex'), decode(on_chain_id, 'hex'), decode(signature, 'hex') FROM v"
+        "   RETURNING " INSERT_RETURNING "),"
+        " a AS (INSERT INTO audit_log (user_id, actor, action, subject_id, remote_ip)"
+        "   SELECT i.owner_id, 'user', 'intent.create', i.id, v.ip FROM i"
+        "   JOIN v ON decode(v.on_chain_id, 'hex') = i.on_chain_id)"
+        " SELECT " INSERT_COLUMNS ", encode(on_chain_id, 'hex') FROM i");
     /* another user's intent is simply not found: 404, never 403, so ids reveal nothing */
     st_get = store_pg_statement("intent_get", "SELECT " INTENT_COLUMNS " FROM intents"
                                               " WHERE id = $1::uuid AND owner_id = $2::uuid");
@@ -430,9 +465,12 @@ static bool read_new_intent(api_t *api, h2o_req_t *req, const api_user_t *user, 
  * however many creates queue behind them (measured at 16 clients on 2 workers: 2.2 rows per WAL
  * flush, against 5.7 for pgbench's 16 connections). So a worker keeps at most
  * CREATE_UNITS_IN_FLIGHT create units in flight, and the creates that arrive meanwhile wait in
- * the worker's queue; the next unit takes up to CREATE_GROUP_MAX of them: the same insert
- * statement each, one transaction, one flush. Nothing waits for a group to fill: a create that
- * finds a free slot is sent at once, alone.
+ * the worker's queue; the next unit takes up to CREATE_GROUP_MAX of them: one transaction, one
+ * flush. Nothing waits for a group to fill: a create that finds a free slot is sent at once,
+ * alone, with intent_insert. A group of two or more is one intent_insert_group statement (its
+ * members' values as arrays): a statement costs PostgreSQL about as much again as the row it
+ * inserts (starting the executor, parsing the table's constraints, preparing the expressions of
+ * the RETURNING and the audit insert), which a group then pays once.
  *
  * A group commits all or nothing, so one member's error (its terms and salt already exist)
  * would fail the others: a group that fails with an error committed nothing, and its members
@@ -443,9 +481,15 @@ static bool read_new_intent(api_t *api, h2o_req_t *req, const api_user_t *user, 
  * member's request (h2o's objects belong to this worker's thread, which runs the leader too),
  * ends their calls, then sends the next group from the queue, or ends itself when it is empty.
  */
-#define CREATE_GROUP_MAX STORE_PG_MAX_UNIT_STATEMENTS
+#define CREATE_GROUP_MAX 16
 #define CREATE_UNITS_IN_FLIGHT 2 /* per worker: one per connection (PG_CONNECTIONS_PER_WORKER) */
-#define CREATE_QUEUE_MAX 1024    /* per worker: more waiting creates are refused (503) */
+/* A unit in flight beside another takes a group of at least this many. 1: every free slot is
+ * used at once. 4 makes groups of about 3.3 instead of 2.4 at 16 clients on 2 workers, and cuts
+ * PostgreSQL's CPU per create by about a fifth. (A worker then often answers all its clients in
+ * one actor turn with nothing left in flight; that stalled for 0.2-0.9 s until
+ * net/http_server.c's waiter stopped sleeping while h2o has write completions pending.) */
+#define CREATE_SECOND_UNIT_MIN 4
+#define CREATE_QUEUE_MAX 1024 /* per worker: more waiting creates are refused (503) */
 #define CREATE_PARAMS 20
 
 typedef struct st_create_call_t create_call_t;
@@ -464,6 +508,7 @@ struct st_create_call_t {
     uint8_t signature[CHAIN_SIG_LEN];  /* the owner's, normalized, when has_signature */
     bool has_signature;
     create_call_t *next; /* in the worker's queue */
+    bool queued;         /* in the worker's queue (not yet in a group) */
     create_call_t *members[CREATE_GROUP_MAX];
     size_t num_members, unanswered;
     bool one_by_one; /* the group failed: each member is sent alone (corr: its index + 1) */
@@ -494,19 +539,19 @@ static void create_send_intent(h2o_req_t *req, const create_call_t *m)
     net_http_send_owned(req, 201, "application/json", h2o_iovec_init(buf, n));
 }
 
-/* Answers member `m` from its insert's outcome (`res`: its result when r->status is OK), and
- * ends its call unless it is the leader. The engine and the read caches learn of a committed row
- * even when the client has left. */
+/* Answers member `m` from its insert's outcome (`res` and `row`: its row of INSERT_COLUMNS when
+ * r->status is OK, row -1: none came back), and ends its call unless it is the leader. The engine
+ * and the read caches learn of a committed row even when the client has left. */
 static void create_answer(create_call_t *leader, create_call_t *m, const store_pg_result_t *r,
-                          const PGresult *res)
+                          const PGresult *res, int row)
 {
     h2o_req_t *req = net_http_async_req(m->call);
-    if (r->status == STORE_PG_OK && PQntuples(res) == 1) {
+    if (r->status == STORE_PG_OK && row >= 0) {
         intent_t *in = &m->in;
-        snprintf(in->id, sizeof(in->id), "%s", PQgetvalue(res, 0, 0));
-        in->next_execution = col_time(res, 0, 14);
-        in->created_at = atoll(PQgetvalue(res, 0, 19));
-        in->updated_at = atoll(PQgetvalue(res, 0, 20));
+        snprintf(in->id, sizeof(in->id), "%s", PQgetvalue(res, row, INS_COL_ID));
+        in->next_execution = col_time(res, row, INS_COL_NEXT);
+        in->created_at = atoll(PQgetvalue(res, row, INS_COL_CREATED));
+        in->updated_at = atoll(PQgetvalue(res, row, INS_COL_UPDATED));
         api_cache_bump(m->api->cache, m->user_id); /* before the answer: GETs must miss */
         if (req != NULL)
             create_send_intent(req, m);
@@ -547,6 +592,7 @@ static void create_take_group(create_call_t *leader)
         create_call_t *m = create_queue.head;
         create_queue.head = m->next;
         m->next = NULL;
+        m->queued = false;
         --create_queue.queued;
         leader->members[n++] = m;
     }
@@ -556,21 +602,79 @@ static void create_take_group(create_call_t *leader)
     leader->one_by_one = false;
 }
 
+/* Appends `v` to a PostgreSQL array literal at `out`: NULL, or the text double-quoted with its
+ * quotes and backslashes escaped (so any text is one element, whatever it holds). */
+static char *array_put(char *out, const char *v)
+{
+    if (v == NULL) {
+        memcpy(out, "NULL", 4);
+        return out + 4;
+    }
+    *out++ = '"';
+    for (; *v != '\0'; ++v) {
+        if (*v == '"' || *v == '\\')
+            *out++ = '\\';
+        *out++ = *v;
+    }
+    *out++ = '"';
+    return out;
+}
+
+/* Sends the group of `leader` (two members or more) as one intent_insert_group statement: each
+ * parameter the array of the members' values. False when it cannot be queued. */
+static bool create_send_group(create_call_t *leader)
+{
+    size_t n = leader->num_members, size = 0;
+    for (size_t i = 0; i != n; ++i)
+        for (size_t p = 0; p != CREATE_PARAMS; ++p) /* escaped, quoted, and a delimiter */
+            size += leader->members[i]->params[p] != NULL
+                        ? 2 * strlen(leader->members[i]->params[p]) + 3
+                        : 5;
+    char *buf = malloc(size + 3 * CREATE_PARAMS); /* the braces and NULs */
+    if (buf == NULL)
+        return false;
+    const char *arrays[CREATE_PARAMS];
+    char *out = buf;
+    for (size_t p = 0; p != CREATE_PARAMS; ++p) {
+        arrays[p] = out;
+        *out++ = '{';
+        for (size_t i = 0; i != n; ++i) {
+            if (i != 0)
+                *out++ = ',';
+            out = array_put(out, leader->members[i]->params[p]);
+        }
+        *out++ = '}';
+        *out++ = '\0';
+    }
+    /* the statement's parameters are copied into the unit: the arrays need not outlive this */
+    bool sent = store_pg_query(leader->members[0]->pg, net_http_async_actor(leader->call), 0,
+                               st_insert_group, CREATE_PARAMS, arrays);
+    free(buf);
+    return sent;
+}
+
+/* Whether a unit may go out now, beside `others` units in flight: the first at once (nothing
+ * waits for a group to fill), a second only for a group of CREATE_SECOND_UNIT_MIN or more (a
+ * lone create sent beside a unit in flight costs PostgreSQL a statement and a commit of its own;
+ * waiting for that unit lets it join the next group). The queue never waits without a unit in
+ * flight: the last one to finish always takes it. */
+static bool create_may_send(uint32_t others)
+{
+    if (others == 0)
+        return true;
+    return others < CREATE_UNITS_IN_FLIGHT && create_queue.queued >= CREATE_SECOND_UNIT_MIN;
+}
+
 /* Sends the next group as `leader`'s unit; false when the queue is empty. A group whose unit
  * cannot be queued is answered 503 and the next is tried (at most the queue's length). */
 static bool create_send_next(create_call_t *leader)
 {
     while (create_queue.head != NULL) {
         create_take_group(leader);
-        int statements[CREATE_GROUP_MAX], counts[CREATE_GROUP_MAX];
-        const char *const *params[CREATE_GROUP_MAX];
-        for (size_t i = 0; i != leader->num_members; ++i) {
-            statements[i] = st_insert;
-            counts[i] = CREATE_PARAMS;
-            params[i] = leader->members[i]->params;
-        }
-        if (store_pg_transaction(leader->members[0]->pg, net_http_async_actor(leader->call), 0,
-                                 (int)leader->num_members, statements, counts, params))
+        if (leader->num_members > 1
+                ? create_send_group(leader)
+                : store_pg_query(leader->members[0]->pg, net_http_async_actor(leader->call), 0,
+                                 st_insert, CREATE_PARAMS, leader->members[0]->params))
             return true;
         for (size_t i = 0; i != leader->num_members; ++i)
             create_refuse(leader, leader->members[i]);
@@ -593,6 +697,35 @@ static void create_one_by_one(create_call_t *leader)
     }
 }
 
+/* The row of a group's result that holds member `i` (its onChainId), or -1. Rows come back in
+ * the members' order in practice; the pairing does not depend on it. */
+static int create_row_of(const create_call_t *leader, size_t i, const PGresult *res)
+{
+    const char *want = leader->members[i]->text.on_chain_id;
+    int rows = PQntuples(res);
+    for (int k = 0; k != rows; ++k) {
+        int row = (int)((i + (size_t)k) % (size_t)rows);
+        if (strcmp(PQgetvalue(res, row, INS_COL_ON_CHAIN_ID), want) == 0)
+            return row;
+    }
+    return -1;
+}
+
+/* Answers every member of the leader's group from the group's reply. */
+static void create_answer_group(create_call_t *leader, const store_pg_result_t *r)
+{
+    const PGresult *res = r->status == STORE_PG_OK && r->nresults == 1 ? r->results[0] : NULL;
+    for (size_t i = 0; i != leader->num_members; ++i) {
+        int row = -1;
+        if (res != NULL && leader->num_members == 1)
+            row = PQntuples(res) == 1 ? 0 : -1;
+        else if (res != NULL)
+            row = create_row_of(leader, i, res);
+        create_answer(leader, leader->members[i], r, res, row);
+    }
+    leader->unanswered = 0;
+}
+
 /* The leader's replies: a group's unit (corr 0) or one member's (corr: its index + 1). */
 static void create_answered(net_http_async_t *call, rt_msg_t *msg)
 {
@@ -601,21 +734,21 @@ static void create_answered(net_http_async_t *call, rt_msg_t *msg)
         return;
     store_pg_result_t *r = rt_msg_payload(msg);
     if (!leader->one_by_one && msg->corr == 0) {
-        if (r->status == STORE_PG_ERROR && leader->num_members > 1) {
+        if (r->status == STORE_PG_ERROR && leader->num_members > 1)
             create_one_by_one(leader);
-        } else {
-            for (size_t i = 0; i != leader->num_members; ++i)
-                create_answer(leader, leader->members[i], r,
-                              r->status == STORE_PG_OK && (int)i < r->nresults ? r->results[i]
-                                                                               : NULL);
-            leader->unanswered = 0;
-        }
+        else
+            create_answer_group(leader, r);
     } else if (leader->one_by_one && msg->corr >= 1 && msg->corr <= leader->num_members) {
-        create_answer(leader, leader->members[msg->corr - 1], r,
-                      r->status == STORE_PG_OK ? r->results[0] : NULL);
+        const PGresult *res = r->status == STORE_PG_OK ? r->results[0] : NULL;
+        create_answer(leader, leader->members[msg->corr - 1], r, res,
+                      res != NULL && PQntuples(res) == 1 ? 0 : -1);
         --leader->unanswered;
     }
-    if (leader->unanswered == 0 && !create_send_next(leader)) {
+    if (leader->unanswered != 0)
+        return;
+    /* a leader still queued itself (more waited than a group takes) goes on until it is sent */
+    bool go_on = leader->queued || create_may_send(create_queue.units_in_flight - 1);
+    if (!go_on || !create_send_next(leader)) {
         --create_queue.units_in_flight;
         net_http_async_end(call);
     }
@@ -680,8 +813,9 @@ static int create_insert(api_t *api, h2o_req_t *req, const char *user_id, const 
     else
         create_queue.head = st;
     create_queue.tail = st;
+    st->queued = true;
     ++create_queue.queued;
-    if (create_queue.units_in_flight < CREATE_UNITS_IN_FLIGHT) {
+    if (create_may_send(create_queue.units_in_flight)) {
         ++create_queue.units_in_flight;
         if (!create_send_next(st)) { /* refused (503), this create too */
             --create_queue.units_in_flight;

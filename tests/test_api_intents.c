@@ -1,12 +1,18 @@
 /* POST /api/intents, GET /api/intents/:id and GET /api/intents through real HTTP against the
  * intentd binary and a real PostgreSQL: pending and inline-signed creation, the signed terms as
  * api.md derives them, ownership (another user's intent is 404), rule violations that change
- * nothing, and pagination that returns every item once. */
+ * nothing, pagination that returns every item once, and creates stored by one group statement
+ * exactly as a lone create stores them. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 #include "chain/abi.h"
 #include "chain/eip712.h"
 #include "chain/hex.h"
@@ -688,5 +694,187 @@ Test(api_intents, upcoming_lists_live_executions_soonest_first, .timeout = 60,
         cr_assert_not_null(strstr(body, field), "%s: %s", bad[i], body);
     }
     cr_assert_eq(http("GET", "/api/intents/upcoming", NULL, NULL, NULL, body, sizeof(body)), 401);
+    stop_server();
+}
+
+/* ---- creates that commit as one group statement ---- */
+
+#define GROUP_CLIENTS 12
+
+typedef struct st_group_client_t {
+    const char *token;
+    pthread_barrier_t *start;
+    char json[2048];
+    int status;
+    char resp[16384];
+} group_client_t;
+
+/* One POST on a connection of its own (http() keeps its answer in static buffers). */
+static void *group_client_main(void *arg)
+{
+    group_client_t *c = arg;
+    pthread_barrier_wait(c->start);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    char req[4096];
+    int n = snprintf(req, sizeof(req),
+                     "POST /api/intents HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                     "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n%s",
+                     c->token, strlen(c->json), c->json);
+    size_t len = 0;
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && n > 0 &&
+        n < (int)sizeof(req) && write(fd, req, (size_t)n) == n) {
+        ssize_t got;
+        while (len + 1 < sizeof(c->resp) &&
+               (got = read(fd, c->resp + len, sizeof(c->resp) - 1 - len)) > 0)
+            len += (size_t)got;
+    }
+    if (fd >= 0)
+        close(fd);
+    c->resp[len] = '\0';
+    if (sscanf(c->resp, "HTTP/1.%*d %d", &c->status) != 1)
+        c->status = 0;
+    return NULL;
+}
+
+/* Client i's body: every optional field and form in turn, names that an array literal must
+ * quote (quotes, backslashes, commas, braces, the word NULL, spaces, non-ASCII), two owners,
+ * and one inline signature. */
+static void group_body(group_client_t *c, int i)
+{
+    static const char *const names[] = {
+        "quote \\\" inside",  "back\\\\slash", "comma, {braces}", "NULL", "  spaces  ",
+        "caf\\u00e9 \\u20ac", "{\\\"a\\\":1}", "\\\\\\\"",        "plain"};
+    const char *name = names[i % (int)(sizeof(names) / sizeof(names[0]))];
+    const char *common = "\"recipient\":\"" RECIPIENT "\",\"token\":\"USDC\"";
+    char salt[67], sig[133];
+    snprintf(salt, sizeof(salt), "0x%064x", 0x5000 + i);
+    if (i == 2) { /* the terms sign_terms_of signs, salt 0x22...22 */
+        sign_terms_of(KEY_A, 100500000, 0x22, sig);
+        snprintf(c->json, sizeof(c->json),
+                 "{\"name\":\"%s\",%s,\"amount\":\"100.5\",\"frequency\":\"daily\","
+                 "\"startAt\":\"2030-01-01T09:00:00Z\",\"salt\":\"0x%s\",\"signature\":\"%s\"}",
+                 name, common, "2222222222222222222222222222222222222222222222222222222222222222",
+                 sig);
+    } else if (i % 4 == 0) {
+        snprintf(c->json, sizeof(c->json),
+                 "{\"name\":\"%s\",%s,\"amount\":\"0.000001\",\"frequency\":\"custom\","
+                 "\"intervalSeconds\":3600,\"startAt\":\"2030-01-01T09:00:00Z\","
+                 "\"endAt\":\"2031-01-01T00:00:00Z\",\"maxExecutions\":5,\"salt\":\"%s\"}",
+                 name, common, salt);
+    } else if (i % 4 == 1) {
+        snprintf(c->json, sizeof(c->json),
+                 "{\"name\":\"%s\",%s,\"amount\":\"12\",\"frequency\":\"daily\","
+                 "\"startAt\":\"2030-01-01T09:00:00Z\",\"salt\":\"%s\",\"constraints\":"
+                 "{\"maxGasPriceGwei\":\"12.5\",\"timeWindow\":{\"start\":\"08:00\","
+                 "\"end\":\"18:00\",\"utcOffset\":\"+02:00\",\"days\":[\"mon\",\"fri\"]}}}",
+                 name, common, salt);
+    } else if (i % 4 == 2) {
+        snprintf(c->json, sizeof(c->json),
+                 "{\"name\":\"%s\",%s,\"amount\":\"3\",\"frequency\":\"once\","
+                 "\"startAt\":\"2030-02-01T00:00:00Z\",\"salt\":\"%s\"}",
+                 name, common, salt);
+    } else {
+        snprintf(c->json, sizeof(c->json),
+                 "{\"name\":\"%s\",%s,\"amount\":\"7.25\",\"frequency\":\"weekly\","
+                 "\"safetyBuffer\":\"2.5\",\"startAt\":\"2030-03-01T12:30:00Z\",\"salt\":\"%s\"}",
+                 name, common, salt);
+    }
+}
+
+/* Client i's answer is the intent as a lone create would have stored it: 201, the same object
+ * that GET reads back from the row, the name byte for byte, one audit row of its owner. */
+static void group_check(const group_client_t *c, int i, const char *token)
+{
+    cr_assert_eq(c->status, 201, "client %d: %s", i, c->resp);
+    const char *at = strstr(c->resp, "\r\n\r\n");
+    json_t *created = json_loads(at + 4, 0, NULL), *sent = json_loads(c->json, 0, NULL);
+    cr_assert_not_null(created, "client %d: %s", i, c->resp);
+    const char *id = str(created, "id");
+    cr_assert_eq(http("GET", intent_path(id, ""), token, NULL, NULL, body, sizeof(body)), 200, "%s",
+                 body);
+    json_t *read = json_loads(body, 0, NULL);
+    json_object_del(read, "executions");
+    char *a = json_dumps(created, JSON_SORT_KEYS), *b = json_dumps(read, JSON_SORT_KEYS);
+    cr_assert(json_equal(created, read), "client %d answered\n%s\nbut stored\n%s", i, a, b);
+    free(a);
+    free(b);
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT name FROM intents WHERE id = '%s'", id);
+    cr_assert_str_eq(db_value(sql), str(sent, "name"), "client %d", i);
+    cr_assert_str_eq(str(created, "name"), str(sent, "name"), "client %d", i);
+    cr_assert_str_eq(str(created, "status"), i == 2 ? "active" : "pending_signature");
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM audit_log a JOIN intents i ON i.id = a.subject_id"
+             " WHERE a.action = 'intent.create' AND a.user_id = i.owner_id AND i.id = '%s'",
+             id);
+    cr_assert_str_eq(db_value(sql), "1", "client %d", i);
+    json_decref(read);
+    json_decref(sent);
+    json_decref(created);
+}
+
+/* Waits (bounded) until both of the worker's create units wait on the audit table's lock (the
+ * creates after them queue, and go out as a group once it is released). */
+static void wait_for_two_units(void)
+{
+    int waiting = 0;
+    for (int i = 0; i != 400 && waiting < 2; ++i) {
+        waiting = atoi(db_value("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
+                                " 'Lock' AND query LIKE '%INSERT INTO intents%'"));
+        if (waiting < 2)
+            usleep(50000);
+    }
+    cr_assert_eq(waiting, 2, "the creates never went out as two units");
+}
+
+Test(api_intents, a_group_stores_what_a_lone_create_stores, .timeout = 120,
+     .fini = kill_leftover_server)
+{
+    static const char *const one_worker[] = {"INTENT_CONTRACT_ADDRESS=" REGISTRY,
+                                             "USDC_ADDRESS=" USDC,
+                                             "WORKERS=1",
+                                             "API_RATE_LIMIT=1000000",
+                                             "USER_RATE_LIMIT=1000000",
+                                             NULL};
+    start_server_env(one_worker);
+    static char tokens[2][4096];
+    session(KEY_A, tokens[0], sizeof(tokens[0]));
+    session(KEY_B, tokens[1], sizeof(tokens[1]));
+    /* the audit table locked: the first creates wait in the database, the others queue behind
+     * them and go out as groups once it is released */
+    PGconn *lock = connect_db(db_url);
+    PGresult *res = PQexec(lock, "BEGIN; LOCK TABLE audit_log IN SHARE MODE");
+    cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(lock));
+    PQclear(res);
+    static group_client_t clients[GROUP_CLIENTS];
+    pthread_t threads[GROUP_CLIENTS];
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, GROUP_CLIENTS);
+    for (int i = 0; i != GROUP_CLIENTS; ++i) {
+        clients[i] = (group_client_t){.token = tokens[i == 2 ? 0 : i % 2], .start = &start};
+        group_body(&clients[i], i);
+        cr_assert_eq(pthread_create(&threads[i], NULL, group_client_main, &clients[i]), 0);
+    }
+    wait_for_two_units();
+    res = PQexec(lock, "COMMIT");
+    cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(lock));
+    PQclear(res);
+    PQfinish(lock);
+    for (int i = 0; i != GROUP_CLIENTS; ++i)
+        pthread_join(threads[i], NULL);
+    pthread_barrier_destroy(&start);
+    for (int i = 0; i != GROUP_CLIENTS; ++i)
+        group_check(&clients[i], i, tokens[i == 2 ? 0 : i % 2]);
+    char want[16];
+    snprintf(want, sizeof(want), "%d", GROUP_CLIENTS);
+    cr_assert_str_eq(db_value("SELECT count(*) FROM audit_log WHERE action = 'intent.create'"
+                              " AND remote_ip = '127.0.0.1'"),
+                     want);
+    int transactions = atoi(db_value("SELECT count(DISTINCT xmin::text) FROM intents"));
+    cr_assert_leq(transactions, GROUP_CLIENTS - 3, "no group formed (%d transactions)",
+                  transactions);
     stop_server();
 }
