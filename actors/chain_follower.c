@@ -142,7 +142,9 @@ static void register_recheck_statements(void)
      * reverted). A row of a payment the chain undid gives its period back to the intent's
      * count (REOPEN_CTES, when the intent counted it); a failed row that the chain now pays is the
      * adoption's to repair (the follower's Executed logs), since another transaction may hold its
-     * period meanwhile. */
+     * period meanwhile. A row still as v read it only: a lane that follows the transaction (taken
+     * back in flight after the reorg) may decide it at the same moment, and the update, waiting
+     * for that commit, would else write and report the same outcome a second time. */
     st_remine = store_pg_statement(
         "follower_remine",
         "WITH o AS (SELECT decode(h, 'hex') AS oc, p, err FROM unnest($4::text[], $5::int[],"
@@ -156,9 +158,9 @@ static void register_recheck_statements(void)
         " ex AS (UPDATE executions e SET status = v.now, error = CASE WHEN v.now = 'failed' THEN"
         " v.err END, block_number = $2, block_hash = $3, gas_used = $8::bigint, gas_price_wei ="
         " $9::numeric, confirmed_at = COALESCE(e.confirmed_at, now()) FROM v WHERE e.id = v.id"
-        " AND NOT (v.was = 'failed' AND v.now = 'confirmed') AND (v.was <> v.now OR"
-        " e.block_hash IS DISTINCT FROM $3) RETURNING e.id, e.intent_id, e.period, e.status,"
-        " e.error, v.was),"
+        " AND e.status = v.was AND NOT (v.was = 'failed' AND v.now = 'confirmed') AND (v.was <>"
+        " v.now OR e.block_hash IS DISTINCT FROM $3) RETURNING e.id, e.intent_id, e.period,"
+        " e.status, e.error, v.was),"
         " up AS (UPDATE intents t SET execution_count = GREATEST(t.execution_count, ex.period +"
         " 1), updated_at = now() FROM ex WHERE t.id = ex.intent_id AND ex.was <> ex.status AND"
         " ex.status = 'confirmed'),"

@@ -471,6 +471,13 @@ static void on_outcome(rt_actor_t *self, const executor_outcome_t *o)
     intent_state_t *st = rt_actor_state(self);
     if (!st->have_row)
         return;
+    /* completing, failing or cancelled: the actor leaves once that is written and announced;
+     * the outcome is in the database already (the executor and the follower record an outcome
+     * before they report it), and another complete() here would find nothing left to change
+     * and leave before the announcement */
+    if (st->in.status == INTENT_COMPLETED || st->in.status == INTENT_FAILED ||
+        st->in.status == INTENT_CANCELLED)
+        return;
     ++st->gen;
     if (o->status == EXECUTOR_REVOKED) {
         st->in.status = INTENT_CANCELLED;        /* the follower wrote it */
@@ -598,11 +605,11 @@ static void on_db(rt_actor_t *self, rt_msg_t *msg)
     case Q_COMPLETE:
     case Q_FAIL:
         /* whatever the row says now, it is not ours to run any more; leave once the event of
-         * the change (if it was ours) is out */
+         * the change (if it was ours) is out, never before an event already asked for */
         if (PQntuples(res) == 1 && st->engine->config.events != NULL) {
             st->leave_after_event = true;
             ask_event(self, "intent.updated");
-        } else {
+        } else if (!st->leave_after_event) {
             leave(self);
         }
         break;

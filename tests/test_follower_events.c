@@ -406,8 +406,12 @@ Test(follower_events, a_completed_intent_whose_payment_left_the_chain_completes_
     cr_assert(json_is_string(json_object_get(e, "nextExecution")), "active without nextExecution");
     json_decref(e);
     cr_assert(engine_wait_db(reopened_sql(s.id), "1", OUTCOME_MS), "the reopening was not audited");
+    /* the live rows only: the first hand-over may have failed on chain and been retried before
+     * the payment, and that row stays failed */
     snprintf(sql, sizeof(sql),
-             "SELECT string_agg(status, ',') FROM executions WHERE intent_id = '%s'", s.id);
+             "SELECT string_agg(status, ',') FROM executions WHERE intent_id = '%s' AND status IN"
+             " ('signed', 'broadcast', 'confirmed')",
+             s.id);
     cr_assert_str_eq(db_value(sql), "broadcast", "the period is in flight again, nothing signed");
 
     json_decref(engine_rpc("evm_mine", "[]")); /* the transaction sent again is mined */
@@ -418,7 +422,7 @@ Test(follower_events, a_completed_intent_whose_payment_left_the_chain_completes_
     cr_assert_eq(json_integer_value(json_object_get(e, "executionCount")), 1);
     json_decref(e);
     ws_client_free(ws);
-    cr_assert_str_eq(db_value(sql), "confirmed", "one execution, confirmed");
+    cr_assert_str_eq(db_value(sql), "confirmed", "one live execution, confirmed");
     cr_assert_eq(engine_executed_count(s.on_chain_id), 1);
     cr_assert_eq(engine_usdc_balance(ENGINE_RECIPIENT), paid_before + USDC(10));
     stop_server();
