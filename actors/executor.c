@@ -1539,6 +1539,16 @@ static void reconcile_nonce(lane_t *l, const PGresult *res, int first, int end)
     tx->retry_at_ms = 0;
 }
 
+/* The end of the run of rows from `first` on that share its nonce (column 0): the reconcile and
+ * adopt queries return rows ordered by nonce, one run per nonce. */
+static int nonce_run_end(const PGresult *res, int first, int rows)
+{
+    int end = first + 1;
+    while (end < rows && strcmp(PQgetvalue(res, end, 0), PQgetvalue(res, first, 0)) == 0)
+        ++end;
+    return end;
+}
+
 static void on_reconcile_reply(lane_t *l, const store_pg_result_t *r)
 {
     l->op_inflight = false;
@@ -1549,9 +1559,7 @@ static void on_reconcile_reply(lane_t *l, const store_pg_result_t *r)
     const PGresult *res = r->results[0];
     int rows = PQntuples(res);
     for (int first = 0, end; first < rows; first = end) {
-        for (end = first + 1;
-             end < rows && strcmp(PQgetvalue(res, end, 0), PQgetvalue(res, first, 0)) == 0; ++end)
-            ;
+        end = nonce_run_end(res, first, rows);
         reconcile_nonce(l, res, first, end);
     }
     if (rows != 0)
@@ -1600,9 +1608,7 @@ static void on_adopt_reply(lane_t *l, const store_pg_result_t *r)
     const PGresult *res = r->results[0];
     int rows = PQntuples(res);
     for (int first = 0, end; first < rows; first = end) {
-        for (end = first + 1;
-             end < rows && strcmp(PQgetvalue(res, end, 0), PQgetvalue(res, first, 0)) == 0; ++end)
-            ;
+        end = nonce_run_end(res, first, rows);
         uint64_t nonce = strtoull(PQgetvalue(res, first, 0), NULL, 10);
         if (nonce_held(l, nonce))
             continue;

@@ -287,6 +287,18 @@ static const char *reopened_sql(const char *id)
     return sql;
 }
 
+/* The intent `id`, completed before a reorg undid its payment, is announced active again with
+ * its count given back and a next execution, and its reopening is audited. */
+static void expect_reopened(ws_client_t *ws, const char *id)
+{
+    json_t *e = wait_event(ws, "intent.updated", "id", id, "status", "active", OUTCOME_MS);
+    cr_assert_not_null(e, "the intent whose payment the reorg undid was not announced active");
+    cr_assert_eq(json_integer_value(json_object_get(e, "executionCount")), 0);
+    cr_assert(json_is_string(json_object_get(e, "nextExecution")), "active without nextExecution");
+    json_decref(e);
+    cr_assert(engine_wait_db(reopened_sql(id), "1", OUTCOME_MS), "the reopening was not audited");
+}
+
 /* The only payment of an intent (maxExecutions 1, or an endAt before its second period) is
  * taken off the chain by a reorg after the intent completed, and fails where it is mined again
  * (the new chain's time is before the intent's validAfter). The period is given back and the
@@ -318,12 +330,7 @@ static void undo_completing_payment_and_pay_again(const char *end)
     json_decref(ok);
     for (int i = 0; i != 3; ++i)
         json_decref(engine_rpc("evm_mine", "[]"));
-    json_t *e = wait_event(ws, "intent.updated", "id", s.id, "status", "active", OUTCOME_MS);
-    cr_assert_not_null(e, "the intent was not announced active again");
-    cr_assert_eq(json_integer_value(json_object_get(e, "executionCount")), 0);
-    cr_assert(json_is_string(json_object_get(e, "nextExecution")), "active without nextExecution");
-    json_decref(e);
-    cr_assert(engine_wait_db(reopened_sql(s.id), "1", OUTCOME_MS), "the reopening was not audited");
+    expect_reopened(ws, s.id);
     snprintf(sql, sizeof(sql),
              "SELECT count(*) > 0 FROM executions WHERE intent_id = '%s' AND status = 'failed'"
              " AND error LIKE '%%not yet valid%%'",
@@ -343,7 +350,7 @@ static void undo_completing_payment_and_pay_again(const char *end)
     cr_assert(paid, "the period given back was not paid again");
     cr_assert(engine_wait_field(token, s.id, "status", "completed", OUTCOME_MS),
               "not completed again");
-    e = wait_event(ws, "intent.updated", "id", s.id, "status", "completed", OUTCOME_MS);
+    json_t *e = wait_event(ws, "intent.updated", "id", s.id, "status", "completed", OUTCOME_MS);
     cr_assert_not_null(e, "the second completion was not announced");
     json_decref(e);
     ws_client_free(ws);
@@ -400,12 +407,7 @@ Test(follower_events, a_completed_intent_whose_payment_left_the_chain_completes_
     json_decref(engine_rpc("evm_setNextBlockTimestamp", params));
     for (int i = 0; i != 4; ++i)
         json_decref(engine_rpc("evm_mine", "[]"));
-    json_t *e = wait_event(ws, "intent.updated", "id", s.id, "status", "active", OUTCOME_MS);
-    cr_assert_not_null(e, "the intent whose payment left the chain was not announced active");
-    cr_assert_eq(json_integer_value(json_object_get(e, "executionCount")), 0);
-    cr_assert(json_is_string(json_object_get(e, "nextExecution")), "active without nextExecution");
-    json_decref(e);
-    cr_assert(engine_wait_db(reopened_sql(s.id), "1", OUTCOME_MS), "the reopening was not audited");
+    expect_reopened(ws, s.id);
     /* the live rows only: the first hand-over may have failed on chain and been retried before
      * the payment, and that row stays failed */
     snprintf(sql, sizeof(sql),
@@ -417,7 +419,7 @@ Test(follower_events, a_completed_intent_whose_payment_left_the_chain_completes_
     json_decref(engine_rpc("evm_mine", "[]")); /* the transaction sent again is mined */
     cr_assert(engine_wait_field(token, s.id, "status", "completed", OUTCOME_MS),
               "not completed again");
-    e = wait_event(ws, "intent.updated", "id", s.id, "status", "completed", OUTCOME_MS);
+    json_t *e = wait_event(ws, "intent.updated", "id", s.id, "status", "completed", OUTCOME_MS);
     cr_assert_not_null(e, "the second completion was not announced");
     cr_assert_eq(json_integer_value(json_object_get(e, "executionCount")), 1);
     json_decref(e);
