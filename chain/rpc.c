@@ -330,6 +330,22 @@ static bool scan_word(scan_t *s, const char *word)
     return true;
 }
 
+/* After a member or an element: true with `more` set at a ',' (and the whitespace after it),
+ * true with `more` clear at `close`; false at anything else. */
+static bool scan_separator(scan_t *s, char close, bool *more)
+{
+    scan_ws(s);
+    if (s->p == s->end)
+        return false;
+    char ch = *s->p++;
+    if (ch != close && ch != ',')
+        return false;
+    *more = ch == ',';
+    if (*more)
+        scan_ws(s);
+    return true;
+}
+
 static bool scan_value(scan_t *s);
 
 /* The members of an object or the elements of an array, from its opening bracket. */
@@ -354,15 +370,11 @@ static bool scan_container(scan_t *s, char close)
         }
         if (!scan_value(s))
             return false;
-        scan_ws(s);
-        if (s->p == s->end)
+        bool more;
+        if (!scan_separator(s, close, &more))
             return false;
-        char ch = *s->p++;
-        if (ch == close)
+        if (!more)
             break;
-        if (ch != ',')
-            return false;
-        scan_ws(s);
     }
     --s->depth;
     return true;
@@ -429,15 +441,11 @@ static bool scan_response(scan_t *s, scan_response_t *out)
             out->result = value, out->result_len = len;
         else if (key_len == 5 && memcmp(key, "error", 5) == 0)
             out->error = value, out->error_len = len;
-        scan_ws(s);
-        if (s->p == s->end)
+        bool more;
+        if (!scan_separator(s, '}', &more))
             return false;
-        char ch = *s->p++;
-        if (ch == '}')
+        if (!more)
             return true;
-        if (ch != ',')
-            return false;
-        scan_ws(s);
     }
 }
 
@@ -502,15 +510,11 @@ static bool read_batch(const call_request_t *req, scan_t *s, answer_t *a, size_t
         } else if ((s->p = element, s->depth = 1, !scan_value(s))) {
             return false;
         }
-        scan_ws(s);
-        if (s->p == s->end)
+        bool more;
+        if (!scan_separator(s, ']', &more))
             return false;
-        char ch = *s->p++;
-        if (ch == ']')
+        if (!more)
             return true;
-        if (ch != ',')
-            return false;
-        scan_ws(s);
     }
 }
 

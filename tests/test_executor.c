@@ -723,6 +723,19 @@ Test(executor, a_row_left_signed_by_a_crash_is_sent_again_byte_for_byte_and_conf
     cr_assert_eq(atol(v), 1, "the lane's nonce follows the reconciled one");
 }
 
+/* Dev account `dev` calls the registry's execute for `job` itself (another executor); `hash`
+ * gets its transaction's hash. */
+static void execute_as(int dev, const executor_job_t *job, char hash[67])
+{
+    static uint8_t data[4096];
+    static char hex[8200];
+    size_t len;
+    cr_assert_eq(chain_abi_execute(data, sizeof(data), &len, &job->terms, job->signature, 65, 0),
+                 CHAIN_OK);
+    chain_hex_encode(hex, sizeof(hex), data, len, 0);
+    cr_assert(echain_send(&fx.chain, dev, &fx.chain.registry, hex, hash));
+}
+
 Test(executor, another_executors_execution_is_adopted_and_a_revoke_cancels, .timeout = 120,
      .fini = end_all)
 {
@@ -734,14 +747,11 @@ Test(executor, another_executors_execution_is_adopted_and_a_revoke_cancels, .tim
     begin_pool(1, 30000, 5000);
     wait_head(chain_head());
     /* dev account 5 calls the registry's execute itself */
+    char hash[67];
+    execute_as(5, &job, hash);
     static uint8_t data[4096];
     static char hex[8200];
     size_t len;
-    cr_assert_eq(chain_abi_execute(data, sizeof(data), &len, &job.terms, job.signature, 65, 0),
-                 CHAIN_OK);
-    chain_hex_encode(hex, sizeof(hex), data, len, 0);
-    char hash[67];
-    cr_assert(echain_send(&fx.chain, 5, &fx.chain.registry, hex, hash));
     cr_assert_eq(chain_abi_revoke(data, sizeof(data), &len, &revoked.terms), CHAIN_OK);
     chain_hex_encode(hex, sizeof(hex), data, len, 0);
     cr_assert(echain_send(&fx.chain, 1, &fx.chain.registry, hex, hash));
@@ -801,15 +811,8 @@ Test(executor, a_foreign_execution_in_the_same_block_as_ours_is_adopted, .timeou
     cr_assert_eq(chain_hex_decode(hash, sizeof(hash), &hash_len, v, strlen(v), 0), CHAIN_OK);
     cr_assert_eq(hash_len, 32);
     cr_assert(executor__pool_follows(fx.pool, hash), "the lane does not follow its transaction");
-    static uint8_t data[4096];
-    static char hex[8200];
-    size_t len;
-    cr_assert_eq(
-        chain_abi_execute(data, sizeof(data), &len, &foreign.terms, foreign.signature, 65, 0),
-        CHAIN_OK);
-    chain_hex_encode(hex, sizeof(hex), data, len, 0);
     char foreign_hash[67];
-    cr_assert(echain_send(&fx.chain, 5, &fx.chain.registry, hex, foreign_hash));
+    execute_as(5, &foreign, foreign_hash);
     cr_assert(echain_mine(&fx.chain, 1));
     cr_assert(echain_automine(&fx.chain, true));
     cr_assert_eq(wait_count("SELECT count(*) FROM executions WHERE status = 'confirmed'", 2, 30000),

@@ -200,13 +200,37 @@ static long long history_block(const char *exec_id)
     return block;
 }
 
+/* Takes an anvil snapshot; `revert` gets the params of the evm_revert that goes back to it. */
+static void snapshot(char revert[128])
+{
+    json_t *snap = engine_rpc("evm_snapshot", "[]");
+    snprintf(revert, 128, "[\"%s\"]", json_string_value(snap));
+    json_decref(snap);
+}
+
+static void revert_to(const char *revert)
+{
+    json_t *ok = engine_rpc("evm_revert", revert);
+    cr_assert(json_is_true(ok), "evm_revert failed");
+    json_decref(ok);
+}
+
+/* Creates a signed intent due at `start` with the `extra` fields (one payment only), lets it be
+ * paid and completed, and opens a live socket for what follows. */
+static ws_client_t *complete_and_listen(int64_t start, const char *extra, signed_intent_t *s)
+{
+    create_signed_with(start, extra, s);
+    engine_advance_to(start);
+    engine_wait_count(token, s->id, 1, OUTCOME_MS);
+    cr_assert(engine_wait_field(token, s->id, "status", "completed", OUTCOME_MS), "not completed");
+    return open_socket();
+}
+
 Test(follower_events, a_deep_reorg_is_pushed_as_broadcast_then_confirmed_in_the_new_block,
      .init = setup, .fini = engine_teardown, .timeout = 180)
 {
-    json_t *snap = engine_rpc("evm_snapshot", "[]");
     char revert[128];
-    snprintf(revert, sizeof(revert), "[\"%s\"]", json_string_value(snap));
-    json_decref(snap);
+    snapshot(revert);
     uint64_t paid_before = engine_usdc_balance(ENGINE_RECIPIENT);
     int64_t start = engine_now() + 600;
     signed_intent_t s;
@@ -227,9 +251,7 @@ Test(follower_events, a_deep_reorg_is_pushed_as_broadcast_then_confirmed_in_the_
 
     /* the chain without the payment, longer than the one that had it, later than its start;
      * blocks come only when the test mines them, so the transaction sent again waits */
-    json_t *ok = engine_rpc("evm_revert", revert);
-    cr_assert(json_is_true(ok), "evm_revert failed");
-    json_decref(ok);
+    revert_to(revert);
     json_decref(engine_rpc("evm_setAutomine", "[false]"));
     char params[64];
     snprintf(params, sizeof(params), "[%lld]", (long long)engine_now() + 5);
@@ -307,10 +329,8 @@ static void expect_reopened(ws_client_t *ws, const char *id)
  * intent's endAt (NULL: maxExecutions 1 instead). */
 static void undo_completing_payment_and_pay_again(const char *end)
 {
-    json_t *snap = engine_rpc("evm_snapshot", "[]");
     char revert[128], sql[512], params[64], extra[128];
-    snprintf(revert, sizeof(revert), "[\"%s\"]", json_string_value(snap));
-    json_decref(snap);
+    snapshot(revert);
     uint64_t paid_before = engine_usdc_balance(ENGINE_RECIPIENT);
     int64_t start = engine_now() + 600;
     signed_intent_t s;
@@ -318,16 +338,10 @@ static void undo_completing_payment_and_pay_again(const char *end)
         snprintf(extra, sizeof(extra), ",\"maxExecutions\":1");
     else
         snprintf(extra, sizeof(extra), ",\"endAt\":\"%s\"", end);
-    create_signed_with(start, extra, &s);
-    engine_advance_to(start);
-    engine_wait_count(token, s.id, 1, OUTCOME_MS);
-    cr_assert(engine_wait_field(token, s.id, "status", "completed", OUTCOME_MS), "not completed");
-    ws_client_t *ws = open_socket();
+    ws_client_t *ws = complete_and_listen(start, extra, &s);
 
     /* the chain without the payment, back at its time before startAt */
-    json_t *ok = engine_rpc("evm_revert", revert);
-    cr_assert(json_is_true(ok), "evm_revert failed");
-    json_decref(ok);
+    revert_to(revert);
     for (int i = 0; i != 3; ++i)
         json_decref(engine_rpc("evm_mine", "[]"));
     expect_reopened(ws, s.id);
@@ -386,22 +400,14 @@ Test(follower_events, an_intent_completed_by_its_end_whose_payment_a_reorg_undid
 Test(follower_events, a_completed_intent_whose_payment_left_the_chain_completes_when_it_is_back,
      .init = setup, .fini = engine_teardown, .timeout = 240)
 {
-    json_t *snap = engine_rpc("evm_snapshot", "[]");
     char revert[128], sql[512], params[64];
-    snprintf(revert, sizeof(revert), "[\"%s\"]", json_string_value(snap));
-    json_decref(snap);
+    snapshot(revert);
     uint64_t paid_before = engine_usdc_balance(ENGINE_RECIPIENT);
     int64_t start = engine_now() + 600;
     signed_intent_t s;
-    create_signed_with(start, ",\"maxExecutions\":1", &s);
-    engine_advance_to(start);
-    engine_wait_count(token, s.id, 1, OUTCOME_MS);
-    cr_assert(engine_wait_field(token, s.id, "status", "completed", OUTCOME_MS), "not completed");
-    ws_client_t *ws = open_socket();
+    ws_client_t *ws = complete_and_listen(start, ",\"maxExecutions\":1", &s);
 
-    json_t *ok = engine_rpc("evm_revert", revert);
-    cr_assert(json_is_true(ok), "evm_revert failed");
-    json_decref(ok);
+    revert_to(revert);
     json_decref(engine_rpc("evm_setAutomine", "[false]"));
     snprintf(params, sizeof(params), "[%lld]", (long long)engine_now() + 5);
     json_decref(engine_rpc("evm_setNextBlockTimestamp", params));
