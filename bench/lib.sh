@@ -175,10 +175,11 @@ SQL
 }
 
 # pgbench_json CLIENTS DIR LOG: pgbench's figures in loadgen's shape, latencies from its
-# per-transaction log (client, tx, latency us, script, epoch s, us).
+# per-transaction log (client, tx, latency us, script, epoch s, us). LOG holds the warm-up's
+# summary first: the rate is the measured run's, the last "tps =".
 pgbench_json() {
     local tps
-    tps=$(awk '/^tps = / {print $3; exit}' "$3")
+    tps=$(awk '/^tps = / {t = $3} END {print t}' "$3")
     cat "$2"/tx* | awk '{print $3}' | sort -n | awk -v tps="${tps:-0}" -v c="$1" -v d="$dur" '
         { v[NR] = $1; sum += $1 }
         function q(p,  i) { i = int(p * NR + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR; return v[i] }
