@@ -10,14 +10,17 @@
  * Shape:
  * - One cache per worker, touched only by its worker's thread: no locks and no shared cache
  *   lines on the hot path. A request and its async continuation run on the same worker, so the
- *   answer a miss produces lands in the cache the next request on that worker looks at. Each
- *   worker fills its own copy (at most one miss per worker per entry and change).
+ *   answer a miss produces lands in the cache the next request on that worker looks at. A
+ *   worker that stores an answer it read hands a copy to the other workers (share/take_shared:
+ *   a lock-free list per worker, taken in at its next lookup, on the same terms as its own
+ *   reads), so one database read serves every worker's copy.
  * - An entry is (key = user id + raw path with its query, body, generation, expiry). Bodies and
  *   keys live in a per-worker ring arena written like a log: each entry is appended at the head,
  *   and an entry is intact while the head has not lapped its first byte (head - pos <= size), so
  *   old entries fall off the end in insertion order with no free lists and no per-entry
- *   allocation. The index is a 2-way set-associative table of fixed size (an eighth of the
- *   budget); a collision evicts the way that expires first. Both are sized from
+ *   allocation. The index is an 8-way set-associative table of fixed size (an eighth of the
+ *   budget; 2 ways lost ~0.5 % of the bench's 1,600 entries per worker to collisions, each then
+ *   missing over and over); a collision evicts the way that expires first. Both are sized from
  *   API_CACHE_MAX_BYTES at the worker's first use, so memory is bounded per worker.
  * - Invalidation: a fixed array of per-user generation counters shared by all workers, indexed
  *   by a hash of the user id (two users on one counter only cost each other extra misses). An
@@ -30,12 +33,22 @@
  *   (the engine's, local or from another process through Redis) bumps through the events hook.
  *   The TTL (API_CACHE_TTL_MS) bounds staleness when a bump is lost: another process's event
  *   while Redis is down, a dropped event, a change made behind the server's back.
- * - Refresh ahead, spread out: an entry filled at t is served until t + TTL, but from a refresh
- *   point drawn at random in [t + 2/3 TTL, t + TTL) the first request that finds it goes to the
- *   database (as a miss, with the generation read first) while every other request is still
- *   answered from the entry; that request's answer replaces it. One refresh per entry at a time
- *   (the refresh point moves on by REFRESH_RETRY_MS when one starts, in case its answer never
- *   comes; one answered with an error is not tried again). Why: with one expiry at t + TTL, the
+ * - Refresh ahead, in the background, spread out: an entry filled at t is served until t + TTL,
+ *   but the first request that finds it past a refresh point drawn at random in
+ *   [t + 2/3 TTL, t + 7/8 TTL) is answered from it and starts a copy of itself
+ *   (net_http_replay) that goes to the database (with the generation read first) while every
+ *   request is still answered from the entry; the copy's answer replaces it, on every worker.
+ *   One refresh per entry at a time across the workers: the refresh point moves on by
+ *   REFRESH_RETRY_MS on the worker that reaches it, in case the answer never comes, and a
+ *   shared claim per key hash (claim_refresh) keeps the other workers from reading it too;
+ *   every worker's copy carries the same refresh point. A refresh answered with an error is not
+ *   tried again. Why in the background: the request that refreshed used to wait for
+ *   PostgreSQL, and with 1,800 entries per worker (the standard bench) that was ~5 % of all
+ *   requests at 37k/s, most of them slower than 1 ms (counted by cause in a private build):
+ *   the p99. Why up to 7/8 TTL: the entry must still be current when a request next comes by
+ *   and when the copy answers (an entry past its expiry is a miss that waits), and a later
+ *   point means fewer database reads (one per entry per ~3/4 TTL). Why spread out: with one
+ *   expiry at t + TTL, the
  *   entries a warm-up (or a mass invalidation) filled together expired together, and every TTL
  *   all of them missed within a few hundred milliseconds: a burst of thousands of database
  *   reads that, with PostgreSQL on the workers' cores, stalled every request for tens of
@@ -46,10 +59,10 @@
  *   swinging between 0 and 500/s with a ~1.7 s period, the slowest answers in the peaks, with
  *   PostgreSQL and the list's rendering on the cores the requests need). So an entry that a
  *   miss filled (a warm-up, a mass invalidation: the ones filled together) draws its first
- *   refresh point over [t + TTL/6, t + TTL), about one round, and the refreshes are even from
- *   the first round on; this costs at most one early database read per miss. An entry a
- *   refresh filled draws from [t + 2/3 TTL, t + TTL). The staleness bound is unchanged (a hit
- *   still needs the current generation and t + TTL).
+ *   refresh point over [t + TTL/6, t + 7/8 TTL), about one round, and the refreshes are even
+ *   from the first round on; this costs at most one early database read per miss. The
+ *   staleness bound is unchanged (a hit still needs the current generation and t + TTL, t
+ *   being when the generation was read before the database, on whichever worker read it).
  * - Only 200 application/json answers of GET are stored, captured with the per-request answer
  *   hook of net/http_util.h, byte for byte; a hit answers them with net_http_send_owned like
  *   net_json_send does, and the router adds the security, request id and CORS headers to both
@@ -67,10 +80,11 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include "net/http_server.h"
 #include "net/http_util.h"
 #include "runtime/worker.h"
 
-#define CACHE_WAYS 2
+#define CACHE_WAYS 8 /* 2 ways lost ~0.5 % of a 1,600-entry working set to collisions */
 #define CONTENT_TYPE "application/json"
 /* a refresh whose answer has not come back this long is tried again by another request */
 #define REFRESH_RETRY_MS 100
@@ -88,30 +102,37 @@ typedef struct st_cache_slot_t {
 
 /* A verified token and what the caller derived from it; len 0 means empty. */
 typedef struct st_token_slot_t {
+    uint64_t hash; /* token_hash: compared before the bytes */
     int64_t valid_from_s, valid_until_s;
     uint32_t len;
     uint8_t value[API_CACHE_TOKEN_VALUE_MAX];
     char token[API_CACHE_TOKEN_MAX];
 } token_slot_t;
 
-#define TOKEN_SETS 256 /* x CACHE_WAYS tokens per worker: ~360 KiB, touched as used */
+/* 64 sets x 8 ways: ~370 KiB per worker, touched as used (256 x 2 lost ~8 % of 200 users' tokens
+ * to collisions, each then verified again on every request) */
+#define TOKEN_SETS 64
+#define TOKEN_WAYS 8
 
 /* A worker's cache: written only on that worker's thread; counters read by anyone. */
 typedef struct st_cache_worker_t {
-    token_slot_t *tokens; /* TOKEN_SETS * CACHE_WAYS */
+    token_slot_t *tokens; /* TOKEN_SETS * TOKEN_WAYS */
     char *arena;
     size_t arena_size;
     uint64_t head; /* absolute position of the next append */
     cache_slot_t *slots;
     size_t set_mask; /* sets - 1 (a set is CACHE_WAYS slots) */
     uint64_t rng;    /* xorshift64 state for the refresh points (not a secret) */
-    _Atomic uint64_t hits, misses, fills, stale, evicted, refreshes;
+    _Atomic(struct st_cache_share_t *) inbox; /* answers other workers read (see share) */
+    _Atomic size_t inbox_bytes;
+    _Atomic uint64_t hits, misses, fills, stale, evicted, refreshes, shared;
 } cache_worker_t;
 
 struct st_api_cache_t {
     uint64_t ttl_ms;
     size_t max_bytes;
     _Atomic uint64_t *generations; /* API_CACHE_GENERATIONS, shared by every worker */
+    _Atomic uint64_t *claims; /* API_CACHE_GENERATIONS, by key hash: a refresh under way until */
     _Atomic uint64_t bumps;
     _Atomic(cache_worker_t *) workers[RT_MAX_WORKERS]; /* each set once, by its own worker */
 };
@@ -124,6 +145,14 @@ typedef struct st_cache_fill_t {
     bool refresh; /* of a current entry, ahead of its expiry */
     char key[];
 } cache_fill_t;
+
+/* An answer one worker read, handed to another (see share); key then body in `data`. */
+typedef struct st_cache_share_t {
+    struct st_cache_share_t *next;
+    uint64_t hash, generation, filled_ms, expires_ms, refresh_ms;
+    uint32_t gen_index, key_len, body_len;
+    char data[];
+} cache_share_t;
 
 /* ---- hashing ---- */
 
@@ -178,7 +207,7 @@ static cache_worker_t *cache_worker_new(size_t max_bytes)
     w->slots = calloc(sets * CACHE_WAYS, sizeof(cache_slot_t));
     w->arena_size = max_bytes - sets * CACHE_WAYS * sizeof(cache_slot_t);
     w->arena = malloc(w->arena_size); /* untouched pages cost no memory until used */
-    w->tokens = calloc(TOKEN_SETS * CACHE_WAYS, sizeof(token_slot_t));
+    w->tokens = calloc(TOKEN_SETS * TOKEN_WAYS, sizeof(token_slot_t));
     if (w->slots == NULL || w->arena == NULL || w->tokens == NULL) {
         free(w->tokens);
         free(w->slots);
@@ -248,43 +277,113 @@ static cache_slot_t *victim(cache_worker_t *w, uint64_t hash, const char *key, s
     return best;
 }
 
-/* A refresh point drawn uniformly in [filled + 2/3 ttl, filled + ttl) for an entry a refresh
- * filled, and in [filled + 1/6 ttl, filled + ttl) for one a miss filled: see the header
- * comment. */
+/* A refresh point drawn uniformly in [filled + 2/3 ttl, filled + 7/8 ttl) for an entry a
+ * refresh filled, and in [filled + 1/6 ttl, filled + 7/8 ttl) for one a miss filled: see the
+ * header comment. */
 static uint64_t refresh_point(cache_worker_t *w, uint64_t filled_ms, uint64_t ttl_ms, bool refresh)
 {
     w->rng ^= w->rng << 13;
     w->rng ^= w->rng >> 7;
     w->rng ^= w->rng << 17;
-    uint64_t earliest = refresh ? ttl_ms * 2 / 3 : ttl_ms / 6, span = ttl_ms - earliest;
+    uint64_t earliest = refresh ? ttl_ms * 2 / 3 : ttl_ms / 6, span = ttl_ms * 7 / 8 - earliest;
     return filled_ms + earliest + (span > 0 ? w->rng % span : 0);
 }
 
-/* Appends the key and `body` and indexes them. An entry over an eighth of the arena is not
- * kept, so that one large list cannot flush everything else. O(key + body). */
-static void store(cache_worker_t *w, const cache_fill_t *f, h2o_iovec_t body)
+/* Appends the key and `body` of an answer read with `f` and indexes them. An entry over an
+ * eighth of the arena is not kept, so that one large list cannot flush everything else.
+ * O(key + body). */
+static bool store(cache_worker_t *w, const cache_fill_t *f, const char *key, h2o_iovec_t body,
+                  uint64_t refresh_ms)
 {
     size_t total = f->key_len + body.len;
     if (total > w->arena_size / 8 || body.len > UINT32_MAX)
-        return;
+        return false;
     size_t off = (size_t)(w->head % w->arena_size);
     if (off + total > w->arena_size) { /* entries never wrap: skip the tail */
         w->head += w->arena_size - off;
         off = 0;
     }
-    cache_slot_t *s = victim(w, f->hash, f->key, f->key_len, rt_now_ms());
+    cache_slot_t *s = victim(w, f->hash, key, f->key_len, rt_now_ms());
     s->hash = 0; /* its bytes may be overwritten below */
-    memcpy(w->arena + off, f->key, f->key_len);
+    memcpy(w->arena + off, key, f->key_len);
     memcpy(w->arena + off + f->key_len, body.base, body.len);
     *s = (cache_slot_t){.hash = f->hash,
                         .pos = w->head,
                         .generation = f->generation,
                         .expires_ms = f->expires_ms,
-                        .refresh_ms = refresh_point(w, f->filled_ms, f->cache->ttl_ms, f->refresh),
+                        .refresh_ms = refresh_ms,
                         .key_len = f->key_len,
                         .body_len = (uint32_t)body.len};
     w->head += total;
     atomic_fetch_add_explicit(&w->fills, 1, memory_order_relaxed);
+    return true;
+}
+
+/* Hands a copy of an answer this worker just stored to every other worker's inbox, so that
+ * each worker does not read the database for the same entry (a refresh round, or a warm-up,
+ * cost one read per worker per entry). Each takes it in at its next lookup (take_shared) on
+ * the same terms as its own reads: the generation read before the database and the expiry
+ * counted from then. An inbox holds at most an eighth of the budget; past that, the other
+ * worker reads for itself. Lock-free (a push onto a list); O(workers x body). */
+static void share(api_cache_t *cache, uint16_t self, const cache_fill_t *f, h2o_iovec_t body,
+                  uint64_t refresh_ms)
+{
+    size_t size = sizeof(cache_share_t) + f->key_len + body.len;
+    for (uint16_t i = 0; i != RT_MAX_WORKERS; ++i) {
+        cache_worker_t *o = atomic_load_explicit(&cache->workers[i], memory_order_acquire);
+        if (o == NULL || i == self ||
+            atomic_load_explicit(&o->inbox_bytes, memory_order_relaxed) + size >
+                cache->max_bytes / 8)
+            continue;
+        cache_share_t *c = malloc(size);
+        if (c == NULL)
+            return;
+        *c = (cache_share_t){.hash = f->hash,
+                             .generation = f->generation,
+                             .filled_ms = f->filled_ms,
+                             .expires_ms = f->expires_ms,
+                             .refresh_ms = refresh_ms,
+                             .gen_index = f->gen_index,
+                             .key_len = f->key_len,
+                             .body_len = (uint32_t)body.len};
+        memcpy(c->data, f->key, f->key_len);
+        memcpy(c->data + f->key_len, body.base, body.len);
+        atomic_fetch_add_explicit(&o->inbox_bytes, size, memory_order_relaxed);
+        c->next = atomic_load_explicit(&o->inbox, memory_order_relaxed);
+        while (!atomic_compare_exchange_weak_explicit(&o->inbox, &c->next, c, memory_order_release,
+                                                      memory_order_relaxed))
+            ;
+    }
+}
+
+/* Stores the answers other workers handed over, each unless its user changed since it was read
+ * or this worker holds one read as late or later. O(answers taken x body). */
+static void take_shared(api_cache_t *cache, cache_worker_t *w)
+{
+    if (atomic_load_explicit(&w->inbox, memory_order_relaxed) == NULL)
+        return;
+    cache_share_t *c = atomic_exchange_explicit(&w->inbox, NULL, memory_order_acquire);
+    while (c != NULL) {
+        cache_share_t *next = c->next;
+        size_t size = sizeof(*c) + c->key_len + c->body_len;
+        cache_slot_t *own = find(w, c->hash, c->data, c->key_len);
+        uint64_t now =
+            atomic_load_explicit(&cache->generations[c->gen_index], memory_order_acquire);
+        if (now == c->generation &&
+            (own == NULL || own->generation != c->generation || own->expires_ms < c->expires_ms)) {
+            cache_fill_t f = {.hash = c->hash,
+                              .generation = c->generation,
+                              .filled_ms = c->filled_ms,
+                              .expires_ms = c->expires_ms,
+                              .key_len = c->key_len};
+            if (store(w, &f, c->data, h2o_iovec_init(c->data + c->key_len, c->body_len),
+                      c->refresh_ms))
+                atomic_fetch_add_explicit(&w->shared, 1, memory_order_relaxed);
+        }
+        atomic_fetch_sub_explicit(&w->inbox_bytes, size, memory_order_relaxed);
+        free(c);
+        c = next;
+    }
 }
 
 /* The hook of a miss: stores a 200 application/json answer unless its user changed meanwhile
@@ -307,8 +406,10 @@ static bool on_answer(h2o_req_t *req, net_http_answer_t *res, void *ctx)
         return true;
     }
     uint64_t now = atomic_load_explicit(&f->cache->generations[f->gen_index], memory_order_acquire);
-    if (now == f->generation)
-        store(w, f, res->body);
+    /* every worker's copy gets the same refresh point: the first to pass it refreshes all */
+    uint64_t refresh_ms = refresh_point(w, f->filled_ms, f->cache->ttl_ms, f->refresh);
+    if (now == f->generation && store(w, f, f->key, res->body, refresh_ms))
+        share(f->cache, worker->id, f, res->body, refresh_ms);
     return true;
 }
 
@@ -325,7 +426,10 @@ api_cache_t *api_cache_create(uint64_t ttl_ms, size_t max_bytes)
     c->ttl_ms = ttl_ms;
     c->max_bytes = max_bytes;
     c->generations = calloc(API_CACHE_GENERATIONS, sizeof(*c->generations));
-    if (c->generations == NULL) {
+    c->claims = calloc(API_CACHE_GENERATIONS, sizeof(*c->claims));
+    if (c->generations == NULL || c->claims == NULL) {
+        free(c->generations);
+        free(c->claims);
         free(c);
         return NULL;
     }
@@ -339,6 +443,10 @@ void api_cache_free(api_cache_t *cache)
     for (size_t i = 0; i != RT_MAX_WORKERS; ++i) {
         cache_worker_t *w = atomic_load(&cache->workers[i]);
         if (w != NULL) {
+            for (cache_share_t *c = atomic_load(&w->inbox), *next; c != NULL; c = next) {
+                next = c->next;
+                free(c);
+            }
             free(w->tokens);
             free(w->arena);
             free(w->slots);
@@ -346,7 +454,19 @@ void api_cache_free(api_cache_t *cache)
         }
     }
     free(cache->generations);
+    free(cache->claims);
     free(cache);
+}
+
+/* True when no worker is refreshing an entry of `hash` (it would hand its answer over): this
+ * one then is, for REFRESH_RETRY_MS. Keys that share a claim only delay each other's refresh. */
+static bool claim_refresh(api_cache_t *cache, uint64_t hash, uint64_t now_ms)
+{
+    _Atomic uint64_t *claim = &cache->claims[(hash >> 32) & (API_CACHE_GENERATIONS - 1)];
+    uint64_t until = atomic_load_explicit(claim, memory_order_relaxed);
+    return until <= now_ms &&
+           atomic_compare_exchange_strong_explicit(claim, &until, now_ms + REFRESH_RETRY_MS,
+                                                   memory_order_relaxed, memory_order_relaxed);
 }
 
 /* Answers a hit: the body is copied into the request's pool, since h2o may still be writing it
@@ -389,23 +509,29 @@ bool api_cache_serve(api_cache_t *cache, h2o_req_t *req, const char *user_id)
     cache_worker_t *w = worker_cache(cache, worker->id);
     if (key_len == 0 || w == NULL)
         return false;
+    take_shared(cache, w);
     uint32_t gi = gen_index(user_id);
     /* read before the lookup and, on a miss, before the database: see the header comment */
     uint64_t generation = atomic_load_explicit(&cache->generations[gi], memory_order_acquire);
     uint64_t hash = key_hash(key, key_len);
-    cache_slot_t *s = find(w, hash, key, key_len);
-    uint64_t now_ms = rt_now_ms();
-    if (s != NULL && s->generation == generation && now_ms < s->expires_ms) {
-        if (!get || now_ms < s->refresh_ms) {
-            answer_hit(w, s, req);
-            return true;
-        }
-        /* this request refreshes the entry; the others keep being answered from it */
-        s->refresh_ms = now_ms + REFRESH_RETRY_MS;
+    if (get && net_http_is_replay(req)) { /* the background refresh started below: the database */
         atomic_fetch_add_explicit(&w->refreshes, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&w->misses, 1, memory_order_relaxed);
         watch(cache, req, key, key_len, hash, gi, generation, true);
         return false;
+    }
+    cache_slot_t *s = find(w, hash, key, key_len);
+    uint64_t now_ms = rt_now_ms();
+    if (s != NULL && s->generation == generation && now_ms < s->expires_ms) {
+        /* past its refresh point, the entry is renewed by a copy of this request run in the
+         * background, while this one and the others are still answered from it */
+        if (get && now_ms >= s->refresh_ms) {
+            s->refresh_ms = now_ms + REFRESH_RETRY_MS;
+            if (claim_refresh(cache, hash, now_ms))
+                net_http_replay(req); /* false (too many at once): tried again after the delay */
+        }
+        answer_hit(w, s, req);
+        return true;
     }
     if (s != NULL) {
         s->hash = 0; /* never current again: free the way */
@@ -448,18 +574,24 @@ void api_cache_get_stats(const api_cache_t *cache, api_cache_stats_t *out)
         out->stale += atomic_load_explicit(&w->stale, memory_order_relaxed);
         out->evicted += atomic_load_explicit(&w->evicted, memory_order_relaxed);
         out->refreshes += atomic_load_explicit(&w->refreshes, memory_order_relaxed);
+        out->shared += atomic_load_explicit(&w->shared, memory_order_relaxed);
     }
 }
 
 /* ---- verified session tokens ---- */
 
-/* The set of a token: its last bytes are the signature's, as good as random, so hashing them is
- * enough to spread tokens (a crafted collision can only evict, never match: see token_find). */
-static token_slot_t *token_set(cache_worker_t *w, const char *token, size_t len)
+/* A token's hash: its last bytes are the signature's, as good as random, so hashing them is
+ * enough to spread tokens (a crafted collision can only evict, never match: the bytes are
+ * compared too). */
+static uint64_t token_hash(const char *token, size_t len)
 {
     size_t tail = len < 16 ? len : 16;
-    uint64_t h = fnv1a(FNV_BASIS, token + len - tail, tail, false);
-    return &w->tokens[(h % TOKEN_SETS) * CACHE_WAYS];
+    return fnv1a(FNV_BASIS, token + len - tail, tail, false);
+}
+
+static token_slot_t *token_set(cache_worker_t *w, uint64_t hash)
+{
+    return &w->tokens[(hash % TOKEN_SETS) * TOKEN_WAYS];
 }
 
 /* The calling worker's cache for tokens of `len`, or NULL (none, or a token too long). */
@@ -478,11 +610,12 @@ bool api_cache_token_get(api_cache_t *cache, const char *token, size_t len, int6
     cache_worker_t *w = token_worker(cache, len);
     if (w == NULL)
         return false;
-    token_slot_t *set = token_set(w, token, len);
-    for (int i = 0; i != CACHE_WAYS; ++i) {
+    uint64_t hash = token_hash(token, len);
+    token_slot_t *set = token_set(w, hash);
+    for (int i = 0; i != TOKEN_WAYS; ++i) {
         token_slot_t *s = &set[i];
         /* the whole token, byte for byte: equal bytes verify equally, nothing less does */
-        if (s->len == len && memcmp(s->token, token, len) == 0) {
+        if (s->hash == hash && s->len == len && memcmp(s->token, token, len) == 0) {
             if (now_s < s->valid_from_s || now_s >= s->valid_until_s)
                 return false;
             memcpy(value, s->value, value_size);
@@ -499,13 +632,19 @@ void api_cache_token_put(api_cache_t *cache, const char *token, size_t len, int6
     cache_worker_t *w = token_worker(cache, len);
     if (w == NULL)
         return;
-    token_slot_t *set = token_set(w, token, len), *s = NULL;
-    for (int i = 0; i != CACHE_WAYS && s == NULL; ++i) /* the same token's way, or an empty one */
-        if (set[i].len == 0 || (set[i].len == len && memcmp(set[i].token, token, len) == 0))
+    uint64_t hash = token_hash(token, len);
+    token_slot_t *set = token_set(w, hash), *s = NULL;
+    for (int i = 0; i != TOKEN_WAYS && s == NULL; ++i) /* the same token's way, or an empty one */
+        if (set[i].len == 0 ||
+            (set[i].hash == hash && set[i].len == len && memcmp(set[i].token, token, len) == 0))
             s = &set[i];
-    for (int i = 0; i != CACHE_WAYS && s == NULL; ++i) /* else the way expiring first */
-        if (i + 1 == CACHE_WAYS || set[i].valid_until_s <= set[i + 1].valid_until_s)
-            s = &set[i];
+    if (s == NULL) { /* else the way expiring first */
+        s = &set[0];
+        for (int i = 1; i != TOKEN_WAYS; ++i)
+            if (set[i].valid_until_s < s->valid_until_s)
+                s = &set[i];
+    }
+    s->hash = hash;
     s->len = (uint32_t)len;
     s->valid_from_s = valid_from_s;
     s->valid_until_s = valid_until_s;

@@ -38,22 +38,24 @@ typedef struct st_api_cache_stats_t {
     uint64_t bumps;     /* invalidations (API changes and events) */
     uint64_t evicted;   /* entries overwritten by newer ones before they went stale */
     uint64_t refreshes; /* misses (counted there too) that refreshed a current entry ahead */
+    uint64_t shared;    /* answers stored from another worker's read */
 } api_cache_stats_t;
 
-/** Creates the cache: answers live at most `ttl_ms` (refreshed ahead from a random point in the
- * last third of it, by one request while the others are still answered), each worker keeps at most
- * `max_bytes` (API_CACHE_MIN_BYTES..API_CACHE_MAX_BYTES; 0: API_CACHE_DEFAULT_BYTES) of entries and
- * their index, allocated on the worker's first use. `ttl_ms` 0 disables the answers (serve answers
- * false, nothing is stored); the tokens are kept all the same. NULL when out of memory; every
- * function below accepts NULL and then does nothing. */
+/** Creates the cache: answers live at most `ttl_ms` (refreshed ahead from a random point in
+ * [2/3, 7/8) of it, in the background, while every request is still answered), each worker keeps at
+ * most `max_bytes` (API_CACHE_MIN_BYTES..API_CACHE_MAX_BYTES; 0: API_CACHE_DEFAULT_BYTES) of
+ * entries and their index, allocated on the worker's first use. `ttl_ms` 0 disables the answers
+ * (serve answers false, nothing is stored); the tokens are kept all the same. NULL when out of
+ * memory; every function below accepts NULL and then does nothing. */
 api_cache_t *api_cache_create(uint64_t ttl_ms, size_t max_bytes);
 /** Frees the cache, after the workers have stopped. */
 void api_cache_free(api_cache_t *cache);
 
 /** On a worker, for an authenticated GET or HEAD of `user_id`: answers `req` (200, application/
  * json, the stored body) and returns true when a current entry for (user_id, req->path with its
- * query) exists, unless this GET is the one chosen to refresh it ahead of its expiry. Otherwise
- * returns false and, for a GET, snapshots the user's generation now
+ * query) exists; a GET past the entry's refresh point also starts its renewal, a copy of `req`
+ * run in the background (net_http_replay), unless another worker is renewing it. Otherwise (and
+ * always for that copy) returns false and, for a GET, snapshots the user's generation now
  * (before the database is read) and hooks the request's answer (net_http_hook_response), so that
  * a 200 application/json answer is stored with that snapshot. Call at most once per request,
  * before anything else hooks its answer. O(key length + body length). */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include "net/http_async.h"
+#include "net/http_server.h"
 #include "net/problem.h"
 #include "runtime/log.h"
 
@@ -138,10 +139,14 @@ static net_http_async_t *begin_wait(guard_req_t *g)
     return call;
 }
 
-/* The rate limit of `kind` for `key`. True: admitted, go on; false: answered or waiting. */
+/* The rate limit of `kind` for `key`. True: admitted, go on; false: answered or waiting. A
+ * replay (a cached answer renewed in the background, net_http_replay) is no client's request:
+ * it is not counted. */
 static bool rate_step(guard_req_t *g, api_rl_kind_t kind, const char *key)
 {
     api_t *api = g->route->api;
+    if (net_http_is_replay(g->req))
+        return true;
     store_redis_t *redis = atomic_load_explicit(&api->redis, memory_order_acquire);
     api_rl_ask_t ask;
     uint32_t retry_after_s = 1;

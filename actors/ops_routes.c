@@ -144,6 +144,8 @@ static size_t render_api_cache(api_t *api, h2o_mem_pool_t *pool, char **buf, siz
          st.evicted},
         {"intentd_api_cache_refreshes_total", "counter",
          "misses that refreshed a current entry ahead of its expiry", st.refreshes},
+        {"intentd_api_cache_shared_total", "counter",
+         "answers stored from another worker's database read", st.shared},
     };
     return render_rows(rows, sizeof(rows) / sizeof(rows[0]), pool, buf, len);
 }

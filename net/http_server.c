@@ -10,6 +10,8 @@
 #include "runtime/log.h"
 
 #define MAX_ROUTES 64
+#define REPLAYS_MAX 256 /* replays a worker runs at once (net_http_replay) */
+#define REPLAY_TIMEOUT_MS 5000
 
 typedef struct st_route_handler_t {
     h2o_handler_t super;
@@ -34,7 +36,21 @@ typedef struct st_worker_http_t {
     h2o_socket_t *listener;
     h2o_socket_t *wake_sock;
     uint64_t requests_in_flight;
+    uint32_t replays;              /* made by net_http_replay and not yet disposed */
+    h2o_timeout_t replay_deadline; /* REPLAY_TIMEOUT_MS */
 } worker_http_t;
+
+/* A replay (net_http_replay): a copy of a request, on a stand-in connection of the worker's
+ * context, whose answer goes nowhere. */
+typedef struct st_replay_t {
+    h2o_conn_t conn;
+    h2o_req_t req;
+    h2o_ostream_t sink; /* the end of the answer's chain, where a client's socket would be */
+    worker_http_t *wh;
+    h2o_timeout_entry_t start, proceed, done, deadline;
+    struct sockaddr_storage peer, sock; /* the original client's, for the handlers that ask */
+    socklen_t peer_len, sock_len;
+} replay_t;
 
 static __thread worker_http_t *current_http;
 
@@ -50,7 +66,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     route_handler_t *route = (route_handler_t *)self;
     worker_http_t *wh = current_http;
-    atomic_fetch_add_explicit(&wh->worker->metrics.http_requests, 1, memory_order_relaxed);
+    if (!net_http_is_replay(req)) /* a replay is no client's request */
+        atomic_fetch_add_explicit(&wh->worker->metrics.http_requests, 1, memory_order_relaxed);
     ++wh->requests_in_flight;
     h2o_mem_alloc_shared(&req->pool, 1, on_request_done);
     return route->fn(req, route->data);
@@ -161,6 +178,7 @@ static void *waiter_init(rt_worker_t *worker, int wake_fd, void *data)
         rt_log_error("http", "dup: %s", strerror(errno));
         return NULL;
     }
+    h2o_timeout_init(wh->loop, &wh->replay_deadline, REPLAY_TIMEOUT_MS);
     wh->wake_sock = h2o_evloop_socket_create(wh->loop, h2o_wake_fd, H2O_SOCKET_FLAG_DONT_READ);
     wh->wake_sock->data = wh;
     h2o_socket_read_start(wh->wake_sock, on_wake);
@@ -199,7 +217,7 @@ static void waiter_begin_drain(void *ctx)
 static bool waiter_is_idle(void *ctx)
 {
     worker_http_t *wh = ctx;
-    return wh->requests_in_flight == 0;
+    return wh->requests_in_flight == 0 && wh->replays == 0;
 }
 
 static void waiter_dispose(void *ctx)
@@ -242,4 +260,112 @@ void net_http_respond(h2o_req_t *req, int status, const char *reason, const char
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
                    strlen(content_type));
     h2o_send_inline(req, body, body_len);
+}
+
+/* ---- replays ---- */
+
+static socklen_t replay_sockname(h2o_conn_t *conn, struct sockaddr *sa)
+{
+    replay_t *r = H2O_STRUCT_FROM_MEMBER(replay_t, conn, conn);
+    memcpy(sa, &r->sock, r->sock_len);
+    return r->sock_len;
+}
+
+static socklen_t replay_peername(h2o_conn_t *conn, struct sockaddr *sa)
+{
+    replay_t *r = H2O_STRUCT_FROM_MEMBER(replay_t, conn, conn);
+    memcpy(sa, &r->peer, r->peer_len);
+    return r->peer_len;
+}
+
+static h2o_socket_t *replay_socket(h2o_conn_t *conn)
+{
+    return NULL;
+}
+
+static const h2o_conn_callbacks_t replay_callbacks = {
+    .get_sockname = replay_sockname, .get_peername = replay_peername, .get_socket = replay_socket};
+
+bool net_http_is_replay(h2o_req_t *req)
+{
+    return req->conn != NULL && req->conn->callbacks == &replay_callbacks;
+}
+
+/* The end of a replay: the request's pool is released (its dispose hooks run: an async call
+ * still waiting learns that its request is gone, as when a client leaves), then the replay. */
+static void replay_dispose(replay_t *r)
+{
+    h2o_timeout_entry_t *entries[] = {&r->start, &r->proceed, &r->done, &r->deadline};
+    for (size_t i = 0; i != sizeof(entries) / sizeof(entries[0]); ++i)
+        if (h2o_timeout_is_linked(entries[i]))
+            h2o_timeout_unlink(entries[i]);
+    h2o_dispose_request(&r->req);
+    --r->wh->replays;
+    free(r);
+}
+
+static void replay_on_done(h2o_timeout_entry_t *entry)
+{
+    replay_dispose(H2O_STRUCT_FROM_MEMBER(replay_t, done, entry));
+}
+
+/* The answer took too long (the database is stuck, say): given up like a client that left. */
+static void replay_on_deadline(h2o_timeout_entry_t *entry)
+{
+    replay_dispose(H2O_STRUCT_FROM_MEMBER(replay_t, deadline, entry));
+}
+
+static void replay_on_proceed(h2o_timeout_entry_t *entry)
+{
+    replay_t *r = H2O_STRUCT_FROM_MEMBER(replay_t, proceed, entry);
+    h2o_proceed_response(&r->req);
+}
+
+/* Where the answer's bytes would go to the client: asks for the next part of a streamed answer
+ * (from the loop, not from inside the generator's own send), and ends the replay after the last,
+ * also from the loop: the handler may still use the request after its h2o_send returns. */
+static void replay_sink_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt,
+                             h2o_send_state_t state)
+{
+    replay_t *r = H2O_STRUCT_FROM_MEMBER(replay_t, sink, self);
+    h2o_timeout_entry_t *next = h2o_send_state_is_in_progress(state) ? &r->proceed : &r->done;
+    if (!h2o_timeout_is_linked(next))
+        h2o_timeout_link(r->wh->loop, &r->wh->ctx.zero_timeout, next);
+}
+
+static void replay_on_start(h2o_timeout_entry_t *entry)
+{
+    replay_t *r = H2O_STRUCT_FROM_MEMBER(replay_t, start, entry);
+    h2o_timeout_link(r->wh->loop, &r->wh->replay_deadline, &r->deadline);
+    h2o_process_request(&r->req);
+}
+
+bool net_http_replay(h2o_req_t *src)
+{
+    worker_http_t *wh = current_http;
+    if (wh == NULL || src->conn->ctx != &wh->ctx || wh->replays == REPLAYS_MAX)
+        return false;
+    replay_t *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return false;
+    r->wh = wh;
+    r->conn = (h2o_conn_t){.ctx = &wh->ctx,
+                           .hosts = wh->accept_ctx.hosts,
+                           .connected_at = src->conn->connected_at,
+                           .id = src->conn->id,
+                           .callbacks = &replay_callbacks};
+    r->peer_len = src->conn->callbacks->get_peername(src->conn, (struct sockaddr *)&r->peer);
+    r->sock_len = src->conn->callbacks->get_sockname(src->conn, (struct sockaddr *)&r->sock);
+    h2o_init_request(&r->req, &r->conn, src); /* copies the method, path and headers */
+    r->req.entity = h2o_iovec_init(NULL, 0);  /* the body stays the client's: never replayed */
+    r->sink.do_send = replay_sink_send;
+    r->req._ostr_top = &r->sink;
+    r->start.cb = replay_on_start;
+    r->proceed.cb = replay_on_proceed;
+    r->done.cb = replay_on_done;
+    r->deadline.cb = replay_on_deadline;
+    /* from the loop: the caller is inside the original request's handler */
+    h2o_timeout_link(wh->loop, &wh->ctx.zero_timeout, &r->start);
+    ++wh->replays;
+    return true;
 }

@@ -40,6 +40,17 @@ h2o_loop_t *net_http_worker_loop(void);
 /** Frees the configuration, after the runtime has stopped. */
 void net_http_free(net_http_server_t *server);
 
+/** Runs a copy of `src` (method, path, query and headers, not its body) through the server's
+ * handlers again, from this worker's loop soon after the call, detached from any client: the
+ * copy's answer passes its response hooks (net_http_hook_response) and prefilters as usual and is
+ * then dropped. Used to renew a cached answer in the background while the client that prompted
+ * it is answered from the cache. The copy is given up after a deadline (5 s) like a request
+ * whose client left. False when not on a worker of this server or when too many replays (256)
+ * are under way on it. */
+bool net_http_replay(h2o_req_t *src);
+/** True for a request that net_http_replay made (not a client's). */
+bool net_http_is_replay(h2o_req_t *req);
+
 /** Answers with `status` and a body (copied into the request's pool). */
 void net_http_respond(h2o_req_t *req, int status, const char *reason, const char *content_type,
                       const char *body, size_t body_len);

@@ -424,6 +424,43 @@ Test(api_cache, a_busy_entry_is_refreshed_ahead_of_its_ttl, .timeout = 90,
     stop_server();
 }
 
+/* A refresh runs in the background as a copy of the request that found the entry past its
+ * refresh point: every client read is answered from the cache, and the copy is nobody's
+ * request, so it does not count against the user's rate limit (USER_RATE_LIMIT=80 admits
+ * exactly 80 requests of the user, the create included, however many refreshes ran). */
+Test(api_cache, a_refresh_is_not_counted_as_a_request_of_the_user, .timeout = 90,
+     .fini = kill_leftover_server)
+{
+    const char *env[] = {"INTENT_CONTRACT_ADDRESS=" REGISTRY,
+                         "USDC_ADDRESS=" USDC,
+                         "API_RATE_LIMIT=0",
+                         "USER_RATE_LIMIT=80",
+                         "WORKERS=1",
+                         "API_CACHE_TTL_MS=1000",
+                         NULL};
+    start_server_env(env);
+    char token[4096], id[37], path[64];
+    session(KEY_A, token, sizeof(token));
+    create(token, "first", id);
+    intent_path(path, sizeof(path), id);
+    long long refreshes0 = metric("intentd_api_cache_refreshes_total");
+    long long misses0 = metric("intentd_api_cache_misses_total");
+    int admitted = 1, status = 200; /* the create */
+    for (int i = 0; i != 100 && status == 200; ++i) {
+        status = http("GET", path, token, NULL, NULL, body, sizeof(body));
+        admitted += status == 200;
+        usleep(20000); /* ~1.7 s of reads: the first refresh point is within 0.875 s */
+    }
+    cr_assert_eq(status, 429, "the limit never answered: %d %s", status, body);
+    cr_assert_eq(admitted, 80, "%d requests admitted with a limit of 80", admitted);
+    long long refreshes = metric("intentd_api_cache_refreshes_total") - refreshes0;
+    cr_assert_gt(refreshes, 0, "no refresh ran while the entry was read");
+    /* the first read missed; every other read was a hit, the refreshes reading for them */
+    cr_assert_eq(metric("intentd_api_cache_misses_total") - misses0, 1 + refreshes,
+                 "a client read waited for the database");
+    stop_server();
+}
+
 /* ---- byte for byte ---- */
 
 /* One raw request; the whole response (status line, headers, body) into `out`. */
