@@ -137,6 +137,14 @@ static void intent_path(char *out, size_t cap, const char *id)
     snprintf(out, cap, "/api/intents/%s", id);
 }
 
+/* Signs in as KEY_A and creates the intent "first": the session token, its id and its path. */
+static void first_intent(char *token, size_t token_cap, char *id, char *path, size_t path_cap)
+{
+    session(KEY_A, token, token_cap);
+    create(token, "first", id);
+    intent_path(path, path_cap, id);
+}
+
 Test(api_cache, a_read_is_served_from_the_cache_until_an_event_invalidates_it, .timeout = 60,
      .fini = kill_leftover_server)
 {
@@ -151,9 +159,7 @@ Test(api_cache, a_read_is_served_from_the_cache_until_an_event_invalidates_it, .
                          NULL};
     start_server_env(env);
     char token[4096], id[37], path[64];
-    session(KEY_A, token, sizeof(token));
-    create(token, "first", id);
-    intent_path(path, sizeof(path), id);
+    first_intent(token, sizeof(token), id, path, sizeof(path));
     cr_assert_str_eq(name_of(path, token), "first");
     get_ok("/api/intents?limit=5", token);
     cr_assert_not_null(strstr(body, "\"name\":\"first\""), "%s", body);
@@ -287,9 +293,7 @@ Test(api_cache, an_event_from_another_process_invalidates, .timeout = 120,
     pid_t b = ws_start_intentd(INTENTD_BIN, port_b, db_url, env_b, "/tmp/intentd-test-cache.log");
     cr_assert_gt(b, 0, "the second intentd did not start");
     char token[4096], id[37], path[64];
-    session(KEY_A, token, sizeof(token));
-    create(token, "first", id);
-    intent_path(path, sizeof(path), id);
+    first_intent(token, sizeof(token), id, path, sizeof(path));
     cr_assert_str_eq(name_of(path, token), "first");
     rename_behind_back(id, "second");
     cr_assert_str_eq(name_of(path, token), "first", "not a cached answer");
@@ -350,18 +354,14 @@ Test(api_cache, ttl_zero_disables_and_a_short_ttl_expires, .timeout = 90,
                          NULL};
     start_server_env(env);
     char token[4096], id[37], path[64];
-    session(KEY_A, token, sizeof(token));
-    create(token, "first", id);
-    intent_path(path, sizeof(path), id);
+    first_intent(token, sizeof(token), id, path, sizeof(path));
     cr_assert_str_eq(name_of(path, token), "first");
     rename_behind_back(id, "second");
     cr_assert_str_eq(name_of(path, token), "second", "answered from a disabled cache");
     stop_server();
 
     start_server_env(short_ttl_env);
-    session(KEY_A, token, sizeof(token));
-    create(token, "first", id);
-    intent_path(path, sizeof(path), id);
+    first_intent(token, sizeof(token), id, path, sizeof(path));
     int64_t read_ms = mono_ms();
     cr_assert_str_eq(name_of(path, token), "first");
     rename_behind_back(id, "second");
@@ -400,9 +400,7 @@ Test(api_cache, a_busy_entry_is_refreshed_ahead_of_its_ttl, .timeout = 90,
 {
     start_server_env(short_ttl_env);
     char token[4096], id[37], path[64];
-    session(KEY_A, token, sizeof(token));
-    create(token, "first", id);
-    intent_path(path, sizeof(path), id);
+    first_intent(token, sizeof(token), id, path, sizeof(path));
     cr_assert_str_eq(name_of(path, token), "first");
     long long refreshes0 = metric("intentd_api_cache_refreshes_total");
     cr_assert_geq(refreshes0, 0, "no refresh counter on /metrics");
@@ -440,9 +438,7 @@ Test(api_cache, a_refresh_is_not_counted_as_a_request_of_the_user, .timeout = 90
                          NULL};
     start_server_env(env);
     char token[4096], id[37], path[64];
-    session(KEY_A, token, sizeof(token));
-    create(token, "first", id);
-    intent_path(path, sizeof(path), id);
+    first_intent(token, sizeof(token), id, path, sizeof(path));
     long long refreshes0 = metric("intentd_api_cache_refreshes_total");
     long long misses0 = metric("intentd_api_cache_misses_total");
     int admitted = 1, status = 200; /* the create */
@@ -526,9 +522,7 @@ Test(api_cache, a_hit_is_the_same_answer_with_the_same_headers, .timeout = 60,
     start_server_env(env);
     char token[4096], id[37], path[64];
     static char miss[65536], hit[65536], fresh[65536], a[65536], b[65536];
-    session(KEY_A, token, sizeof(token));
-    create(token, "first", id);
-    intent_path(path, sizeof(path), id);
+    first_intent(token, sizeof(token), id, path, sizeof(path));
     const char *origin = "Origin: https://app.example\r\n";
     raw("GET", path, token, origin, miss, sizeof(miss));
     rename_behind_back(id, "second");
