@@ -60,6 +60,12 @@
  * a node may count a nonce before it serves the receipt of the block that used it. */
 #define RENONCE_BLOCKS 2
 #define RENONCE_WAIT_MS 3000
+/* While a transaction waits to be mined (or to be deep enough), the head alone is asked this
+ * many times per poll_ms, so that the receipts of a new block are read at once rather than at the
+ * next poll (a block of a whole burst was seen by the lane ~100 ms, up to poll_ms, after it came);
+ * the outcome is still recorded only once the follower has seen the block (seen_by_follower). */
+#define PROBES_PER_POLL 4
+#define PROBE_MIN_MS 10
 #define LIVE "('signed', 'broadcast', 'confirmed')"
 
 enum { TX_FREE, TX_STORING, TX_SENDING, TX_PENDING, TX_MINED, TX_FINALIZING, TX_REPLACING };
@@ -80,6 +86,7 @@ enum {
     K_HASHES,
     K_VERIFY,
     K_ADOPT,
+    K_HEAD,
 };
 
 typedef struct st_lane_member_t {
@@ -156,11 +163,13 @@ typedef struct st_lane_t {
         uint32_t epoch; /* reorgs heard of when it was sent */
     } polls[POLLS_MAX];
     uint32_t polls_inflight;
-    uint32_t epoch;      /* reorgs heard of: a header read before one is not used after it */
-    uint32_t poll_first; /* the slot a poll starts from, rotating: a full batch starves none */
-    uint64_t poll_at_ms; /* the next poll without a new head (the follower announces heads) */
-    uint64_t poll_head;  /* l->head when the last poll was sent */
-    struct {             /* the last block read for a finalization, valid while the head stays */
+    uint32_t epoch;       /* reorgs heard of: a header read before one is not used after it */
+    uint32_t poll_first;  /* the slot a poll starts from, rotating: a full batch starves none */
+    uint64_t poll_at_ms;  /* the next poll without a new head (the follower announces heads) */
+    uint64_t poll_head;   /* l->head when the last poll was sent */
+    uint64_t probe_at_ms; /* the next head probe (lane_probe) */
+    bool probing;         /* a head probe is in flight */
+    struct {              /* the last block read for a finalization, valid while the head stays */
         uint64_t number, head;
         uint8_t hash[32];
         int64_t time_s;
@@ -1129,6 +1138,17 @@ static void tx_mined(lane_tx_t *tx, int version, const chain_rpc_receipt_t *rc, 
 
 static void finalize(rt_actor_t *self, lane_t *l, lane_tx_t *tx);
 
+/* Whether the follower has read the headers up to the block that makes tx's CONFIRMATIONS deep
+ * (so the header of tx's block too): only then is a reorg of that block noticed and tx checked
+ * again. A lane that recorded an outcome in a block the follower never saw (the lane learns of
+ * heads on its own too) would miss a reorg that took the block away before the follower's next
+ * look. The follower announces each new head (EXECUTOR_MSG_HEAD), which finalizes what waited. */
+static bool seen_by_follower(const lane_t *l, const lane_tx_t *tx)
+{
+    uint32_t conf = l->pool->c.confirmations == 0 ? 1 : l->pool->c.confirmations;
+    return chain_follower_head(l->pool->follower) + 1 >= tx->mined_block + conf;
+}
+
 /* Reads the block tx was mined in (its time, and that it is still canonical), then records the
  * outcome. The transactions of one block share one read while the head stays where it was. */
 static void request_block(rt_actor_t *self, lane_t *l, lane_tx_t *tx)
@@ -1193,7 +1213,7 @@ static void poll_slot(rt_actor_t *self, lane_t *l, lane_tx_t *tx, int found,
         tx->doubt = false;
         tx_mined(tx, found, rc, l);
         uint32_t conf = l->pool->c.confirmations == 0 ? 1 : l->pool->c.confirmations;
-        if (!tx->busy && head + 1 >= tx->mined_block + conf)
+        if (!tx->busy && head + 1 >= tx->mined_block + conf && seen_by_follower(l, tx))
             request_block(self, l, tx);
     } else if (tx->state == TX_MINED) { /* reorged out: it goes back to the node */
         rt_log_warn("executor", "nonce %llu left the chain (reorg): sending it again",
@@ -1267,7 +1287,7 @@ static void on_verify_reply(rt_actor_t *self, lane_t *l, lane_tx_t *tx, const ch
         bool got = false;
         json = chain_rpc_reply_result(r, 1 + v, &len);
         if (r->items[1 + v].error != CHAIN_RPC_OK || json == NULL ||
-            chain_rpc_result_receipt(json, len, &rc, &got) != CHAIN_OK)
+            chain_rpc_result_receipt_scan(json, len, &rc, &got) != CHAIN_OK)
             complete = false;
         else if (got && found < 0)
             found = (int)v, kept = rc;
@@ -1332,7 +1352,7 @@ static void on_poll_reply(rt_actor_t *self, lane_t *l, uint32_t p, const chain_r
             bool got = false;
             json = chain_rpc_reply_result(r, i, &len);
             if (r->items[i].error != CHAIN_RPC_OK || json == NULL ||
-                chain_rpc_result_receipt(json, len, &rc, &got) != CHAIN_OK) {
+                chain_rpc_result_receipt_scan(json, len, &rc, &got) != CHAIN_OK) {
                 complete = false;
                 continue;
             }
@@ -1660,6 +1680,52 @@ static void lane_phase_step(rt_actor_t *self, lane_t *l)
 
 /* ---- the lane actor ---- */
 
+/* Whether a block is awaited: a transaction sent and not mined yet, or not deep enough. */
+static bool lane_awaits_block(const lane_t *l)
+{
+    for (int s = 0; s != EXECUTOR_LANE_TXS_MAX; ++s)
+        if (l->txs[s].state == TX_PENDING || l->txs[s].state == TX_MINED)
+            return true;
+    return false;
+}
+
+static uint64_t probe_ms(const lane_t *l)
+{
+    uint64_t ms = l->pool->c.poll_ms / PROBES_PER_POLL;
+    return ms < PROBE_MIN_MS ? PROBE_MIN_MS : ms;
+}
+
+/* Asks for the head alone (one cheap call): a new one starts a receipt poll at once (lane_step). */
+static void lane_probe(rt_actor_t *self, lane_t *l)
+{
+    l->probe_at_ms = rt_now_ms() + probe_ms(l);
+    chain_rpc_call_t call = chain_rpc_eth_block_number();
+    l->probing =
+        chain_rpc_send(self, l->pool->c.rpc, &call, 1, 0, tag_of(K_HEAD, 0, 0)) == CHAIN_RPC_OK;
+}
+
+static void on_probe_reply(lane_t *l, const chain_rpc_reply_t *r)
+{
+    uint64_t head;
+    size_t len;
+    const char *json = r->error == CHAIN_RPC_OK ? chain_rpc_reply_result(r, 0, &len) : NULL;
+    l->probing = false;
+    if (json != NULL && chain_rpc_result_u64(json, len, &head) == CHAIN_OK && head > l->head)
+        l->head = head;
+}
+
+/* The follower saw a new head: what was mined deep enough and waited for it is recorded. */
+static void lane_finalize_seen(rt_actor_t *self, lane_t *l)
+{
+    uint32_t conf = l->pool->c.confirmations == 0 ? 1 : l->pool->c.confirmations;
+    for (int s = 0; s != EXECUTOR_LANE_TXS_MAX; ++s) {
+        lane_tx_t *tx = &l->txs[s];
+        if (tx->state == TX_MINED && !tx->busy && l->head + 1 >= tx->mined_block + conf &&
+            seen_by_follower(l, tx))
+            request_block(self, l, tx);
+    }
+}
+
 /* Starts what is due: stores to retry, re-signings, a new batch (one store at a time), sends to
  * retry, and a receipt poll. */
 static void lane_step(rt_actor_t *self, lane_t *l)
@@ -1696,6 +1762,8 @@ static void lane_step(rt_actor_t *self, lane_t *l)
     }
     if (l->polls_inflight < POLLS_MAX && (now >= l->poll_at_ms || l->head > l->poll_head))
         lane_poll(self, l);
+    else if (!l->probing && now >= l->probe_at_ms && lane_awaits_block(l))
+        lane_probe(self, l);
 }
 
 static void lane_on_reply(rt_actor_t *self, lane_t *l, rt_msg_t *msg)
@@ -1733,6 +1801,8 @@ static void lane_on_reply(rt_actor_t *self, lane_t *l, rt_msg_t *msg)
         on_block_reply(self, l, tx, r);
     else if (kind == K_VERIFY && tx != NULL)
         on_verify_reply(self, l, tx, r);
+    else if (kind == K_HEAD)
+        on_probe_reply(l, r);
 }
 
 static void lane_behaviour(rt_actor_t *self, rt_msg_t *msg)
@@ -1750,6 +1820,8 @@ static void lane_behaviour(rt_actor_t *self, rt_msg_t *msg)
         if (msg->type == EXECUTOR_MSG_REORG) { /* blocks read so far may be gone */
             ++l->epoch;
             memset(&l->blk, 0, sizeof(l->blk));
+        } else {
+            lane_finalize_seen(self, l);
         }
         if (l->polls_inflight < POLLS_MAX)
             lane_poll(self, l);
@@ -1757,9 +1829,10 @@ static void lane_behaviour(rt_actor_t *self, rt_msg_t *msg)
     case EXECUTOR_MSG_ADOPT:
         l->adopt_due = true; /* at the next step, once the lane is ready */
         return;
-    case RT_MSG_TIMER:
+    case RT_MSG_TIMER: /* more often while a block is awaited: the head probes */
         lane_step(self, l);
-        rt_actor_timer_start(self, &l->tick, l->pool->c.poll_ms, 0);
+        rt_actor_timer_start(self, &l->tick,
+                             lane_awaits_block(l) ? probe_ms(l) : l->pool->c.poll_ms, 0);
         return;
     case STORE_PG_MSG_RESULT:
     case CHAIN_RPC_MSG_REPLY:

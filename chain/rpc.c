@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "chain/hex.h"
 
 /* A call, from chain_rpc_send to the call actor of the same worker. */
 #define CHAIN_RPC_MSG_CALL 0x4302
@@ -401,6 +402,278 @@ static bool scan_value(scan_t *s)
     default:
         return scan_number(s);
     }
+}
+
+/* ---- receipts read by the scanner (chain_rpc_result_receipt_scan) ---- */
+
+/* A span of the text: a value as JSON, or a string's characters. */
+typedef struct st_scan_span_t {
+    const char *p;
+    size_t len;
+} scan_span_t;
+
+/* The string at s->p, its characters (between the quotes) in `out`; false when it is not a
+ * string, or when it holds an escape (the caller then leaves the text to jansson, which
+ * decodes them). */
+static bool scan_plain_string(scan_t *s, scan_span_t *out)
+{
+    if (s->p == s->end || *s->p != '"')
+        return false;
+    const char *from = s->p + 1;
+    if (!scan_string(s))
+        return false;
+    out->p = from, out->len = (size_t)(s->p - 1 - from);
+    return memchr(from, '\\', out->len) == NULL;
+}
+
+/* The members of the object at s->p: `fn` reads each value (s at its first character) and
+ * returns false to give up. Keys with escapes give up too. */
+static bool scan_members(scan_t *s, bool (*fn)(scan_t *s, const scan_span_t *key, void *ctx),
+                         void *ctx)
+{
+    if (s->p == s->end || *s->p != '{' || ++s->depth > SCAN_DEPTH_MAX)
+        return false;
+    ++s->p;
+    scan_ws(s);
+    if (s->p != s->end && *s->p == '}')
+        return ++s->p, --s->depth, true;
+    for (bool more = true; more;) {
+        scan_span_t key;
+        if (!scan_plain_string(s, &key))
+            return false;
+        scan_ws(s);
+        if (s->p == s->end || *s->p++ != ':')
+            return false;
+        scan_ws(s);
+        if (!fn(s, &key, ctx) || !scan_separator(s, '}', &more))
+            return false;
+    }
+    --s->depth;
+    return true;
+}
+
+static bool span_is(const scan_span_t *key, const char *name)
+{
+    return key->len == strlen(name) && memcmp(key->p, name, key->len) == 0;
+}
+
+/* The fields of a receipt or a log the engine reads, by name: their spans, once each. */
+typedef struct st_scan_fields_t {
+    const char *const *names;
+    size_t count;
+    scan_span_t *values; /* each as JSON text */
+    uint32_t seen;       /* bit k: names[k] was read */
+} scan_fields_t;
+
+/* One member: a field of `names` (read once: a second one gives up, as jansson would take the
+ * last), or anything else, passed. */
+static bool scan_field_member(scan_t *s, const scan_span_t *key, void *ctx)
+{
+    scan_fields_t *f = ctx;
+    for (size_t k = 0; k != f->count; ++k) {
+        if (!span_is(key, f->names[k]))
+            continue;
+        if (f->seen & (1u << k))
+            return false;
+        f->seen |= 1u << k;
+        f->values[k].p = s->p;
+        if (!scan_value(s))
+            return false;
+        f->values[k].len = (size_t)(s->p - f->values[k].p);
+        return true;
+    }
+    return scan_value(s);
+}
+
+enum {
+    LOG_ADDRESS,
+    LOG_TOPICS,
+    LOG_DATA,
+    LOG_BLOCK,
+    LOG_BLOCK_HASH,
+    LOG_TX,
+    LOG_TX_INDEX,
+    LOG_INDEX,
+    LOG_REMOVED,
+    LOG_FIELDS
+};
+static const char *const log_names[LOG_FIELDS] = {
+    "address",         "topics",           "data",     "blockNumber", "blockHash",
+    "transactionHash", "transactionIndex", "logIndex", "removed"};
+
+/* The spans of the log object at s->p (each value as JSON text); false to give up. */
+static bool scan_log_fields(scan_t *s, scan_span_t v[LOG_FIELDS])
+{
+    scan_fields_t f = {.names = log_names, .count = LOG_FIELDS, .values = v};
+    memset(v, 0, LOG_FIELDS * sizeof(*v));
+    /* every field but removed is required (jansson reads a missing one as an error) */
+    return scan_members(s, scan_field_member, &f) &&
+           (f.seen | 1u << LOG_REMOVED) == (1u << LOG_FIELDS) - 1;
+}
+
+/* A span that is a JSON string without escapes: its characters. */
+static bool span_string(const scan_span_t *v, const char **p, size_t *len)
+{
+    /* scan_value passed it: a value that begins with a quote is one string */
+    if (v->len < 2 || v->p[0] != '"' || memchr(v->p, '\\', v->len) != NULL)
+        return false;
+    *p = v->p + 1, *len = v->len - 2;
+    return true;
+}
+
+static bool span_fixed(const scan_span_t *v, uint8_t *dst, size_t n)
+{
+    const char *p;
+    size_t len;
+    return span_string(v, &p, &len) &&
+           chain_hex_decode_exact(dst, n, p, len, CHAIN_HEX_0X_REQUIRED) == CHAIN_OK;
+}
+
+static bool span_u64(const scan_span_t *v, uint64_t *out)
+{
+    const char *p;
+    size_t len;
+    return span_string(v, &p, &len) && chain_rpc_parse_quantity_u64(p, len, out) == CHAIN_OK;
+}
+
+/* The topics array of a log: at most 4 hashes. */
+static bool span_topics(const scan_span_t *v, chain_rpc_log_t *log)
+{
+    scan_t s = {.p = v->p, .end = v->p + v->len};
+    if (s.p == s.end || *s.p != '[')
+        return false;
+    ++s.p;
+    scan_ws(&s);
+    log->num_topics = 0;
+    if (s.p != s.end && *s.p == ']')
+        return true;
+    for (bool more = true; more;) {
+        scan_span_t t;
+        if (log->num_topics == 4 || !scan_plain_string(&s, &t) ||
+            chain_hex_decode_exact(log->topics[log->num_topics++], 32, t.p, t.len,
+                                   CHAIN_HEX_0X_REQUIRED) != CHAIN_OK ||
+            !scan_separator(&s, ']', &more))
+            return false;
+    }
+    return true;
+}
+
+/* Fills `log` from its spans, its data into `data` (exactly its size); false to give up. */
+static bool log_from_spans(const scan_span_t v[LOG_FIELDS], chain_rpc_log_t *log, uint8_t *data,
+                           size_t size)
+{
+    const char *p;
+    size_t len;
+    log->data = data;
+    log->removed = span_is(&v[LOG_REMOVED], "true");
+    return span_topics(&v[LOG_TOPICS], log) &&
+           span_fixed(&v[LOG_ADDRESS], log->address.bytes, 20) &&
+           span_u64(&v[LOG_BLOCK], &log->block_number) &&
+           span_fixed(&v[LOG_BLOCK_HASH], log->block_hash, 32) &&
+           span_fixed(&v[LOG_TX], log->tx_hash, 32) && span_u64(&v[LOG_TX_INDEX], &log->tx_index) &&
+           span_u64(&v[LOG_INDEX], &log->log_index) && span_string(&v[LOG_DATA], &p, &len) &&
+           chain_hex_decode(data, size, &log->data_len, p, len, CHAIN_HEX_0X_REQUIRED) ==
+               CHAIN_OK &&
+           log->data_len == size;
+}
+
+/* The array of logs `v` into `out` (one allocation, as chain_rpc_result_logs makes): a first
+ * pass counts them and their data, the second fills them. False to give up. */
+static bool scan_logs(const scan_span_t *v, chain_rpc_logs_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    size_t n = 0, total = 0;
+    uint8_t *data = NULL;
+    for (int pass = 0; pass != 2; ++pass) {
+        scan_t s = {.p = v->p, .end = v->p + v->len};
+        if (s.p == s.end || *s.p != '[')
+            return false;
+        ++s.p;
+        scan_ws(&s);
+        bool more = s.p == s.end || *s.p != ']';
+        for (size_t i = 0; more; ++i) {
+            scan_span_t f[LOG_FIELDS];
+            const char *p;
+            size_t len;
+            if (i == CHAIN_RPC_MAX_LOGS || !scan_log_fields(&s, f) ||
+                !span_string(&f[LOG_DATA], &p, &len) || len < 2 || len % 2 != 0 ||
+                !scan_separator(&s, ']', &more))
+                goto give_up;
+            if (pass == 0) {
+                ++n, total += (len - 2) / 2;
+            } else if (!log_from_spans(f, &out->items[i], data, (len - 2) / 2)) {
+                goto give_up;
+            } else {
+                data += (len - 2) / 2;
+            }
+        }
+        if (pass == 0) {
+            out->items = calloc(1, n * sizeof(chain_rpc_log_t) + total + 1);
+            CHAIN_ASSERT(out->items != NULL);
+            data = (uint8_t *)(out->items + n);
+        }
+    }
+    out->count = n;
+    return true;
+give_up:
+    chain_rpc_logs_free(out);
+    return false;
+}
+
+enum {
+    RC_TX,
+    RC_STATUS,
+    RC_BLOCK,
+    RC_BLOCK_HASH,
+    RC_GAS,
+    RC_PRICE,
+    RC_CONTRACT,
+    RC_LOGS,
+    RC_FIELDS
+};
+static const char *const receipt_names[RC_FIELDS] = {
+    "transactionHash",   "status",          "blockNumber", "blockHash", "gasUsed",
+    "effectiveGasPrice", "contractAddress", "logs"};
+
+/* The receipt object's fields from their spans; false to give up. */
+static bool receipt_from_spans(const scan_span_t v[RC_FIELDS], uint32_t seen,
+                               chain_rpc_receipt_t *r)
+{
+    uint64_t status;
+    const char *p;
+    size_t len;
+    memset(r, 0, sizeof(*r));
+    if ((seen & 0x9f) != 0x9f || !span_fixed(&v[RC_TX], r->tx_hash, 32) ||
+        !span_u64(&v[RC_STATUS], &status) || !span_u64(&v[RC_BLOCK], &r->block_number) ||
+        !span_fixed(&v[RC_BLOCK_HASH], r->block_hash, 32) || !span_u64(&v[RC_GAS], &r->gas_used))
+        return false;
+    r->success = status == 1;
+    r->has_effective_gas_price = (seen & 1u << RC_PRICE) && !span_is(&v[RC_PRICE], "null");
+    if (r->has_effective_gas_price &&
+        (!span_string(&v[RC_PRICE], &p, &len) ||
+         chain_rpc_parse_quantity_u256(p, len, &r->effective_gas_price) != CHAIN_OK))
+        return false;
+    r->has_contract_address = (seen & 1u << RC_CONTRACT) && !span_is(&v[RC_CONTRACT], "null");
+    if (r->has_contract_address && !span_fixed(&v[RC_CONTRACT], r->contract_address.bytes, 20))
+        return false;
+    return scan_logs(&v[RC_LOGS], &r->logs);
+}
+
+int chain_rpc_result_receipt_scan(const char *json, size_t len, chain_rpc_receipt_t *out,
+                                  bool *found)
+{
+    scan_t s = {.p = json, .end = json + len};
+    scan_span_t v[RC_FIELDS] = {0};
+    scan_fields_t f = {.names = receipt_names, .count = RC_FIELDS, .values = v};
+    scan_ws(&s);
+    bool object = s.p != s.end && *s.p == '{';
+    if (object && scan_members(&s, scan_field_member, &f) && (scan_ws(&s), s.p == s.end) &&
+        receipt_from_spans(v, f.seen, out)) {
+        *found = true;
+        return CHAIN_OK;
+    }
+    /* null, or anything the scan does not take: jansson's reading, with its verdict */
+    return chain_rpc_result_receipt(json, len, out, found);
 }
 
 /* The spans of one JSON-RPC response object's members (len 0: absent). */

@@ -107,6 +107,18 @@ typedef struct st_chain_rpc_reply_t {
     chain_rpc_item_t items[];
 } chain_rpc_reply_t;
 
+/**
+ * Reads an eth_getTransactionReceipt result as chain_rpc_result_receipt does, with the same
+ * outcome for every text, but with the answer's scanner instead of a parse tree: a receipt of a
+ * 200-execution batch holds 400 logs (~0.3 MB), which jansson builds object by object. Text the
+ * scan does not take (null, escapes in the fields read, a duplicate field, a field missing or
+ * malformed) is left to chain_rpc_result_receipt, whose verdict it returns. As the answer
+ * scanner, numbers are not range-checked and nesting is bounded (only fields that are not read
+ * can hold either).
+ */
+int chain_rpc_result_receipt_scan(const char *json, size_t len, chain_rpc_receipt_t *out,
+                                  bool *found);
+
 /** Breaker states, for metrics and tests. */
 typedef enum en_chain_rpc_breaker_t {
     CHAIN_RPC_BREAKER_CLOSED,

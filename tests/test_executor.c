@@ -465,6 +465,17 @@ Test(executor, jobs_become_confirmed_rows_that_match_the_chain_in_few_batches, .
                     " 'execution.confirmed'",
                     v, sizeof(v));
     cr_assert_eq(atol(v), N);
+    /* those rows have no foreign keys (migration 007): each names its intent and the intent's
+     * owner, and what they name cannot be deleted */
+    echain_db_value(&fx.chain,
+                    "SELECT (SELECT count(*) FROM notifications n JOIN intents i ON i.id ="
+                    " n.intent_id AND i.owner_id = n.user_id) + (SELECT count(*) FROM audit_log a"
+                    " JOIN intents i ON i.id = a.subject_id AND i.owner_id = a.user_id WHERE"
+                    " a.actor = 'engine')",
+                    v, sizeof(v));
+    cr_assert_eq(atol(v), 2 * N, "%s of %d rows name their intent and its owner", v, 2 * N);
+    cr_assert_not(echain_db_exec(&fx.chain, "DELETE FROM intents WHERE false"));
+    cr_assert_not(echain_db_exec(&fx.chain, "DELETE FROM users WHERE false"));
     cr_assert_eq(outcomes_with(EXECUTOR_CONFIRMED, true), N);
     cr_assert_eq(outcomes_with(EXECUTOR_CONFIRMED, false), 0, "our own executions adopted");
     /* live events: execution.signed, .broadcast, .confirmed and notification.created each */

@@ -202,6 +202,44 @@ static chain_rpc_call_t send_tx(const char *to_and_more)
     return chain_rpc_call("eth_sendTransaction", params);
 }
 
+/* The two receipt readers' outcomes for `text` are the same: the verdict, and when they read
+ * one, every field and log. */
+static void receipts_agree(const char *text, size_t len)
+{
+    chain_rpc_receipt_t a, b;
+    bool found_a = false, found_b = false;
+    int ret_a = chain_rpc_result_receipt(text, len, &a, &found_a);
+    int ret_b = chain_rpc_result_receipt_scan(text, len, &b, &found_b);
+    cr_assert_eq(ret_b, ret_a, "%s: scan %s, jansson %s", text, chain_err_str(ret_b),
+                 chain_err_str(ret_a));
+    cr_assert_eq(found_b, found_a, "%s", text);
+    if (ret_a != CHAIN_OK || !found_a)
+        return;
+    cr_assert(memcmp(a.tx_hash, b.tx_hash, 32) == 0 && a.success == b.success &&
+                  a.block_number == b.block_number && memcmp(a.block_hash, b.block_hash, 32) == 0 &&
+                  a.gas_used == b.gas_used &&
+                  a.has_effective_gas_price == b.has_effective_gas_price &&
+                  chain_u256_cmp(&a.effective_gas_price, &b.effective_gas_price) == 0 &&
+                  a.has_contract_address == b.has_contract_address &&
+                  chain_addr_eq(&a.contract_address, &b.contract_address),
+              "%s", text);
+    cr_assert_eq(b.logs.count, a.logs.count, "%s", text);
+    for (size_t i = 0; i != a.logs.count; ++i) {
+        const chain_rpc_log_t *x = &a.logs.items[i], *y = &b.logs.items[i];
+        cr_assert(chain_addr_eq(&x->address, &y->address) && x->num_topics == y->num_topics &&
+                      memcmp(x->topics, y->topics, 32 * x->num_topics) == 0 &&
+                      x->data_len == y->data_len &&
+                      (x->data_len == 0 || memcmp(x->data, y->data, x->data_len) == 0) &&
+                      x->block_number == y->block_number &&
+                      memcmp(x->block_hash, y->block_hash, 32) == 0 &&
+                      memcmp(x->tx_hash, y->tx_hash, 32) == 0 && x->tx_index == y->tx_index &&
+                      x->log_index == y->log_index && x->removed == y->removed,
+                  "%s: log %zu", text, i);
+    }
+    chain_rpc_receipt_free(&a);
+    chain_rpc_receipt_free(&b);
+}
+
 /* Fetches the receipt of `tx_hash`, waiting (bounded) for it to be mined. Free it. */
 static void wait_receipt(fixture_t *f, chain_rpc_t *rpc, const uint8_t tx_hash[32],
                          chain_rpc_receipt_t *receipt)
@@ -212,6 +250,7 @@ static void wait_receipt(fixture_t *f, chain_rpc_t *rpc, const uint8_t tx_hash[3
         const char *text = result_of(m, 0, &len);
         bool found;
         cr_assert_eq(chain_rpc_result_receipt(text, len, receipt, &found), CHAIN_OK, "%s", text);
+        receipts_agree(text, len); /* a node's receipt, read by the scan too */
         free(m);
         if (found)
             return;
@@ -571,6 +610,92 @@ Test(rpc, receipt_logs_and_get_logs, .timeout = 60)
     chain_rpc_receipt_free(&receipt);
     free(m);
     end(&f, &rpc, 1);
+}
+
+/* A receipt's text for receipt_scan_reads_what_jansson_reads: %s is replaced by each case's
+ * logs member, the rest being what anvil sends (fields the engine does not read included). */
+#define H32(c) "\"0x" c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c "\""
+#define RECEIPT_WITH(logs)                                                                         \
+    "{\"type\":\"0x2\",\"status\":\"0x1\",\"cumulativeGasUsed\":\"0x5208\",\"logsBloom\":"         \
+    "\"0x00\","                                                                                    \
+    "\"transactionHash\":" H32("ab") ",\"transactionIndex\":\"0x0\",\"blockHash\":" H32(           \
+        "cd") ",\"blockNumber\":\"0x11\",\"gasUsed\":\"0x8ca0\",\"effectiveGasPrice\":"            \
+              "\"0x3b9aca07\","                                                                    \
+              "\"from\":\"0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266\",\"to\":null,"               \
+              "\"contractAddress\":null,\"nested\":{\"a\":[1,2.5e3,-0,true,false,null,{\"b\":"     \
+              "\"\\u00e9\"}]}," logs "}"
+#define LOG_WITH(topics, data, more)                                                               \
+    "{\"address\":\"0x5fbdb2315678afecb367f032d93f642f64180aa3\",\"topics\":[" topics "],"         \
+    "\"data\":\"" data "\",\"blockHash\":" H32(                                                    \
+        "cd") ",\"blockNumber\":\"0x11\","                                                         \
+              "\"transactionHash\":" H32(                                                          \
+                  "ab") ",\"transactionIndex\":\"0x0\",\"logIndex\":\"0x1\"" more "}"
+#define LOG_OK LOG_WITH(H32("01") "," H32("02"), "0x2a00ff", ",\"removed\":false")
+
+Test(rpc_codec, receipt_scan_reads_what_jansson_reads)
+{
+    static const char *const cases[] = {
+        RECEIPT_WITH("\"logs\":[]"),
+        RECEIPT_WITH("\"logs\":[" LOG_OK "," LOG_WITH("", "0x", "") "," LOG_WITH(
+            H32("03") "," H32("04") "," H32("05") "," H32("06"), "0x00", ",\"removed\":true") "]"),
+        " \n\t" RECEIPT_WITH("\"logs\" : [ " LOG_OK " ] ") " \r\n",
+        "null",
+        " null ",
+        "[]",
+        "\"0x1\"",
+        "{}",
+        /* fields the engine reads: missing, null, malformed, doubled, escaped */
+        "{\"status\":\"0x1\",\"logs\":[]}",
+        RECEIPT_WITH("\"logs\":null"),
+        RECEIPT_WITH("\"logs\":{}"),
+        RECEIPT_WITH("\"logs\":[1]"),
+        RECEIPT_WITH("\"logs\":[" LOG_OK "],\"status\":\"0x0\""),
+        RECEIPT_WITH("\"logs\":[],\"gasUsed\":\"0x1\""),
+        RECEIPT_WITH("\"logs\":[],\"effectiveGasPrice\":null"),
+        RECEIPT_WITH("\"logs\":[],\"effectiveGasPrice\":7"),
+        RECEIPT_WITH(
+            "\"logs\":[],\"contractAddress\":\"0x5fbdb2315678afecb367f032d93f642f64180aa3\""),
+        RECEIPT_WITH("\"logs\":[],\"contractAddress\":\"0x5fbd\""),
+        RECEIPT_WITH("\"logs\":[],\"blockHash\":\"0xzz\""),
+        RECEIPT_WITH("\"logs\":[],\"blockNumber\":\"17\""),
+        RECEIPT_WITH("\"logs\":[],\"transactionHash\":\"\\u0030x"
+                     "abababababababababababababababab"
+                     "abababababababababababababababab\""),
+        RECEIPT_WITH("\"logs\":[],\"\\u0073tatus\":\"0x0\""),
+        RECEIPT_WITH("\"logs\":[" LOG_WITH(
+            H32("01") "," H32("02") "," H32("03") "," H32("04") "," H32("05"), "0x", "") "]"),
+        RECEIPT_WITH("\"logs\":[" LOG_WITH(H32("01"), "0x2a0", "") "]"),
+        RECEIPT_WITH("\"logs\":[" LOG_WITH(H32("01"), "2a00", "") "]"),
+        RECEIPT_WITH("\"logs\":[" LOG_WITH(H32("01"), "0x2a", ",\"removed\":\"true\"") "]"),
+        RECEIPT_WITH("\"logs\":[" LOG_WITH(H32("01"), "0x2a", ",\"removed\":null") "]"),
+        RECEIPT_WITH("\"logs\":[" LOG_WITH(H32("01"), "0x2a", ",\"logIndex\":\"0x2\"") "]"),
+        RECEIPT_WITH("\"logs\":[" LOG_WITH("\"0x01\"", "0x2a", "") "]"),
+        RECEIPT_WITH("\"logs\":[" LOG_WITH("7", "0x2a", "") "]"),
+        RECEIPT_WITH("\"logs\":[{\"address\":\"0x5fbdb2315678afecb367f032d93f642f64180aa3\","
+                     "\"topics\":[],\"data\":\"0x\"}]"),
+        /* not JSON, or not all of it */
+        RECEIPT_WITH("\"logs\":[]") "x",
+        RECEIPT_WITH("\"logs\":[],"),
+        "{\"status\":\"0x1\"",
+        RECEIPT_WITH("\"logs\":[],\"x\":\"\xff\""),
+        RECEIPT_WITH("\"logs\":[],\"x\":\"\\ud800\""),
+    };
+    for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i)
+        receipts_agree(cases[i], strlen(cases[i]));
+    /* the scan read them itself: a number out of jansson's range, in a field that is not read,
+     * is refused by jansson only (rpc.h: numbers are not range-checked) */
+    const char *huge = RECEIPT_WITH("\"logs\":[" LOG_OK "],\"x\":1e999");
+    chain_rpc_receipt_t r;
+    bool found = false;
+    cr_assert_neq(chain_rpc_result_receipt(huge, strlen(huge), &r, &found), CHAIN_OK);
+    cr_assert_eq(chain_rpc_result_receipt_scan(huge, strlen(huge), &r, &found), CHAIN_OK);
+    cr_assert(found && r.logs.count == 1 && r.logs.items[0].data_len == 3 &&
+              r.logs.items[0].data[0] == 0x2a && r.gas_used == 0x8ca0);
+    chain_rpc_receipt_free(&r);
+    /* a receipt jansson cannot read as a whole is refused by both, whatever its prefix */
+    const char *whole = cases[1];
+    for (size_t len = 0; len < strlen(whole); len += 7)
+        receipts_agree(whole, len);
 }
 
 /* ---- failover, breakers, retries ---- */
