@@ -28,7 +28,10 @@ enum { S_IDLE, S_CURSOR, S_HEAD, S_HEADERS, S_LOGS, S_OURS, S_TXS, S_ADOPT, S_SA
 enum { R_LOAD = 0x100, R_POLL, R_UPDATE, R_SEND, R_EVENTS, R_UNMINE };
 #define R_TAG(corr) ((corr)&0xffff)
 /* an intent whose registry count is ahead of our rows: its Executed logs are read from block 0 */
-enum { FOLLOWER_MSG_BACKFILL = RT_MSG_USER + 0x540 /* payload: its onChainId */ };
+enum {
+    FOLLOWER_MSG_BACKFILL = RT_MSG_USER + 0x540, /* payload: its onChainId */
+    FOLLOWER_MSG_POKE, /* corr: the head a lane read (chain_follower_poke) */
+};
 #define BACKFILL_MAX 32  /* intents waiting for that */
 #define BACKFILL_TRIES 3 /* failed reads of one before it is given up (its actor asks again) */
 
@@ -64,6 +67,8 @@ struct st_chain_follower_t {
     _Atomic(rt_actor_t *) inbox; /* the actor while it takes messages from other threads */
     _Atomic uint64_t head, reorgs, cursor, base_fee;
     _Atomic bool has_base_fee;
+    _Atomic bool poke_sent;         /* a FOLLOWER_MSG_POKE is on its way: at most one */
+    _Atomic uint64_t poke_after_ms; /* no poke is sent before (CHAIN_FOLLOWER_POKE_MIN_MS) */
     /* the actor's state */
     int stage;
     bool cursor_loaded, cursor_known;
@@ -92,6 +97,7 @@ struct st_chain_follower_t {
     uint64_t start_block;   /* the registry's deployment block */
     chain_follower_reopen_fn on_reopen;
     void *on_reopen_ctx;
+    uint64_t poke_head; /* the newest head a poke named that no cycle started since has read */
 };
 
 static int st_cursor_get, st_cursor_put, st_ours, st_supersede_period, st_adopt, st_adopt_rows,
@@ -1132,6 +1138,17 @@ static void on_backfill(chain_follower_t *f, const uint8_t id[32])
     memcpy(f->backfill[f->num_backfill++], id, 32);
 }
 
+/* A lane read a head newer than ours: the next cycle (the timer's, run sooner) is due now. The
+ * next poke may be sent CHAIN_FOLLOWER_POKE_MIN_MS from now, so a burst of lanes' reads costs
+ * at most one cycle per that many milliseconds. */
+static void on_poke(chain_follower_t *f, uint64_t head)
+{
+    atomic_store(&f->poke_after_ms, rt_now_ms() + CHAIN_FOLLOWER_POKE_MIN_MS);
+    atomic_store(&f->poke_sent, false); /* after poke_after_ms: the next sender reads it */
+    if (head > f->poke_head)
+        f->poke_head = head;
+}
+
 static void follower_behaviour(rt_actor_t *self, rt_msg_t *msg)
 {
     chain_follower_t *f = *(chain_follower_t **)rt_actor_state(self);
@@ -1156,8 +1173,17 @@ static void follower_behaviour(rt_actor_t *self, rt_msg_t *msg)
             on_txs(self, f, r);
     } else if (msg->type == FOLLOWER_MSG_BACKFILL) {
         on_backfill(f, rt_msg_payload(msg));
+    } else if (msg->type == FOLLOWER_MSG_POKE) {
+        on_poke(f, msg->corr);
     } else if (msg->type == RT_MSG_STOP) {
         rt_actor_timer_cancel(self, &f->tick);
+        return;
+    }
+    /* a poke's cycle starts once the cycle in flight is over (it may have read the head before
+     * the lane did); the timer's own cycles go on as they were */
+    if (f->stage == S_IDLE && f->poke_head > f->last_top) {
+        f->poke_head = 0;
+        start_cycle(self, f);
     }
 }
 
@@ -1202,6 +1228,26 @@ bool chain_follower_backfill(executor_pool_t *pool, const uint8_t on_chain_id[32
         return true;
     rt_msg_free(msg);
     return false;
+}
+
+void chain_follower_poke(chain_follower_t *f, uint64_t head)
+{
+    rt_actor_t *to = f != NULL ? atomic_load(&f->inbox) : NULL;
+    bool sent = false;
+    if (to == NULL || head <= atomic_load(&f->head) ||
+        !atomic_compare_exchange_strong(&f->poke_sent, &sent, true))
+        return;
+    /* read once poke_sent is ours: the follower moves poke_after_ms before it frees poke_sent */
+    if (rt_now_ms() < atomic_load(&f->poke_after_ms)) {
+        atomic_store(&f->poke_sent, false);
+        return;
+    }
+    rt_msg_t *msg = rt_msg_new(FOLLOWER_MSG_POKE, 0);
+    msg->corr = head;
+    if (!rt_actor_try_send(to, msg, 1024)) {
+        rt_msg_free(msg);
+        atomic_store(&f->poke_sent, false);
+    }
 }
 
 uint64_t chain_follower_head(chain_follower_t *f)

@@ -43,6 +43,8 @@
 /** The default window of one eth_getLogs call (LOGS_BLOCK_RANGE): nodes that cap the range of
  * eth_getLogs commonly allow at least this many blocks. */
 #define CHAIN_FOLLOWER_WINDOW_DEFAULT 10000
+/** The least time between two early polls asked by chain_follower_poke. */
+#define CHAIN_FOLLOWER_POKE_MIN_MS 10
 
 typedef struct st_chain_follower_t chain_follower_t;
 
@@ -69,6 +71,13 @@ void chain_follower_register_statements(void);
 void chain_follower_configure(executor_pool_t *pool, const chain_follower_options_t *options);
 /** Spawns the follower's actor on `rt` (running). */
 void chain_follower_start(chain_follower_t *f, rt_runtime_t *rt);
+/** Tells the follower that the node's head is at least `head` (an executor lane read it). When
+ * that is newer than the follower's head, the follower polls now rather than at its next tick
+ * (the same cycle: the head, the reorg check, the logs), so that the outcomes waiting for it to
+ * see their block (executor.c, seen_by_follower) are recorded without waiting up to poll_ms.
+ * Coalesced: at most one such request on its way, and none within CHAIN_FOLLOWER_POKE_MIN_MS of
+ * the last one the follower took. Any thread; never blocks. */
+void chain_follower_poke(chain_follower_t *f, uint64_t head);
 /** The latest head seen (0 before the first). Any thread. */
 uint64_t chain_follower_head(chain_follower_t *f);
 /** Reorgs noticed so far. Any thread. */

@@ -1149,6 +1149,8 @@ static bool seen_by_follower(const lane_t *l, const lane_tx_t *tx)
     return chain_follower_head(l->pool->follower) + 1 >= tx->mined_block + conf;
 }
 
+static void lane_learn_head(lane_t *l, uint64_t head);
+
 /* Reads the block tx was mined in (its time, and that it is still canonical), then records the
  * outcome. The transactions of one block share one read while the head stays where it was. */
 static void request_block(rt_actor_t *self, lane_t *l, lane_tx_t *tx)
@@ -1340,8 +1342,7 @@ static void on_poll_reply(rt_actor_t *self, lane_t *l, uint32_t p, const chain_r
         poll_done(l, p);
         return;
     }
-    if (head > l->head)
-        l->head = head;
+    lane_learn_head(l, head);
     poll_header(l, p, r, head);
     const lane_poll_call_t *map = l->polls[p].map;
     for (uint32_t i = POLL_FIXED; i != r->count;) {
@@ -1689,6 +1690,17 @@ static bool lane_awaits_block(const lane_t *l)
     return false;
 }
 
+/* A head the lane read itself (a probe or a receipt poll). Newer than the follower's while a
+ * block is awaited, the follower is asked to poll now: the outcomes wait until it has seen their
+ * block (seen_by_follower), which its own poll would find up to poll_ms later. */
+static void lane_learn_head(lane_t *l, uint64_t head)
+{
+    if (head > l->head)
+        l->head = head;
+    if (head > chain_follower_head(l->pool->follower) && lane_awaits_block(l))
+        chain_follower_poke(l->pool->follower, head);
+}
+
 static uint64_t probe_ms(const lane_t *l)
 {
     uint64_t ms = l->pool->c.poll_ms / PROBES_PER_POLL;
@@ -1710,8 +1722,8 @@ static void on_probe_reply(lane_t *l, const chain_rpc_reply_t *r)
     size_t len;
     const char *json = r->error == CHAIN_RPC_OK ? chain_rpc_reply_result(r, 0, &len) : NULL;
     l->probing = false;
-    if (json != NULL && chain_rpc_result_u64(json, len, &head) == CHAIN_OK && head > l->head)
-        l->head = head;
+    if (json != NULL && chain_rpc_result_u64(json, len, &head) == CHAIN_OK)
+        lane_learn_head(l, head);
 }
 
 /* The follower saw a new head: what was mined deep enough and waited for it is recorded. */
