@@ -444,6 +444,15 @@ void rt_runtime_join_and_free(rt_runtime_t *rt)
     for (int i = 0; i != rt->num_workers; ++i)
         pthread_join(rt->workers[i].thread, NULL);
     atomic_store(&rt->state, RT_STATE_STOPPED);
+    /* workers leave one by one: a worker still running may have scheduled an actor on one that
+     * had already closed (a socket's session detaching from its hub while the hubs stop), and
+     * that actor's run-queue reference and messages would leak. Every thread is joined now, so
+     * nothing can be pushed any more. */
+    for (int i = 0; i != rt->num_workers; ++i) {
+        rt_mpsc_node_t *node;
+        while ((node = rt_mpsc_pop(&rt->workers[i].run_queue)) != NULL)
+            rt__actor_discard(container_of(node, rt_actor_t, run_node));
+    }
     for (int i = 0; i != rt->num_workers; ++i) {
         if (rt->workers[i].wake_fd >= 0)
             close(rt->workers[i].wake_fd);
