@@ -74,7 +74,7 @@ void chain_follower_start(chain_follower_t *f, rt_runtime_t *rt);
 /** Tells the follower that the node's head is at least `head` (an executor lane read it). When
  * that is newer than the follower's head, the follower polls now rather than at its next tick
  * (the same cycle: the head, the reorg check, the logs), so that the outcomes waiting for it to
- * see their block (executor.c, seen_by_follower) are recorded without waiting up to poll_ms.
+ * see their block (executor.c, ready_to_record) are recorded without waiting up to poll_ms.
  * Coalesced: at most one such request on its way, and none within CHAIN_FOLLOWER_POKE_MIN_MS of
  * the last one the follower took. Any thread; never blocks. */
 void chain_follower_poke(chain_follower_t *f, uint64_t head);

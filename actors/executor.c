@@ -63,7 +63,7 @@
 /* While a transaction waits to be mined (or to be deep enough), the head alone is asked this
  * many times per poll_ms, so that the receipts of a new block are read at once rather than at the
  * next poll (a block of a whole burst was seen by the lane ~100 ms, up to poll_ms, after it came);
- * the outcome is still recorded only once the follower has seen the block (seen_by_follower). */
+ * the outcome is still recorded only once the follower has seen the block (ready_to_record). */
 #define PROBES_PER_POLL 4
 #define PROBE_MIN_MS 10
 #define LIVE "('signed', 'broadcast', 'confirmed')"
@@ -1138,15 +1138,17 @@ static void tx_mined(lane_tx_t *tx, int version, const chain_rpc_receipt_t *rc, 
 
 static void finalize(rt_actor_t *self, lane_t *l, lane_tx_t *tx);
 
-/* Whether the follower has read the headers up to the block that makes tx's CONFIRMATIONS deep
- * (so the header of tx's block too): only then is a reorg of that block noticed and tx checked
- * again. A lane that recorded an outcome in a block the follower never saw (the lane learns of
- * heads on its own too) would miss a reorg that took the block away before the follower's next
- * look. The follower announces each new head (EXECUTOR_MSG_HEAD), which finalizes what waited. */
-static bool seen_by_follower(const lane_t *l, const lane_tx_t *tx)
+/* Whether mined tx's outcome can be recorded now, `head` being the lane's: no read of it under
+ * way, its block CONFIRMATIONS deep at `head`, and the follower has read the headers that far
+ * too (so the header of tx's block as well): only then is a reorg of that block noticed and tx
+ * checked again. A lane that recorded an outcome in a block the follower never saw (the lane
+ * learns of heads on its own too) would miss a reorg that took the block away before the
+ * follower's next look. The follower announces each new head (EXECUTOR_MSG_HEAD), which
+ * finalizes what waited. (confirmations is at least 1: executor_pool_create.) */
+static bool ready_to_record(const lane_t *l, const lane_tx_t *tx, uint64_t head)
 {
-    uint32_t conf = l->pool->c.confirmations == 0 ? 1 : l->pool->c.confirmations;
-    return chain_follower_head(l->pool->follower) + 1 >= tx->mined_block + conf;
+    uint64_t deep_at = tx->mined_block + l->pool->c.confirmations - 1;
+    return !tx->busy && head >= deep_at && chain_follower_head(l->pool->follower) >= deep_at;
 }
 
 static void lane_learn_head(lane_t *l, uint64_t head);
@@ -1214,8 +1216,7 @@ static void poll_slot(rt_actor_t *self, lane_t *l, lane_tx_t *tx, int found,
                         (unsigned long long)(rt_now_ms() - tx->doubt_ms));
         tx->doubt = false;
         tx_mined(tx, found, rc, l);
-        uint32_t conf = l->pool->c.confirmations == 0 ? 1 : l->pool->c.confirmations;
-        if (!tx->busy && head + 1 >= tx->mined_block + conf && seen_by_follower(l, tx))
+        if (ready_to_record(l, tx, head))
             request_block(self, l, tx);
     } else if (tx->state == TX_MINED) { /* reorged out: it goes back to the node */
         rt_log_warn("executor", "nonce %llu left the chain (reorg): sending it again",
@@ -1692,7 +1693,7 @@ static bool lane_awaits_block(const lane_t *l)
 
 /* A head the lane read itself (a probe or a receipt poll). Newer than the follower's while a
  * block is awaited, the follower is asked to poll now: the outcomes wait until it has seen their
- * block (seen_by_follower), which its own poll would find up to poll_ms later. */
+ * block (ready_to_record), which its own poll would find up to poll_ms later. */
 static void lane_learn_head(lane_t *l, uint64_t head)
 {
     if (head > l->head)
@@ -1729,11 +1730,9 @@ static void on_probe_reply(lane_t *l, const chain_rpc_reply_t *r)
 /* The follower saw a new head: what was mined deep enough and waited for it is recorded. */
 static void lane_finalize_seen(rt_actor_t *self, lane_t *l)
 {
-    uint32_t conf = l->pool->c.confirmations == 0 ? 1 : l->pool->c.confirmations;
     for (int s = 0; s != EXECUTOR_LANE_TXS_MAX; ++s) {
         lane_tx_t *tx = &l->txs[s];
-        if (tx->state == TX_MINED && !tx->busy && l->head + 1 >= tx->mined_block + conf &&
-            seen_by_follower(l, tx))
+        if (tx->state == TX_MINED && ready_to_record(l, tx, l->head))
             request_block(self, l, tx);
     }
 }

@@ -306,11 +306,18 @@ static void worker_loop(rt_worker_t *w)
     }
 }
 
-static void worker_close(rt_worker_t *w)
+/* Discards the actors left on w's run queue (their messages and run-queue references). Only
+ * the queue's consumer may call it: w's thread, or anyone once it has been joined. */
+static void discard_run_queue(rt_worker_t *w)
 {
     rt_mpsc_node_t *node;
     while ((node = rt_mpsc_pop(&w->run_queue)) != NULL)
         rt__actor_discard(container_of(node, rt_actor_t, run_node));
+}
+
+static void worker_close(rt_worker_t *w)
+{
+    discard_run_queue(w);
     w->rt->config.waiter->dispose(w->waiter_ctx);
     io_uring_queue_exit(&w->ring); /* cancels what is still in flight */
     /* the eventfd stays open until rt_runtime_join_and_free: another thread may still be
@@ -448,11 +455,8 @@ void rt_runtime_join_and_free(rt_runtime_t *rt)
      * had already closed (a socket's session detaching from its hub while the hubs stop), and
      * that actor's run-queue reference and messages would leak. Every thread is joined now, so
      * nothing can be pushed any more. */
-    for (int i = 0; i != rt->num_workers; ++i) {
-        rt_mpsc_node_t *node;
-        while ((node = rt_mpsc_pop(&rt->workers[i].run_queue)) != NULL)
-            rt__actor_discard(container_of(node, rt_actor_t, run_node));
-    }
+    for (int i = 0; i != rt->num_workers; ++i)
+        discard_run_queue(&rt->workers[i]);
     for (int i = 0; i != rt->num_workers; ++i) {
         if (rt->workers[i].wake_fd >= 0)
             close(rt->workers[i].wake_fd);

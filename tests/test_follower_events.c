@@ -520,13 +520,17 @@ static const char *rows_of(const char *id)
     return db_value(sql);
 }
 
-/* While intentd is down (the caller killed it and moved the chain's time to period 0), another
- * executor pays period 0 and the log cursor passes over it, as if it had started later; after a
- * restart the intent's actor must adopt that payment (the intent's only row, the other
- * executor's) and sign nothing for the period. */
-static void pay_elsewhere_then_restart(const signed_intent_t *in, int64_t start)
+/* Creates a signed intent due at `start` (out) and kills intentd; while it is down the chain's
+ * time moves to period 0, another executor pays period 0 and the log cursor passes over it, as
+ * if it had started later; after a restart the intent's actor must adopt that payment (the
+ * intent's only row, the other executor's) and sign nothing for the period. */
+static void pay_elsewhere_then_restart(int64_t start, signed_intent_t *out)
 {
-    signed_intent_t s = *in;
+    create_signed(start, out);
+    engine_server_kill();
+    json_decref(engine_rpc("evm_increaseTime", "[700]"));
+    json_decref(engine_rpc("evm_mine", "[]"));
+    signed_intent_t s = *out;
     uint8_t data[4096];
     size_t len;
     cr_assert_eq(chain_abi_execute(data, sizeof(data), &len, &s.terms, s.sig, sizeof(s.sig), 0),
@@ -573,12 +577,7 @@ Test(follower_events, a_registry_count_ahead_of_the_database_is_adopted_not_sign
 {
     int64_t start = engine_now() + 600;
     signed_intent_t s;
-    create_signed(start, &s);
-    engine_server_kill();
-    /* while intentd is down, another executor pays period 0 */
-    json_decref(engine_rpc("evm_increaseTime", "[700]"));
-    json_decref(engine_rpc("evm_mine", "[]"));
-    pay_elsewhere_then_restart(&s, start);
+    pay_elsewhere_then_restart(start, &s);
     char executor[CHAIN_ADDR_STR_SIZE], sql[512];
     address_of(ENGINE_DEV0_KEY, executor);
 
@@ -642,12 +641,7 @@ Test(follower_events, a_backfill_reads_from_the_deployment_block_in_windows_a_ca
               (unsigned long long)engine_registry_block);
     int64_t start = engine_now() + 600;
     signed_intent_t s;
-    create_signed(start, &s);
-    engine_server_kill();
-    /* while intentd is down, another executor pays period 0, and the log cursor passes it */
-    json_decref(engine_rpc("evm_increaseTime", "[700]"));
-    json_decref(engine_rpc("evm_mine", "[]"));
-    pay_elsewhere_then_restart(&s, start);
+    pay_elsewhere_then_restart(start, &s);
     /* the intent's logs were read from the deployment block on, in windows the node took */
     rpc_proxy_stats_t st;
     rpc_proxy_stats(capped, &st);
