@@ -1,9 +1,11 @@
 # Generates a C file holding every store/migrations/NNN_name.sql as a byte array, so that the
-# binary carries its schema and needs no files at run time. Run at configure time; the glob is
-# CONFIGURE_DEPENDS so that adding or editing a migration re-runs it.
+# binary carries its schema and needs no files at run time. Run at configure time: the glob is
+# CONFIGURE_DEPENDS so that adding a migration re-runs it, and every file is a configure
+# dependency so that editing one does too (a glob notices only files added or removed).
 function(intentd_embed_migrations out_file)
     file(GLOB sql_files CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/migrations/*.sql)
     list(SORT sql_files)
+    set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${sql_files})
     set(arrays "")
     set(table "")
     set(count 0)
