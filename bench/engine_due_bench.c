@@ -35,6 +35,7 @@ static engine_t *engine;
  * a bounded ring, drained by the confirmer thread. */
 #define RING_CAP 65536
 #define CONFIRM_AFTER_MS 1000
+#define CLOCK_MARGIN_S 5 /* between the clock move and the first due time */
 
 typedef struct st_pending_t {
     char intent_id[37], user_id[37];
@@ -222,7 +223,15 @@ int main(int argc, char **argv)
            rss_after / 1024.0, rss_before / 1024.0,
            (rss_after - rss_before) * 1024.0 / (double)engine_actor_count(engine));
     fflush(stdout);
-    while (time(NULL) < start_s + window_s + 3)
+    /* The due times were fixed before the fill with room for a slow machine; what is left of
+     * that room is skipped by moving the engine's clock (lateness is measured on that clock), so
+     * the run does not idle. A margin stays for the actors to re-plan on the new time. */
+    int64_t idle_s = start_s - CLOCK_MARGIN_S - (int64_t)time(NULL);
+    if (idle_s >= 1) {
+        engine_clock_set_test_mode(true);
+        engine_clock_advance(idle_s);
+    }
+    while (engine_clock_now_s() < start_s + window_s + 3)
         usleep(100000);
     engine_lateness_t l;
     engine_lateness(engine, &l);
@@ -231,6 +240,13 @@ int main(int argc, char **argv)
            (unsigned long long)l.count, due, l.p50_us / 1000.0, l.p99_us / 1000.0,
            l.max_us / 1000.0, ENGINE_LATENESS_BUCKET_US);
     printf("confirmations dropped (ring full): %llu\n", (unsigned long long)ring_dropped);
+    /* the figures bench/run.sh judges against issue #6's targets */
+    printf("json: {\"name\":\"engine_scheduled_intents\",\"value\":%zu,\"unit\":\"intents\"}\n",
+           engine_actor_count(engine));
+    printf("json: {\"name\":\"engine_rss_mib\",\"value\":%.1f,\"unit\":\"MiB\"}\n",
+           rss_after / 1024.0);
+    printf("json: {\"name\":\"engine_due_lateness_p99_ms\",\"value\":%.3f,\"unit\":\"ms\"}\n",
+           l.p99_us / 1000.0);
     printf("command: DATABASE_URL=... engine_due_bench %ld %ld %ld %d\n", total, due, window_s,
            workers);
     atomic_store(&confirming, false);

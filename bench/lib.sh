@@ -217,7 +217,7 @@ external_scenarios() {
         # default 30M gas (the chain's ceiling), then 1G gas per block (block gas not the limit)
         executor_bench:standard) args=(10000 1 4000000 both) ;;
         engine_due_bench:quick) args=(20000 2000 10 "$workers") ;;
-        engine_due_bench:standard) args=(200000 20000 30 "$workers") ;;
+        engine_due_bench:standard) args=(1000000 20000 30 "$workers") ;;
         esac
         echo "    $name ${args[*]} (up to ${ext_timeout_s} s)" >&2
         rc=0

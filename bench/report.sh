@@ -3,13 +3,16 @@
 # $OUT/notes.jsonl and $OUT/machine.json.
 # shellcheck shell=bash disable=SC2154 # the settings are bench/run.sh's globals
 
-# The ratios and targets (issue #5 and the design notes), computed from the runs in jq.
+# The ratios and targets (issues #5 and #6, and the design notes), computed from the runs and
+# the bench programs' "json:" figures in jq.
 # shellcheck disable=SC2016
 RATIOS_JQ='
   def rps(n): (.runs[n].throughput_per_s // null);
   def p99ms(n): (if (.runs[n].ok // 0) > 0 then .runs[n].latency.p99_us / 1000 else null end);
   def answered(n): (.runs[n] | if . then "\(.ok) answered, \(.errors) errors, \(.unanswered // 0) unanswered at the end" + (if .send_late then "; the generator sent p99 \(.send_late.p99_us / 1000) ms late and used \(.generator_cpu_s * 100 | round / 100) CPU-s" else "" end) else "not run" end);
   def ratio(a; b): (if rps(a) and rps(b) and rps(b) > 0 then rps(a) / rps(b) else null end);
+  def fig(n): ([.micro[] | select(.name == n) | .value] | first);
+  def at_most(v; t): (if v == null then false else v <= t end);
   [
     {name: "intentd /healthz vs bare h2o (req/s)", value: ratio("healthz"; "hello_bare"),
      target: ">= 0.90", pass: ((ratio("healthz"; "hello_bare") // 0) >= 0.9)},
@@ -30,7 +33,17 @@ RATIOS_JQ='
             (.runs.list_open_half_bare | (.errors // 1) + (.unanswered // 1)) == 0)},
     {name: "POST /api/intents vs pgbench, same INSERT (req/s)",
      value: ratio("create_closed"; "pgbench_insert"), target: ">= 0.80",
-     pass: ((ratio("create_closed"; "pgbench_insert") // 0) >= 0.8)}
+     pass: ((ratio("create_closed"; "pgbench_insert") // 0) >= 0.8)},
+    {name: "executions end to end vs the plain sender'"'"'s intake, 1G-gas pass (issue #6)",
+     value: fig("executor_ratio_to_plain_intake_large_gas"), target: ">= 0.90",
+     pass: ((fig("executor_ratio_to_plain_intake_large_gas") // 0) >= 0.9)},
+    {name: "due-time lateness p99 with the scheduled intents below (ms)",
+     value: fig("engine_due_lateness_p99_ms"), target: "<= 10",
+     pass: at_most(fig("engine_due_lateness_p99_ms"); 10),
+     detail: "\(fig("engine_scheduled_intents") // "no") intents scheduled"},
+    {name: "RSS of the engine with those intents (MiB)", value: fig("engine_rss_mib"),
+     target: "<= 1024", pass: at_most(fig("engine_rss_mib"); 1024),
+     detail: "whole process, \(fig("engine_scheduled_intents") // "no") intents"}
   ]'
 
 # assemble_results: every figure in one document.
