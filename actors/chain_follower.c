@@ -1,9 +1,10 @@
 /*
  * The chain follower. One cycle per poll: read the cursor (once), the latest header, the recent
- * headers when the head moved (reorg check), then the registry's logs of the next range, which
- * of their transactions are ours, the senders and block times of the others, one unit per log
- * to adopt or cancel, and finally the cursor. A failed step ends the cycle; the next poll starts
- * it again from the cursor, and every write is idempotent, so nothing is lost or done twice.
+ * headers when the head moved (reorg check), then the registry's logs of the next range (unless
+ * its blocks hold only transactions our lanes follow), which of their transactions are ours, the
+ * senders and block times of the others, one unit per log to adopt or cancel, and finally the
+ * cursor. A failed step ends the cycle; the next poll starts it again from the cursor, and every
+ * write is idempotent, so nothing is lost or done twice.
  */
 #include "actors/chain_follower.h"
 #include <stdio.h>
@@ -50,12 +51,13 @@ typedef struct st_block_seen_t {
     uint64_t number; /* 0: empty */
     uint8_t hash[32];
     uint64_t timestamp;
+    bool ours_only; /* every transaction in it was one our lanes follow when its header was read
+                     * (or it has none): its registry logs are theirs to record (read_logs) */
 } block_seen_t;
 
 /* What a foreign Executed log needs before it can be adopted. */
 typedef struct st_adopt_t {
-    size_t log; /* index into logs */
-    bool ours;
+    bool ours; /* an Executed log of a transaction our lanes follow, or a live row records */
     chain_addr_t from;
     uint64_t nonce, block_time;
     bool ready;
@@ -76,7 +78,9 @@ struct st_chain_follower_t {
     block_seen_t seen[CHAIN_FOLLOWER_BLOCKS];
     chain_rpc_block_header_t latest;
     chain_rpc_logs_t logs;
-    adopt_t *adopt;
+    adopt_t *adopt; /* per log */
+    size_t *asked;  /* the logs follower_ours is asked about, in its order */
+    size_t num_asked;
     size_t chunk_first, chunk_end, units_pending;
     bool units_failed;
     rt_actor_timer_t tick;
@@ -644,6 +648,12 @@ static void on_head(rt_actor_t *self, chain_follower_t *f, const chain_rpc_reply
     send_calls(self, f, calls, n, S_HEADERS);
 }
 
+/* Whether a lane follows the transaction `hash` (chain_rpc_result_block_txs_all's predicate). */
+static bool followed(void *pool, const uint8_t hash[32])
+{
+    return executor__pool_follows(pool, hash);
+}
+
 /* Compares the headers read with those seen before: the lowest differing number is a reorg. */
 static void on_headers(rt_actor_t *self, chain_follower_t *f, const chain_rpc_reply_t *r)
 {
@@ -653,6 +663,7 @@ static void on_headers(rt_actor_t *self, chain_follower_t *f, const chain_rpc_re
         return;
     }
     uint64_t fork = 0;
+    bool ours_only[CHAIN_FOLLOWER_BLOCKS];
     for (uint32_t i = 0; i != r->count; ++i) {
         size_t len;
         bool found = false;
@@ -662,6 +673,7 @@ static void on_headers(rt_actor_t *self, chain_follower_t *f, const chain_rpc_re
             fail_cycle(f, "an unreadable header");
             return;
         }
+        ours_only[i] = chain_rpc_result_block_txs_all(json, len, followed, f->pool);
         const block_seen_t *b = seen_at(f, h[i].number);
         if (fork == 0 && b != NULL && memcmp(b->hash, h[i].hash, 32) != 0)
             fork = h[i].number;
@@ -671,7 +683,7 @@ static void on_headers(rt_actor_t *self, chain_follower_t *f, const chain_rpc_re
         fork = top + 1; /* the chain got shorter */
     for (uint32_t i = 0; i != r->count; ++i) {
         block_seen_t *b = &f->seen[h[i].number % CHAIN_FOLLOWER_BLOCKS];
-        b->number = h[i].number, b->timestamp = h[i].timestamp;
+        b->number = h[i].number, b->timestamp = h[i].timestamp, b->ours_only = ours_only[i];
         memcpy(b->hash, h[i].hash, 32);
     }
     for (uint64_t k = top + 1; k <= f->last_top; ++k) /* blocks that no longer exist */
@@ -734,6 +746,26 @@ static void read_backfill(rt_actor_t *self, chain_follower_t *f, uint64_t safe)
     send_calls(self, f, &call, 1, S_LOGS);
 }
 
+static void save_cursor(rt_actor_t *self, chain_follower_t *f);
+
+/* Whether every block of [from, to] is one the headers read showed holding only transactions
+ * our lanes follow (or none): the registry's logs of the range would all be Executed logs that
+ * the follower leaves to the lanes (on_logs), which the node would take ~0.2 s to write out and
+ * the follower to read for a block of 10,000 executions, in the tail of that burst. A block whose
+ * header is not at hand, or that holds any other transaction (another executor's execution, an
+ * owner's revocation), has its logs read. */
+static bool range_ours_only(const chain_follower_t *f, uint64_t from, uint64_t to)
+{
+    if (to < from || to - from >= CHAIN_FOLLOWER_BLOCKS)
+        return false;
+    for (uint64_t k = from; k <= to; ++k) {
+        const block_seen_t *b = seen_at(f, k);
+        if (b == NULL || !b->ours_only)
+            return false;
+    }
+    return true;
+}
+
 static void read_logs(rt_actor_t *self, chain_follower_t *f)
 {
     uint64_t safe = safe_head(f);
@@ -753,6 +785,11 @@ static void read_logs(rt_actor_t *self, chain_follower_t *f)
     f->range_to = f->next_block + range - 1;
     if (f->range_to > safe)
         f->range_to = safe;
+    if (range_ours_only(f, f->next_block, f->range_to)) {
+        chain_rpc_logs_free(&f->logs); /* none to read: as an empty answer */
+        save_cursor(self, f);
+        return;
+    }
     uint8_t topics[2][32];
     memcpy(topics[0], f->topic_executed, 32);
     memcpy(topics[1], f->topic_revoked, 32);
@@ -805,7 +842,39 @@ static bool range_refused(const chain_rpc_reply_t *r)
 }
 
 static void next_chunk(rt_actor_t *self, chain_follower_t *f);
-static void adopt_chunk(rt_actor_t *self, chain_follower_t *f);
+static bool adopt_chunk(rt_actor_t *self, chain_follower_t *f);
+
+/* Asks which of the logs that no lane follows (f->asked) a live row of ours records (follower_ours:
+ * per log its transaction, intent and count). Only those go: a block of 10,000 executions of ours
+ * whose lanes recorded them already would else cost the database 10,000 lookups per log read. */
+static void ask_ours(rt_actor_t *self, chain_follower_t *f)
+{
+    size_t n = f->num_asked;
+    char *hashes = malloc(n * 65 + 3), *ids = malloc(n * 65 + 3), *counts = malloc(n * 12 + 3);
+    char *h = hashes, *d = ids, *c = counts;
+    CHAIN_ASSERT(hashes != NULL && ids != NULL && counts != NULL); /* out of memory */
+    *h++ = *d++ = *c++ = '{';
+    for (size_t k = 0; k != n; ++k) {
+        const chain_rpc_log_t *log = &f->logs.items[f->asked[k]];
+        chain_abi_event_t ev;
+        bool executed =
+            chain_abi_decode_event(&ev, (const uint8_t(*)[32])log->topics, log->num_topics,
+                                   log->data, log->data_len) == CHAIN_OK &&
+            ev.kind == CHAIN_ABI_EVENT_KIND_EXECUTED;
+        if (k != 0)
+            *h++ = *d++ = *c++ = ',';
+        chain_hex_encode(h, 65, log->tx_hash, 32, 0);
+        /* one that does not decode matches nothing */
+        chain_hex_encode(d, 65, executed ? ev.intent_id : log->tx_hash, 32, 0);
+        h += 64, d += 64;
+        c += sprintf(c, "%lld", executed ? (long long)ev.count : -1ll);
+    }
+    *h++ = *d++ = *c++ = '}';
+    *h = *d = *c = '\0';
+    const char *params[] = {hashes, ids, counts};
+    query(self, f, S_OURS, st_ours, 3, params);
+    free(hashes), free(ids), free(counts);
+}
 
 static void on_logs(rt_actor_t *self, chain_follower_t *f, const chain_rpc_reply_t *r)
 {
@@ -826,7 +895,7 @@ static void on_logs(rt_actor_t *self, chain_follower_t *f, const chain_rpc_reply
         read_logs(self, f);
         return;
     }
-    if (json == NULL || chain_rpc_result_logs(json, len, &f->logs) != CHAIN_OK) {
+    if (json == NULL || chain_rpc_result_logs_scan(json, len, &f->logs) != CHAIN_OK) {
         fail_cycle(f, "no registry logs from the node");
         return;
     }
@@ -834,47 +903,32 @@ static void on_logs(rt_actor_t *self, chain_follower_t *f, const chain_rpc_reply
         save_cursor(self, f);
         return;
     }
-    free(f->adopt);
+    free(f->adopt), free(f->asked);
     f->adopt = calloc(f->logs.count, sizeof(*f->adopt));
-    /* a transaction a lane follows is that lane's to record: no query for its logs. The others
-     * are asked about (a lane may have decided one a moment ago, or an earlier run stored it) */
-    size_t unknown = 0;
+    f->asked = malloc(f->logs.count * sizeof(*f->asked));
+    CHAIN_ASSERT(f->adopt != NULL && f->asked != NULL); /* out of memory */
+    /* a transaction a lane follows is that lane's to record: no query for its logs. The other
+     * Executed logs are asked about (a lane may have decided one a moment ago, or an earlier
+     * run stored it) */
+    f->num_asked = 0;
+    const uint8_t *looked_up = NULL; /* the last transaction looked up, and its answer */
+    bool follows = false;
     for (size_t i = 0; i != f->logs.count; ++i) {
         const chain_rpc_log_t *log = &f->logs.items[i];
-        bool executed = memcmp(log->topics[0], f->topic_executed, 32) == 0;
-        f->adopt[i].ours = executed && executor__pool_follows(f->pool, log->tx_hash);
-        unknown += executed && !f->adopt[i].ours;
+        if (memcmp(log->topics[0], f->topic_executed, 32) != 0)
+            continue;
+        /* a batch's logs come one after another: one look-up (and lock) per transaction */
+        if (looked_up == NULL || memcmp(looked_up, log->tx_hash, 32) != 0)
+            follows = executor__pool_follows(f->pool, log->tx_hash), looked_up = log->tx_hash;
+        f->adopt[i].ours = follows;
+        if (!f->adopt[i].ours)
+            f->asked[f->num_asked++] = i;
     }
-    if (unknown == 0) {
-        f->chunk_end = 0;
+    f->chunk_end = 0;
+    if (f->num_asked == 0)
         next_chunk(self, f);
-        return;
-    }
-    /* per log: its transaction, intent and count (a log that is not Executed, or one known to
-     * be ours, matches nothing) */
-    char *hashes = malloc(f->logs.count * 65 + 3), *ids = malloc(f->logs.count * 65 + 3),
-         *counts = malloc(f->logs.count * 12 + 3), *h = hashes, *d = ids, *c = counts;
-    *h++ = *d++ = *c++ = '{';
-    for (size_t i = 0; i != f->logs.count; ++i) {
-        const chain_rpc_log_t *log = &f->logs.items[i];
-        chain_abi_event_t ev;
-        bool executed =
-            chain_abi_decode_event(&ev, (const uint8_t(*)[32])log->topics, log->num_topics,
-                                   log->data, log->data_len) == CHAIN_OK &&
-            ev.kind == CHAIN_ABI_EVENT_KIND_EXECUTED;
-        f->adopt[i].log = i;
-        if (i != 0)
-            *h++ = *d++ = *c++ = ',';
-        chain_hex_encode(h, 65, log->tx_hash, 32, 0);
-        chain_hex_encode(d, 65, executed ? ev.intent_id : log->tx_hash, 32, 0);
-        h += 64, d += 64;
-        c += sprintf(c, "%lld", executed && !f->adopt[i].ours ? (long long)ev.count : -1ll);
-    }
-    *h++ = *d++ = *c++ = '}';
-    *h = *d = *c = '\0';
-    const char *params[] = {hashes, ids, counts};
-    query(self, f, S_OURS, st_ours, 3, params);
-    free(hashes), free(ids), free(counts);
+    else
+        ask_ours(self, f);
 }
 
 static void on_ours(rt_actor_t *self, chain_follower_t *f, const store_pg_result_t *r)
@@ -886,23 +940,25 @@ static void on_ours(rt_actor_t *self, chain_follower_t *f, const store_pg_result
     const PGresult *res = r->results[0];
     for (int row = 0; row != PQntuples(res); ++row) {
         long long k = atoll(PQgetvalue(res, row, 0)); /* WITH ORDINALITY: from 1 */
-        if (k >= 1 && (size_t)k <= f->logs.count)
-            f->adopt[k - 1].ours = true;
+        if (k >= 1 && (size_t)k <= f->num_asked)
+            f->adopt[f->asked[k - 1]].ours = true;
     }
     f->chunk_end = 0;
     next_chunk(self, f);
 }
 
-/* Reads the senders and block times of the next CHUNK_LOGS foreign Executed logs. */
-static void next_chunk(rt_actor_t *self, chain_follower_t *f)
+/* Whether log `i` may need a write: Revoked, or Executed by a transaction that is not ours. */
+static bool needs_work(const chain_follower_t *f, size_t i)
 {
-    f->chunk_first = f->chunk_end;
-    if (f->chunk_first == f->logs.count) {
-        save_cursor(self, f);
-        return;
-    }
-    f->chunk_end =
-        f->chunk_first + CHUNK_LOGS < f->logs.count ? f->chunk_first + CHUNK_LOGS : f->logs.count;
+    const chain_rpc_log_t *log = &f->logs.items[i];
+    return memcmp(log->topics[0], f->topic_revoked, 32) == 0 ||
+           (!f->adopt[i].ours && memcmp(log->topics[0], f->topic_executed, 32) == 0);
+}
+
+/* Sends the eth_getTransactionByHash and header calls of the chunk's foreign Executed logs
+ * (their senders and block times); false when it has none. */
+static bool read_chunk_txs(rt_actor_t *self, chain_follower_t *f)
+{
     chain_rpc_call_t calls[2 * CHUNK_LOGS];
     size_t n = 0;
     for (size_t i = f->chunk_first; i != f->chunk_end; ++i) {
@@ -916,11 +972,30 @@ static void next_chunk(rt_actor_t *self, chain_follower_t *f)
         calls[n++] = chain_rpc_call("eth_getTransactionByHash", params);
         calls[n++] = chain_rpc_eth_get_block_by_number(chain_rpc_block_number(log->block_number));
     }
-    if (n == 0) {
-        adopt_chunk(self, f);
-        return;
+    if (n != 0)
+        send_calls(self, f, calls, n, S_TXS);
+    return n != 0;
+}
+
+/* Moves on to the next chunk of at most CHUNK_LOGS logs from the next one that may need a write
+ * (the logs of our lanes' transactions are passed over without a look: a block of 10,000 of our
+ * executions is one step, not 400 chunks), or saves the cursor after the last. A loop, bounded by
+ * the logs, until a chunk has a call or a write out. */
+static void next_chunk(rt_actor_t *self, chain_follower_t *f)
+{
+    for (;;) {
+        f->chunk_first = f->chunk_end;
+        while (f->chunk_first != f->logs.count && !needs_work(f, f->chunk_first))
+            ++f->chunk_first;
+        if (f->chunk_first == f->logs.count) {
+            save_cursor(self, f);
+            return;
+        }
+        f->chunk_end = f->chunk_first + CHUNK_LOGS < f->logs.count ? f->chunk_first + CHUNK_LOGS
+                                                                   : f->logs.count;
+        if (read_chunk_txs(self, f) || adopt_chunk(self, f))
+            return;
     }
-    send_calls(self, f, calls, n, S_TXS);
 }
 
 /* Reads "from" and "nonce" of an eth_getTransactionByHash result. */
@@ -962,11 +1037,13 @@ static void on_txs(rt_actor_t *self, chain_follower_t *f, const chain_rpc_reply_
         f->adopt[i].block_time = h.timestamp;
         f->adopt[i].ready = true;
     }
-    adopt_chunk(self, f);
+    if (!adopt_chunk(self, f))
+        next_chunk(self, f);
 }
 
-/* Submits one unit per log of the chunk: adopt a foreign execution, or cancel on Revoked. */
-static void adopt_chunk(rt_actor_t *self, chain_follower_t *f)
+/* Submits one unit per log of the chunk: adopt a foreign execution, or cancel on Revoked.
+ * False when it had none to submit (the caller moves on); a cycle that failed here is over. */
+static bool adopt_chunk(rt_actor_t *self, chain_follower_t *f)
 {
     f->stage = S_ADOPT;
     f->units_pending = 0;
@@ -974,6 +1051,8 @@ static void adopt_chunk(rt_actor_t *self, chain_follower_t *f)
     for (size_t i = f->chunk_first; i != f->chunk_end; ++i) {
         const chain_rpc_log_t *log = &f->logs.items[i];
         chain_abi_event_t ev;
+        if (f->adopt[i].ours) /* an Executed log our lanes record */
+            continue;
         if (chain_abi_decode_event(&ev, (const uint8_t(*)[32])log->topics, log->num_topics,
                                    log->data, log->data_len) != CHAIN_OK)
             continue;
@@ -1008,12 +1087,9 @@ static void adopt_chunk(rt_actor_t *self, chain_follower_t *f)
         else
             f->units_failed = true;
     }
-    if (f->units_pending == 0) {
-        if (f->units_failed)
-            fail_cycle(f, "the database queue is full");
-        else
-            next_chunk(self, f);
-    }
+    if (f->units_pending == 0 && f->units_failed)
+        fail_cycle(f, "the database queue is full");
+    return f->units_pending != 0 || f->units_failed;
 }
 
 static void report(chain_follower_t *f, const PGresult *res, size_t i, executor_status_t status)
@@ -1289,6 +1365,7 @@ void chain_follower_free(chain_follower_t *f)
         return;
     chain_rpc_logs_free(&f->logs);
     free(f->adopt);
+    free(f->asked);
     for (size_t i = 0; i != f->num_rechecks; ++i)
         free(f->rechecks[i].raw);
     free(f);

@@ -26,7 +26,9 @@
  * confirmed; with the intent's count, a notification and an audit row in the same unit. A live
  * row of another transaction for the same period is then `replaced`, since that period is paid.
  * Revoked logs cancel the intent. Each adoption or cancellation is reported
- * through on_outcome after it is committed.
+ * through on_outcome after it is committed. The Executed logs of a transaction a lane follows are
+ * that lane's to record: they are passed over without a query, and a range whose blocks (their
+ * headers, read for the reorg check) hold only such transactions, or none, is not read at all.
  */
 #ifndef ACTORS_CHAIN_FOLLOWER_H
 #define ACTORS_CHAIN_FOLLOWER_H

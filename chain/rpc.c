@@ -210,6 +210,7 @@ static char *dump(const json_t *v)
 typedef struct st_scan_t {
     const char *p, *end;
     unsigned depth;
+    bool number_seen; /* a number was passed (chain_rpc_result_logs_scan leaves those to jansson) */
 } scan_t;
 
 static void scan_ws(scan_t *s)
@@ -277,10 +278,19 @@ static bool scan_unicode_escape(scan_t *s)
     return scan_hex4(s, &low) && low >= 0xdc00 && low <= 0xdfff;
 }
 
+/* Bytes a string holds as they are (printable ASCII but the quote and the backslash): most of
+ * an answer's bytes, which the loop below passes with a table lookup each. */
+static const bool scan_plain[256] = {
+    [0x20 ... 0x21] = true, [0x23 ... 0x5b] = true, [0x5d ... 0x7f] = true};
+
 /* A string, from its opening quote: escapes and UTF-8 checked, control characters refused. */
 static bool scan_string(scan_t *s)
 {
     for (++s->p; s->p != s->end;) {
+        while (s->p != s->end && scan_plain[(unsigned char)*s->p])
+            ++s->p;
+        if (s->p == s->end)
+            return false;
         unsigned char ch = (unsigned char)*s->p++;
         if (ch == '"')
             return true;
@@ -305,6 +315,7 @@ static bool scan_string(scan_t *s)
 
 static bool scan_number(scan_t *s)
 {
+    s->number_seen = true;
     if (*s->p == '-')
         ++s->p;
     if (s->p != s->end && *s->p == '0')
@@ -454,7 +465,9 @@ static bool scan_members(scan_t *s, bool (*fn)(scan_t *s, const scan_span_t *key
 
 static bool span_is(const scan_span_t *key, const char *name)
 {
-    return key->len == strlen(name) && memcmp(key->p, name, key->len) == 0;
+    /* the first character tells most names apart without measuring them */
+    return key->len != 0 && key->p[0] == name[0] && key->len == strlen(name) &&
+           memcmp(key->p, name, key->len) == 0;
 }
 
 /* The fields of a receipt or a log the engine reads, by name: their spans, once each. */
@@ -577,47 +590,88 @@ static bool log_from_spans(const scan_span_t v[LOG_FIELDS], chain_rpc_log_t *log
            log->data_len == size;
 }
 
-/* The array of logs `v` into `out` (one allocation, as chain_rpc_result_logs makes): a first
- * pass counts them and their data, the second fills them. False to give up. */
-static bool scan_logs(const scan_span_t *v, chain_rpc_logs_t *out)
+/* The spans of one log's fields (scan_log_fields). */
+typedef scan_span_t log_spans_t[LOG_FIELDS];
+
+/* Fills `out` with the `n` logs of `spans`, whose data take `total` bytes, in one allocation (as
+ * chain_rpc_result_logs makes). False to give up, `out` empty. */
+static bool logs_from_spans(log_spans_t *spans, size_t n, size_t total, chain_rpc_logs_t *out)
 {
-    memset(out, 0, sizeof(*out));
-    size_t n = 0, total = 0;
-    uint8_t *data = NULL;
-    for (int pass = 0; pass != 2; ++pass) {
-        scan_t s = {.p = v->p, .end = v->p + v->len};
-        if (s.p == s.end || *s.p != '[')
+    out->items = calloc(1, n * sizeof(chain_rpc_log_t) + total + 1);
+    CHAIN_ASSERT(out->items != NULL); /* out of memory */
+    uint8_t *data = (uint8_t *)(out->items + n);
+    for (size_t i = 0; i != n; ++i) {
+        /* a string "0x..." without escapes (scan_log_array checked it): quotes and 0x aside,
+         * two digits a byte */
+        size_t size = (spans[i][LOG_DATA].len - 4) / 2;
+        if (!log_from_spans(spans[i], &out->items[i], data, size)) {
+            chain_rpc_logs_free(out);
             return false;
-        ++s.p;
-        scan_ws(&s);
-        bool more = s.p == s.end || *s.p != ']';
-        for (size_t i = 0; more; ++i) {
-            scan_span_t f[LOG_FIELDS];
-            const char *p;
-            size_t len;
-            if (i == CHAIN_RPC_MAX_LOGS || !scan_log_fields(&s, f) ||
-                !span_string(&f[LOG_DATA], &p, &len) || len < 2 || len % 2 != 0 ||
-                !scan_separator(&s, ']', &more))
-                goto give_up;
-            if (pass == 0) {
-                ++n, total += (len - 2) / 2;
-            } else if (!log_from_spans(f, &out->items[i], data, (len - 2) / 2)) {
-                goto give_up;
-            } else {
-                data += (len - 2) / 2;
-            }
         }
-        if (pass == 0) {
-            out->items = calloc(1, n * sizeof(chain_rpc_log_t) + total + 1);
-            CHAIN_ASSERT(out->items != NULL);
-            data = (uint8_t *)(out->items + n);
-        }
+        data += size;
     }
     out->count = n;
     return true;
-give_up:
+}
+
+/* The array of logs at s->p (its opening bracket) into `out`: one pass keeps every log's spans
+ * (the text is scanned once), then the logs are read from them; s->p ends past the closing
+ * bracket. False to give up, `out` empty. */
+static bool scan_log_array(scan_t *s, chain_rpc_logs_t *out)
+{
+    log_spans_t *spans = NULL;
+    size_t n = 0, cap = 0, total = 0;
+    bool ok = false;
+    memset(out, 0, sizeof(*out));
+    if (s->p == s->end || *s->p != '[')
+        return false;
+    ++s->p;
+    scan_ws(s);
+    bool more = s->p == s->end || *s->p != ']';
+    if (!more)
+        ++s->p;
+    for (; more; ++n) {
+        const char *p;
+        size_t len;
+        if (n == cap) { /* at most CHAIN_RPC_MAX_LOGS, as jansson's reading allows */
+            if (n == CHAIN_RPC_MAX_LOGS)
+                goto done;
+            cap = cap == 0 ? 64 : cap * 2 < CHAIN_RPC_MAX_LOGS ? cap * 2 : CHAIN_RPC_MAX_LOGS;
+            log_spans_t *grown = realloc(spans, cap * sizeof(*spans));
+            CHAIN_ASSERT(grown != NULL); /* out of memory */
+            spans = grown;
+        }
+        if (!scan_log_fields(s, spans[n]) || !span_string(&spans[n][LOG_DATA], &p, &len) ||
+            len < 2 || len % 2 != 0 || !scan_separator(s, ']', &more))
+            goto done;
+        total += (len - 2) / 2;
+    }
+    ok = logs_from_spans(spans, n, total, out);
+done:
+    free(spans);
+    return ok;
+}
+
+/* The array of logs `v` (a value scan_value passed) into `out`; false to give up. */
+static bool scan_logs(const scan_span_t *v, chain_rpc_logs_t *out)
+{
+    scan_t s = {.p = v->p, .end = v->p + v->len};
+    if (scan_log_array(&s, out) && s.p == s.end)
+        return true;
     chain_rpc_logs_free(out);
     return false;
+}
+
+int chain_rpc_result_logs_scan(const char *json, size_t len, chain_rpc_logs_t *out)
+{
+    scan_t s = {.p = json, .end = json + len};
+    scan_ws(&s);
+    if (scan_log_array(&s, out) && (scan_ws(&s), s.p == s.end) && !s.number_seen)
+        return CHAIN_OK;
+    chain_rpc_logs_free(out);
+    /* anything the scan does not take, numbers included (jansson refuses those out of its
+     * range): jansson's reading, with its verdict */
+    return chain_rpc_result_logs(json, len, out);
 }
 
 enum {
@@ -674,6 +728,49 @@ int chain_rpc_result_receipt_scan(const char *json, size_t len, chain_rpc_receip
     }
     /* null, or anything the scan does not take: jansson's reading, with its verdict */
     return chain_rpc_result_receipt(json, len, out, found);
+}
+
+/* ---- a block's transactions (chain_rpc_result_block_txs_all) ---- */
+
+typedef struct st_txs_all_t {
+    bool (*pred)(void *ctx, const uint8_t hash[32]);
+    void *ctx;
+    bool seen; /* the "transactions" member was read */
+} txs_all_t;
+
+/* One member of a block: "transactions" is read as an array of hashes, each of which must
+ * satisfy the predicate (the first that does not ends the scan: the answer is known); the
+ * others are passed. */
+static bool scan_txs_member(scan_t *s, const scan_span_t *key, void *ctx)
+{
+    txs_all_t *t = ctx;
+    if (!span_is(key, "transactions"))
+        return scan_value(s);
+    if (t->seen || s->p == s->end || *s->p != '[') /* doubled, or not an array */
+        return false;
+    t->seen = true;
+    ++s->p;
+    scan_ws(s);
+    if (s->p != s->end && *s->p == ']')
+        return ++s->p, true;
+    for (bool more = true; more;) {
+        scan_span_t v;
+        uint8_t hash[32];
+        if (!scan_plain_string(s, &v) ||
+            chain_hex_decode_exact(hash, 32, v.p, v.len, CHAIN_HEX_0X_REQUIRED) != CHAIN_OK ||
+            !t->pred(t->ctx, hash) || !scan_separator(s, ']', &more))
+            return false;
+    }
+    return true;
+}
+
+bool chain_rpc_result_block_txs_all(const char *json, size_t len,
+                                    bool (*pred)(void *ctx, const uint8_t hash[32]), void *ctx)
+{
+    scan_t s = {.p = json, .end = json + len};
+    txs_all_t t = {.pred = pred, .ctx = ctx};
+    scan_ws(&s);
+    return scan_members(&s, scan_txs_member, &t) && (scan_ws(&s), s.p == s.end) && t.seen;
 }
 
 /* The spans of one JSON-RPC response object's members (len 0: absent). */
@@ -757,7 +854,7 @@ static long batch_index(const call_request_t *req, const scan_response_t *r)
     char text[24];
     memcpy(text, r->id, r->id_len);
     text[r->id_len] = '\0';
-    scan_t s = {text, text + r->id_len, 0};
+    scan_t s = {.p = text, .end = text + r->id_len};
     if (text[0] == '-' || !scan_digits(&s) || s.p != s.end) /* an integer: no sign, no fraction */
         return -1;
     unsigned long long id = strtoull(text, NULL, 10);
@@ -801,7 +898,7 @@ static bool read_answer(const call_request_t *req, const char *body, size_t len,
     a->owned = true;
     for (size_t i = 0; i != a->count; ++i)
         a->items[i].error = CHAIN_RPC_ERR_BAD_RESPONSE;
-    scan_t s = {body, body + len, 0};
+    scan_t s = {.p = body, .end = body + len};
     size_t answered = 0;
     scan_response_t r;
     scan_ws(&s);

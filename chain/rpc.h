@@ -119,6 +119,27 @@ typedef struct st_chain_rpc_reply_t {
 int chain_rpc_result_receipt_scan(const char *json, size_t len, chain_rpc_receipt_t *out,
                                   bool *found);
 
+/**
+ * Reads an eth_getLogs result as chain_rpc_result_logs does, with the same outcome for every
+ * text, but with the scanner of chain_rpc_result_receipt_scan (the same log fields, read the same
+ * way): the follower's read of a block holding 10,000 executions is ~10,000 logs (~7.5 MB), which
+ * jansson builds object by object. Text the scan does not take (escapes in the fields read, a
+ * duplicate field, a field missing or malformed, nesting deeper than the scanner's bound, and any
+ * number, since jansson refuses those out of its range) is left to chain_rpc_result_logs, whose
+ * verdict it returns. Free `out` with chain_rpc_logs_free.
+ */
+int chain_rpc_result_logs_scan(const char *json, size_t len, chain_rpc_logs_t *out);
+
+/**
+ * Whether every transaction of an eth_getBlockByNumber result read with full = false (its
+ * "transactions" member: hashes) satisfies `pred`, called on each in order until one does not;
+ * true for a block without transactions. False as well for anything else: null, a malformed or
+ * doubled member, escapes in a hash, text that is not JSON. The follower passes over the
+ * registry's logs of blocks whose transactions are all its lanes' (chain_follower.h).
+ */
+bool chain_rpc_result_block_txs_all(const char *json, size_t len,
+                                    bool (*pred)(void *ctx, const uint8_t hash[32]), void *ctx);
+
 /** Breaker states, for metrics and tests. */
 typedef enum en_chain_rpc_breaker_t {
     CHAIN_RPC_BREAKER_CLOSED,

@@ -698,6 +698,215 @@ Test(rpc_codec, receipt_scan_reads_what_jansson_reads)
         receipts_agree(whole, len);
 }
 
+/* The two readers of an eth_getLogs result agree on `text`: the verdict, and when they read it,
+ * every log (its data included). */
+static void logs_agree(const char *text, size_t len)
+{
+    chain_rpc_logs_t a, b;
+    int ret_a = chain_rpc_result_logs(text, len, &a);
+    int ret_b = chain_rpc_result_logs_scan(text, len, &b);
+    cr_assert_eq(ret_b, ret_a, "%.*s: scan %s, jansson %s", (int)len, text, chain_err_str(ret_b),
+                 chain_err_str(ret_a));
+    if (ret_a != CHAIN_OK) {
+        cr_assert(b.items == NULL && b.count == 0, "%.*s", (int)len, text);
+        return;
+    }
+    cr_assert_eq(b.count, a.count, "%.*s", (int)len, text);
+    for (size_t i = 0; i != a.count; ++i) {
+        const chain_rpc_log_t *x = &a.items[i], *y = &b.items[i];
+        cr_assert(chain_addr_eq(&x->address, &y->address) && x->num_topics == y->num_topics &&
+                      memcmp(x->topics, y->topics, 32 * x->num_topics) == 0 &&
+                      x->data_len == y->data_len &&
+                      (x->data_len == 0 || memcmp(x->data, y->data, x->data_len) == 0) &&
+                      x->block_number == y->block_number &&
+                      memcmp(x->block_hash, y->block_hash, 32) == 0 &&
+                      memcmp(x->tx_hash, y->tx_hash, 32) == 0 && x->tx_index == y->tx_index &&
+                      x->log_index == y->log_index && x->removed == y->removed,
+                  "%.*s: log %zu", (int)len, text, i);
+    }
+    chain_rpc_logs_free(&a);
+    chain_rpc_logs_free(&b);
+}
+
+/* A log as anvil sends it, with blockTimestamp (a field the engine does not read), and `more`. */
+#define LOG_ANVIL(data, more)                                                                      \
+    LOG_WITH(H32("01") "," H32("02") "," H32("03"), data,                                          \
+             ",\"blockTimestamp\":\"0x6553f100\",\"removed\":false" more)
+
+Test(rpc_codec, logs_scan_reads_what_jansson_reads)
+{
+    static const char *const cases[] = {
+        "[]",
+        " \r\n[ \t] \n",
+        "[" LOG_OK "]",
+        "[" LOG_ANVIL("0x0000000000000000000000000000000000000000000000000000000000000064",
+                      "") "," LOG_OK
+                          "," LOG_WITH("", "0x", "") "," LOG_WITH(
+                              H32("03") "," H32("04") "," H32("05") "," H32("06"), "0x00",
+                              ",\"removed\":true") "]",
+        "[ " LOG_OK " , " LOG_OK " ]",
+        /* not an array of logs */
+        "null",
+        "{}",
+        "\"0x1\"",
+        "[null]",
+        "[[]]",
+        "[1]",
+        "[{}]",
+        /* the fields read: missing, malformed, doubled, escaped */
+        "[{\"address\":\"0x5fbdb2315678afecb367f032d93f642f64180aa3\",\"topics\":[],\"data\":"
+        "\"0x\"}]",
+        "[" LOG_WITH(H32("01"), "0x2a", ",\"removed\":\"true\"") "]",
+        "[" LOG_WITH(H32("01"), "0x2a", ",\"removed\":null") "]",
+        "[" LOG_WITH(H32("01"), "0x2a", ",\"removed\":true,\"removed\":false") "]",
+        "[" LOG_WITH(H32("01"), "0x2a", ",\"logIndex\":\"0x2\"") "]",
+        "[" LOG_WITH(H32("01"), "0x2a", ",\"\\u006cogIndex\":\"0x2\"") "]",
+        "[" LOG_WITH(H32("01"), "0x2a",
+                     ",\"address\":\"\\u0030x5fbdb2315678afecb367f032d93f642f64180aa3\"") "]",
+        "[" LOG_WITH(H32("01"), "0x2a", ",\"address\":\"0x5fbd\"") "]",
+        "[" LOG_WITH(H32("01"), "0x2a", ",\"blockNumber\":\"17\"") "]",
+        "[" LOG_WITH(H32("01"), "0x2a", ",\"blockNumber\":null") "]",
+        "[" LOG_WITH(H32("01"), "0x2a", ",\"transactionIndex\":\"0x10000000000000000\"") "]",
+        "[" LOG_WITH(H32("01"), "0x2a", ",\"blockHash\":\"0xzz\"") "]",
+        "[" LOG_WITH(H32("01") "," H32("02") "," H32("03") "," H32("04") "," H32("05"), "0x",
+                     "") "]",
+        "[" LOG_WITH("\"0x01\"", "0x2a", "") "]",
+        "[" LOG_WITH("\"\\u0030x"
+                     "0101010101010101010101010101010101010101010101010101010101010101\"",
+                     "0x2a", "") "]",
+        "[" LOG_WITH("7", "0x2a", "") "]",
+        "[" LOG_WITH(H32("01"), "0x2a0", "") "]",
+        "[" LOG_WITH(H32("01"), "2a00", "") "]",
+        "[" LOG_WITH(H32("01"), "0x2a\\u0030", "") "]",
+        "[" LOG_WITH(H32("01"), "0xzz", "") "]",
+        /* fields not read: strings with escapes, nesting, numbers (left to jansson, which refuses
+         * those out of its range) */
+        "[" LOG_ANVIL("0x2a", ",\"x\":\"\\u00e9\\/\\n\\\"\\ud83d\\ude00\"") "]",
+        "[" LOG_ANVIL("0x2a", ",\"x\":{\"a\":[true,false,null,{},[]]}") "]",
+        "[" LOG_ANVIL("0x2a", ",\"x\":1") "]",
+        "[" LOG_ANVIL("0x2a", ",\"x\":-0.5e-3") "]",
+        "[" LOG_ANVIL("0x2a", ",\"x\":1e999") "]",
+        "[" LOG_ANVIL("0x2a", ",\"x\":123456789012345678901234567890") "]",
+        "[" LOG_ANVIL("0x2a",
+                      ",\"x\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+                      "[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
+                      "]]]]]]") "]",
+        /* not JSON, or not all of it */
+        "[" LOG_OK "]x",
+        "[" LOG_OK "][]",
+        "[" LOG_OK ",]",
+        "[," LOG_OK "]",
+        "[" LOG_OK " " LOG_OK "]",
+        "[" LOG_ANVIL("0x2a", ",\"x\":\"\xff\"") "]",
+        "[" LOG_ANVIL("0x2a", ",\"x\":\"\xc0\xaf\"") "]",
+        "[" LOG_ANVIL("0x2a", ",\"x\":\"\\ud800\"") "]",
+        "[" LOG_ANVIL("0x2a", ",\"x\":\"\\u0000\"") "]",
+        "[" LOG_ANVIL("0x2a", ",\"x\":\"\\q\"") "]",
+        "[" LOG_ANVIL("0x2a", ",\"x\":\"\t\"") "]",
+        "[" LOG_ANVIL("0x2a", ",\"x\":tru") "]",
+        "[" LOG_ANVIL("0x2a", ",\"x\":01") "]",
+    };
+    for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i)
+        logs_agree(cases[i], strlen(cases[i]));
+    /* every prefix of a valid answer, and the answer with a NUL inside */
+    const char *whole = cases[3];
+    for (size_t len = 0; len <= strlen(whole); ++len)
+        logs_agree(whole, len);
+    char nul[] = "[" LOG_OK "]";
+    nul[10] = '\0';
+    logs_agree(nul, sizeof(nul) - 1);
+    /* a large answer, as the follower reads a block of 10,000 executions: the scan reads it all,
+     * each log's data in its place */
+    enum { MANY = 2000 };
+#define ITEM LOG_ANVIL("0x00000000000000000000000000000000000000000000000000000000000000%02x", "")
+    size_t cap = MANY * (sizeof(ITEM) + 2) + 3, n = 0;
+    char *big = malloc(cap);
+    cr_assert_not_null(big);
+    big[n++] = '[';
+    for (int i = 0; i != MANY; ++i)
+        n += (size_t)snprintf(big + n, cap - n, "%s" ITEM, i != 0 ? "," : "", i & 0xff);
+    big[n++] = ']';
+    big[n] = '\0';
+#undef ITEM
+    logs_agree(big, n);
+    chain_rpc_logs_t logs;
+    cr_assert_eq(chain_rpc_result_logs_scan(big, n, &logs), CHAIN_OK);
+    cr_assert_eq(logs.count, MANY);
+    for (size_t i = 0; i != MANY; ++i)
+        cr_assert(logs.items[i].data_len == 32 && logs.items[i].data[31] == (i & 0xff) &&
+                      logs.items[i].num_topics == 3 && logs.items[i].log_index == 1,
+                  "log %zu", i);
+    chain_rpc_logs_free(&logs);
+    free(big);
+}
+
+/* chain_rpc_result_block_txs_all's predicate in the test: the hashes whose first byte is in
+ * `known` (a NUL-terminated list of bytes) are "followed"; every call is counted. */
+typedef struct st_txs_pred_t {
+    const char *known;
+    size_t calls;
+} txs_pred_t;
+
+static bool txs_pred(void *ctx, const uint8_t hash[32])
+{
+    txs_pred_t *t = ctx;
+    ++t->calls;
+    return hash[0] != 0 && strchr(t->known, hash[0]) != NULL;
+}
+
+/* A block as anvil sends it (full = false), with `txs` as its transactions member. */
+#define BLOCK_WITH(txs)                                                                            \
+    "{\"hash\":" H32("cd") ",\"parentHash\":" H32(                                                 \
+        "ce") ",\"number\":\"0x12\",\"timestamp\":"                                                \
+              "\"0x6553f100\",\"baseFeePerGas\":\"0x7\",\"uncles\":[],"                            \
+              "\"withdrawals\":[{\"index\":\"0x0\"}],\"size\":\"0x2a1\"" txs "}"
+
+Test(rpc_codec, block_txs_all_reads_the_transaction_hashes)
+{
+    static const struct {
+        const char *text;
+        bool all;
+        size_t calls; /* the predicate's */
+    } cases[] = {
+        {BLOCK_WITH(",\"transactions\":[]"), true, 0},
+        {BLOCK_WITH(",\"transactions\":[" H32("01") "," H32("02") "]"), true, 2},
+        {BLOCK_WITH(",\"transactions\" : [ " H32("01") " , " H32("02") " ] "), true, 2},
+        {" \n" BLOCK_WITH(",\"transactions\":[" H32("02") "]") " \r\n", true, 1},
+        /* one that is not followed: the rest is not looked at */
+        {BLOCK_WITH(",\"transactions\":[" H32("01") "," H32("03") "," H32("02") "]"), false, 2},
+        {BLOCK_WITH(",\"transactions\":[" H32("03") "]"), false, 1},
+        /* nothing known: no member, null, objects (full = true), malformed, doubled, escaped */
+        {BLOCK_WITH(""), false, 0},
+        {"null", false, 0},
+        {"[]", false, 0},
+        {BLOCK_WITH(",\"transactions\":null"), false, 0},
+        {BLOCK_WITH(",\"transactions\":[{\"hash\":" H32("01") "}]"), false, 0},
+        {BLOCK_WITH(",\"transactions\":[\"0x01\"]"), false, 0},
+        {BLOCK_WITH(",\"transactions\":[" H32("01") "],\"transactions\":[]"), false, 1},
+        {BLOCK_WITH(",\"\\u0074ransactions\":[]"), false, 0},
+        {BLOCK_WITH(",\"transactions\":[\"\\u0030x"
+                    "0101010101010101010101010101010101010101010101010101010101010101\"]"),
+         false, 0},
+        {BLOCK_WITH(",\"transactions\":[" H32("01") ",]"), false, 1},
+        {BLOCK_WITH(",\"transactions\":[" H32("01") "]") "x", false, 1},
+        {BLOCK_WITH(",\"transactions\":[" H32("01") "],\"x\":\"\xff\""), false, 1},
+    };
+    for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i) {
+        txs_pred_t t = {.known = "\x01\x02"};
+        const char *text = cases[i].text;
+        cr_assert_eq(chain_rpc_result_block_txs_all(text, strlen(text), txs_pred, &t), cases[i].all,
+                     "%s", text);
+        cr_assert_eq(t.calls, cases[i].calls, "%s", text);
+    }
+    /* no proper prefix of a block is one */
+    const char *whole = cases[1].text;
+    for (size_t len = 0; len != strlen(whole); ++len) {
+        txs_pred_t t = {.known = "\x01\x02"};
+        cr_assert_not(chain_rpc_result_block_txs_all(whole, len, txs_pred, &t), "%.*s", (int)len,
+                      whole);
+    }
+}
+
 /* ---- failover, breakers, retries ---- */
 
 Test(rpc, failover_from_a_dead_endpoint, .timeout = 60)
