@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,19 +73,24 @@ static const char *name_of(const char *path, const char *token)
 }
 
 /* Creates a daily 100.5 USDC intent from 2030-01-01T09:00:00Z with SALT; its id into `id`. */
-static void create(const char *token, const char *name, char id[37])
+static void create_salted(const char *token, const char *name, const char *salt, char id[37])
 {
     char json[512];
     snprintf(json, sizeof(json),
              "{\"name\":\"%s\",\"recipient\":\"" RECIPIENT "\",\"token\":\"USDC\","
-             "\"amount\":\"100.5\",\"frequency\":\"daily\",\"salt\":\"" SALT "\","
+             "\"amount\":\"100.5\",\"frequency\":\"daily\",\"salt\":\"%s\","
              "\"startAt\":\"2030-01-01T09:00:00Z\"}",
-             name);
+             name, salt);
     int status = http("POST", "/api/intents", token, NULL, json, body, sizeof(body));
     cr_assert_eq(status, 201, "%s", body);
     json_t *j = json_loads(body, 0, NULL);
     snprintf(id, 37, "%s", str(j, "id"));
     json_decref(j);
+}
+
+static void create(const char *token, const char *name, char id[37])
+{
+    create_salted(token, name, SALT, id);
 }
 
 /* KEY_A's EIP-712 signature over the terms create() makes. */
@@ -585,5 +591,134 @@ Test(api_cache, a_tampered_copy_of_a_verified_token_is_refused, .timeout = 60,
     cr_assert_str_eq(
         db_value("SELECT host(remote_ip) FROM audit_log WHERE action = 'auth.sign_in' LIMIT 1"),
         "127.0.0.1");
+    stop_server();
+}
+
+/* ---- answers sent straight from the cache's memory ---- */
+
+/* The client of a connection that sends many requests at once and reads nothing for a while. */
+typedef struct st_pipeline_t {
+    int fd;
+    const char *request; /* sent `count` times */
+    size_t request_len;
+    int count;
+} pipeline_t;
+
+static void *send_pipeline(void *arg)
+{
+    pipeline_t *p = arg;
+    for (int i = 0; i != p->count; ++i)
+        for (size_t sent = 0; sent != p->request_len;) {
+            ssize_t n = write(p->fd, p->request + sent, p->request_len - sent);
+            if (n <= 0)
+                return NULL; /* the reader asserts the answers */
+            sent += (size_t)n;
+        }
+    return NULL;
+}
+
+/* Reads one answer of the pipeline into `out` (its body) and returns the status. */
+static int read_answer(int fd, char *buf, size_t cap, size_t *buffered, char *out, size_t out_cap)
+{
+    for (;;) {
+        buf[*buffered] = '\0';
+        char *end = strstr(buf, "\r\n\r\n");
+        const char *cl = end != NULL ? strcasestr(buf, "\r\ncontent-length: ") : NULL;
+        if (end != NULL) {
+            cr_assert(cl != NULL && cl < end, "no content-length: %.200s", buf);
+            size_t head = (size_t)(end + 4 - buf), len = strtoul(cl + 18, NULL, 10);
+            if (*buffered >= head + len) {
+                cr_assert_lt(len, out_cap);
+                memcpy(out, end + 4, len);
+                out[len] = '\0';
+                int status = atoi(buf + 9);
+                memmove(buf, buf + head + len, *buffered - head - len);
+                *buffered -= head + len;
+                return status;
+            }
+        }
+        cr_assert_lt(*buffered + 1, cap, "an answer larger than the buffer");
+        ssize_t n = read(fd, buf + *buffered, cap - 1 - *buffered);
+        cr_assert_gt(n, 0, "the connection ended early");
+        *buffered += (size_t)n;
+    }
+}
+
+/* A hit's body goes out from the cache's own memory, not a copy: while a client is slow to read
+ * it, the cache fills up with other answers many times over (a 64 KiB budget, ~150 fills of
+ * ~1 KiB), and every answer it then reads is still the list it asked for, byte for byte. */
+Test(api_cache, an_answer_a_slow_client_reads_is_not_overwritten_by_later_fills, .timeout = 120,
+     .fini = kill_leftover_server)
+{
+    const char *env[] = {"INTENT_CONTRACT_ADDRESS=" REGISTRY,
+                         "USDC_ADDRESS=" USDC,
+                         "API_RATE_LIMIT=0",
+                         "USER_RATE_LIMIT=0",
+                         "WORKERS=1",
+                         "API_CACHE_MAX_BYTES=65536",
+                         LONG_TTL,
+                         NULL};
+    start_server_env(env);
+    char token[4096], id[37], path[64];
+    first_intent(token, sizeof(token), id, path, sizeof(path));
+    for (int i = 0; i != 3; ++i) {
+        char salt[67];
+        snprintf(salt, sizeof(salt), "0x%064d", i + 1);
+        create_salted(token, "more", salt, id);
+    }
+    static char expected[65536], got[65536], buf[262144];
+    get_ok("/api/intents", token); /* the miss that fills the entry */
+    snprintf(expected, sizeof(expected), "%s", body);
+    cr_assert_gt(strlen(expected), 3000, "a list too small to span segments: %s", expected);
+    long long hits0 = metric("intentd_api_cache_hits_total");
+
+    /* a client with a tiny receive window asks for the list many times over without reading:
+     * ~12 MB of answers, more than the kernel's buffers hold, so h2o keeps one waiting */
+    int fd = socket(AF_INET, SOCK_STREAM, 0), small = 4096;
+    cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)port),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    char request[4600];
+    int request_len = snprintf(request, sizeof(request),
+                               "GET /api/intents HTTP/1.1\r\nHost: localhost\r\n"
+                               "Authorization: Bearer %s\r\n\r\n",
+                               token);
+    pipeline_t p = {fd, request, (size_t)request_len, 2500};
+    pthread_t writer;
+    cr_assert_eq(pthread_create(&writer, NULL, send_pipeline, &p), 0);
+    /* until the pipeline's answers stop: at least one hit went out and the count stands still
+     * over 20 polls (the server waits for the client to read) */
+    long long hits = hits0, last = -1;
+    int64_t deadline = mono_ms() + 30000;
+    for (int still = 0; still != 20 && mono_ms() < deadline;) {
+        hits = metric("intentd_api_cache_hits_total");
+        still = hits == last && hits > hits0 ? still + 1 : 0;
+        last = hits;
+    }
+    cr_assert_lt(hits - hits0, p.count, "the slow client was never kept waiting");
+
+    /* meanwhile, other answers fill the cache and lap its memory many times */
+    char other[128];
+    long long misses0 = metric("intentd_api_cache_misses_total");
+    for (int i = 0; i != 150; ++i) {
+        snprintf(other, sizeof(other), "%s?fill=%d", path, i);
+        get_ok(other, token);
+    }
+    cr_assert_geq(metric("intentd_api_cache_misses_total") - misses0, 150, "not read afresh");
+    /* stored: the last one is a hit now (and the arena, ~61 KiB, was lapped twice over) */
+    long long hits1 = metric("intentd_api_cache_hits_total");
+    get_ok(other, token);
+    cr_assert_eq(metric("intentd_api_cache_hits_total"), hits1 + 1, "the fills were not stored");
+
+    size_t buffered = 0;
+    for (int i = 0; i != p.count; ++i) {
+        cr_assert_eq(read_answer(fd, buf, sizeof(buf), &buffered, got, sizeof(got)), 200,
+                     "answer %d: %s", i, got);
+        cr_assert_str_eq(got, expected, "answer %d of the slow client changed", i);
+    }
+    pthread_join(writer, NULL);
+    close(fd);
     stop_server();
 }
