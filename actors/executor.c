@@ -49,6 +49,12 @@
  * receipts of 199 executions exceed; and a smaller answer comes back sooner, so that the first
  * outcomes are recorded while the node still serves the rest */
 #define POLL_LOGS_MAX 1024
+/* ... and while the follower has not seen the lane's head yet (nothing found can be recorded
+ * before it has: ready_to_record): one transaction per poll. A node serves one answer at a time,
+ * so the follower's two reads (the head, then the headers) each waited behind the polls in
+ * flight: with four of POLL_LOGS_MAX executions (~1.5 MB, ~30 ms each) the follower saw a
+ * burst's block ~240 ms after the lane, and no outcome was recorded meanwhile. */
+#define POLL_LOGS_BEHIND 1
 /* receipt polls in flight at once per lane: the receipts of a block that holds a whole burst
  * (~10,000 executions) were asked for in five polls one after the other, each 140-800 ms */
 #define POLLS_MAX 4
@@ -823,6 +829,11 @@ static void stored(rt_actor_t *self, lane_t *l, lane_tx_t *tx)
     tx->jobs = NULL;
     tx->state = TX_SENDING;
     tx->retry_ms = 0;
+    /* the next batch's store first: the database works on it while this one's request is built
+     * and sent (the raw transaction's JSON text took the lane 1-2 ms per batch of 199, one batch
+     * after the other in a burst) */
+    if (!l->storing && l->phase == PHASE_READY && rt_now_ms() >= l->retry_at_ms)
+        lane_new_batch(self, l);
     tx->sent_ms = tx->resent_ms = rt_now_ms();
     lane_send(self, l, tx);
 }
@@ -994,6 +1005,8 @@ static bool poll_send(rt_actor_t *self, lane_t *l, uint32_t p)
 {
     chain_rpc_call_t calls[CHAIN_RPC_MAX_BATCH];
     uint32_t n = 0, logs = 0;
+    uint32_t logs_max =
+        chain_follower_head(l->pool->follower) < l->head ? POLL_LOGS_BEHIND : POLL_LOGS_MAX;
     bool more = false;
     calls[n++] = chain_rpc_eth_block_number();
     /* a nonce below this count is used; by one of ours only if one of its receipts is there,
@@ -1011,8 +1024,7 @@ static bool poll_send(rt_actor_t *self, lane_t *l, uint32_t p)
         if ((tx->state != TX_PENDING && tx->state != TX_MINED) || tx->renonce || tx->asked ||
             (tx->polled_head >= l->head && tx->polled_head != 0 && !tx->nonce_used))
             continue;
-        if (n + tx->nversions > CHAIN_RPC_MAX_BATCH ||
-            (logs != 0 && logs + tx->n > POLL_LOGS_MAX)) {
+        if (n + tx->nversions > CHAIN_RPC_MAX_BATCH || (logs != 0 && logs + tx->n > logs_max)) {
             more = true;
             continue;
         }
@@ -1426,12 +1438,41 @@ static void finalize(rt_actor_t *self, lane_t *l, lane_tx_t *tx)
     free(ids), free(periods), free(errors);
 }
 
-static const lane_member_t *member_of(const lane_tx_t *tx, const char *intent_id)
+static int member_cmp(const void *a, const void *b)
 {
+    return strcmp((*(const lane_member_t *const *)a)->intent_id,
+                  (*(const lane_member_t *const *)b)->intent_id);
+}
+
+/* tx's members sorted by intent id (one member per intent: take_jobs), for member_of; NULL when
+ * out of memory. The caller frees. */
+static const lane_member_t **members_by_intent(const lane_tx_t *tx)
+{
+    const lane_member_t **sorted = malloc(sizeof(*sorted) * (tx->n + 1));
+    if (sorted == NULL)
+        return NULL;
     for (uint32_t i = 0; i != tx->n; ++i)
-        if (strcmp(tx->members[i].intent_id, intent_id) == 0)
-            return &tx->members[i];
-    return NULL;
+        sorted[i] = &tx->members[i];
+    qsort(sorted, tx->n, sizeof(*sorted), member_cmp);
+    return sorted;
+}
+
+/* The member of `intent_id` (a search of `sorted`: a scan per row made a unit's replies cost
+ * the square of the batch's size), or NULL. */
+static const lane_member_t *member_of(const lane_tx_t *tx, const lane_member_t **sorted,
+                                      const char *intent_id)
+{
+    if (sorted == NULL) { /* out of memory: the scan */
+        for (uint32_t i = 0; i != tx->n; ++i)
+            if (strcmp(tx->members[i].intent_id, intent_id) == 0)
+                return &tx->members[i];
+        return NULL;
+    }
+    lane_member_t key;
+    const lane_member_t *k = &key, *const * found;
+    snprintf(key.intent_id, sizeof(key.intent_id), "%s", intent_id);
+    found = bsearch(&k, sorted, tx->n, sizeof(*sorted), member_cmp);
+    return found != NULL ? *found : NULL;
 }
 
 /* The outcome is committed: tell the engine and the users, free the slot. */
@@ -1447,8 +1488,9 @@ static void on_final_reply(rt_actor_t *self, lane_t *l, lane_tx_t *tx, const sto
     }
     executor_pool_t *pool = l->pool;
     const PGresult *n = r->results[2];
+    const lane_member_t **sorted = members_by_intent(tx);
     for (int row = 0; row != PQntuples(n); ++row) {
-        const lane_member_t *m = member_of(tx, PQgetvalue(n, row, 0));
+        const lane_member_t *m = member_of(tx, sorted, PQgetvalue(n, row, 0));
         if (m == NULL)
             continue;
         executor_outcome_t o = {.period = m->period,
@@ -1463,6 +1505,7 @@ static void on_final_reply(rt_actor_t *self, lane_t *l, lane_tx_t *tx, const sto
         if (pool->c.on_outcome != NULL)
             pool->c.on_outcome(pool->c.on_outcome_ctx, &o);
     }
+    free(sorted);
     publish_rows(self, l, (const PGresult *const *)r->results, 1); /* other versions: replaced */
     if (pool->c.events != NULL && r->nresults > 3)
         executor__publish_executions(pool, r->results[3]);
