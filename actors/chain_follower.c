@@ -615,6 +615,9 @@ static void start_cycle(rt_actor_t *self, chain_follower_t *f)
 }
 
 static void read_logs(rt_actor_t *self, chain_follower_t *f);
+static bool followed(void *pool, const uint8_t hash[32]);
+static void remember(chain_follower_t *f, const chain_rpc_block_header_t *h, bool ours_only);
+static void head_seen(rt_actor_t *self, chain_follower_t *f, const chain_rpc_block_header_t *top);
 
 static void on_head(rt_actor_t *self, chain_follower_t *f, const chain_rpc_reply_t *r)
 {
@@ -629,6 +632,18 @@ static void on_head(rt_actor_t *self, chain_follower_t *f, const chain_rpc_reply
     const block_seen_t *b = seen_at(f, f->latest.number);
     if (b != NULL && memcmp(b->hash, f->latest.hash, 32) == 0 && f->latest.number == f->last_top) {
         read_logs(self, f); /* nothing new */
+        return;
+    }
+    /* The next block on the last one seen: its parent hash is the hash held for that block, which
+     * commits to every block below it, so none of them changed and no header needs reading (the
+     * window below is re-read only when the head jumped or its parent is not the one seen: a
+     * window of headers is megabytes on a busy chain, and the lanes record nothing before the
+     * follower has seen their block). */
+    const block_seen_t *parent = seen_at(f, f->last_top);
+    if (f->latest.number == f->last_top + 1 && parent != NULL &&
+        memcmp(parent->hash, f->latest.parent_hash, 32) == 0) {
+        remember(f, &f->latest, chain_rpc_result_block_txs_all(json, len, followed, f->pool));
+        head_seen(self, f, &f->latest);
         return;
     }
     uint64_t top = f->latest.number,
@@ -681,11 +696,8 @@ static void on_headers(rt_actor_t *self, chain_follower_t *f, const chain_rpc_re
     uint64_t top = h[r->count - 1].number;
     if (fork == 0 && f->last_top > top && seen_at(f, top + 1) != NULL)
         fork = top + 1; /* the chain got shorter */
-    for (uint32_t i = 0; i != r->count; ++i) {
-        block_seen_t *b = &f->seen[h[i].number % CHAIN_FOLLOWER_BLOCKS];
-        b->number = h[i].number, b->timestamp = h[i].timestamp, b->ours_only = ours_only[i];
-        memcpy(b->hash, h[i].hash, 32);
-    }
+    for (uint32_t i = 0; i != r->count; ++i)
+        remember(f, &h[i], ours_only[i]);
     for (uint64_t k = top + 1; k <= f->last_top; ++k) /* blocks that no longer exist */
         if (seen_at(f, k) != NULL)
             f->seen[k % CHAIN_FOLLOWER_BLOCKS].number = 0;
@@ -698,17 +710,32 @@ static void on_headers(rt_actor_t *self, chain_follower_t *f, const chain_rpc_re
         executor__pool_broadcast(f->pool, EXECUTOR_MSG_REORG, top);
         recheck_load(self, f, fork);
     }
-    if (h[r->count - 1].has_base_fee) {
-        atomic_store(&f->base_fee, h[r->count - 1].base_fee_per_gas.limb[0]);
+    head_seen(self, f, &h[r->count - 1]);
+}
+
+/* Keeps a header read (its number, hash and time) in the window of blocks seen. */
+static void remember(chain_follower_t *f, const chain_rpc_block_header_t *h, bool ours_only)
+{
+    block_seen_t *b = &f->seen[h->number % CHAIN_FOLLOWER_BLOCKS];
+    b->number = h->number, b->timestamp = h->timestamp, b->ours_only = ours_only;
+    memcpy(b->hash, h->hash, 32);
+}
+
+/* `top` is the head now, checked against the blocks seen: its base fee, the lanes and the gas
+ * oracle told, then the logs. */
+static void head_seen(rt_actor_t *self, chain_follower_t *f, const chain_rpc_block_header_t *top)
+{
+    if (top->has_base_fee) {
+        atomic_store(&f->base_fee, top->base_fee_per_gas.limb[0]);
         atomic_store(&f->has_base_fee, true);
     }
-    bool moved = top != f->last_top;
-    f->last_top = top;
-    atomic_store(&f->head, top);
+    bool moved = top->number != f->last_top;
+    f->last_top = top->number;
+    atomic_store(&f->head, top->number);
     if (moved) {
         if (f->pool->c.gas != NULL)
-            gas_oracle_on_head(f->pool->c.gas, top);
-        executor__pool_broadcast(f->pool, EXECUTOR_MSG_HEAD, top);
+            gas_oracle_on_head(f->pool->c.gas, top->number);
+        executor__pool_broadcast(f->pool, EXECUTOR_MSG_HEAD, top->number);
     }
     read_logs(self, f);
 }
