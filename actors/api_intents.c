@@ -18,6 +18,7 @@
 #include "net/json.h"
 #include "net/problem.h"
 #include "runtime/log.h"
+#include "runtime/worker.h"
 
 /* The intent row's columns, in the order row_to_intent reads them. */
 #define INTENT_COLUMNS                                                                             \
@@ -368,8 +369,10 @@ void api__intents_change_routes(api_t *api, net_router_t *router);
 /* Text forms of an intent's columns for the insert or update. No heap memory: a create keeps
  * them in its call's state until it is answered (its group may be sent again, see below). */
 typedef struct st_insert_text_t {
-    char chain_id[24], recipient[41], token[41], amount[CHAIN_U256_DEC_SIZE], interval[24];
-    char start[24], end[24], max[16], buffer[CHAIN_U256_DEC_SIZE], next[24], min_interval[24];
+    char chain_id[INTENT_INT_SIZE], recipient[41], token[41], amount[CHAIN_U256_DEC_SIZE];
+    char interval[INTENT_INT_SIZE], start[INTENT_INT_SIZE], end[INTENT_INT_SIZE];
+    char max[INTENT_INT_SIZE], buffer[CHAIN_U256_DEC_SIZE], next[INTENT_INT_SIZE];
+    char min_interval[INTENT_INT_SIZE];
     char salt[65], on_chain_id[65], signature[131], ip[INET6_ADDRSTRLEN];
     char constraints[INSERT_CONSTRAINTS_SIZE];
     uint8_t on_chain_id_raw[CHAIN_EIP712_HASH_LEN]; /* on_chain_id's bytes, for the answer */
@@ -381,19 +384,17 @@ static bool insert_text(const intent_t *in, const intent_extras_t *ex, const uin
 {
     uint8_t *id = t->on_chain_id_raw;
     intent_on_chain_id(in, id);
-    snprintf(t->chain_id, sizeof(t->chain_id), "%llu", (unsigned long long)in->chain_id);
+    intent_format_u64(in->chain_id, t->chain_id);
     chain_hex_encode(t->recipient, sizeof(t->recipient), in->recipient.bytes, 20, 0);
     chain_hex_encode(t->token, sizeof(t->token), in->token.address.bytes, 20, 0);
     chain_u256_to_dec(&in->amount, t->amount);
     chain_u256_to_dec(&in->safety_buffer, t->buffer);
-    snprintf(t->interval, sizeof(t->interval), "%llu", (unsigned long long)in->sched.interval_s);
-    snprintf(t->start, sizeof(t->start), "%lld", (long long)in->sched.start_at);
-    snprintf(t->end, sizeof(t->end), "%lld", (long long)in->sched.end_at);
-    snprintf(t->max, sizeof(t->max), "%u", in->sched.max_executions);
-    int64_t next = sched_next_due(&in->sched, 0, SCHED_NONE);
-    snprintf(t->next, sizeof(t->next), "%lld", (long long)next);
-    snprintf(t->min_interval, sizeof(t->min_interval), "%llu",
-             (unsigned long long)in->sched.min_interval_s);
+    intent_format_u64(in->sched.interval_s, t->interval);
+    intent_format_int(in->sched.start_at, t->start);
+    intent_format_int(in->sched.end_at, t->end);
+    intent_format_u64(in->sched.max_executions, t->max);
+    intent_format_int(sched_next_due(&in->sched, 0, SCHED_NONE), t->next);
+    intent_format_u64(in->sched.min_interval_s, t->min_interval);
     chain_hex_encode(t->salt, sizeof(t->salt), in->salt, sizeof(in->salt), 0);
     chain_hex_encode(t->on_chain_id, sizeof(t->on_chain_id), id, CHAIN_EIP712_HASH_LEN, 0);
     if (ex->has_signature)
@@ -477,9 +478,16 @@ static bool read_new_intent(api_t *api, h2o_req_t *req, const api_user_t *user, 
  * are sent again one unit each, so that every create gets the answer it would have had alone.
  * A failure of the connection (lost, timeout, busy) is every member's answer, as it would be.
  *
- * The call that sends a unit leads it: the replies come to its actor, which answers every
- * member's request (h2o's objects belong to this worker's thread, which runs the leader too),
- * ends their calls, then sends the next group from the queue, or ends itself when it is empty.
+ * A unit's leader is its group's first member: the replies come to its call's actor, which
+ * answers every member's request (h2o's objects belong to this worker's thread, which runs the
+ * leader too), ends their calls and its own, and then sends the next groups the queue holds.
+ *
+ * A create that finds a slot free does not send at once: it asks for a dispatch at the end of
+ * the worker's loop turn (a message to a short-lived actor, which runs after h2o has handled
+ * every request of the same turn), so that creates that arrive together go out together. A
+ * closed loop's clients get their answers together and send their next creates together; sent
+ * at once, the first of them went alone and the others waited for it (a third of the units were
+ * lone creates). Nothing waits longer than the turn that is already running.
  */
 #define CREATE_GROUP_MAX 16
 #define CREATE_UNITS_IN_FLIGHT 2 /* per worker: one per connection (PG_CONNECTIONS_PER_WORKER) */
@@ -508,7 +516,6 @@ struct st_create_call_t {
     uint8_t signature[CHAIN_SIG_LEN];  /* the owner's, normalized, when has_signature */
     bool has_signature;
     create_call_t *next; /* in the worker's queue */
-    bool queued;         /* in the worker's queue (not yet in a group) */
     create_call_t *members[CREATE_GROUP_MAX];
     size_t num_members, unanswered;
     bool one_by_one; /* the group failed: each member is sent alone (corr: its index + 1) */
@@ -518,6 +525,7 @@ struct st_create_call_t {
 static __thread struct {
     create_call_t *head, *tail;
     uint32_t queued, units_in_flight;
+    bool dispatch_asked; /* a create_dispatcher actor will run create_dispatch */
 } create_queue;
 
 /* Answers 201 with the created intent, rendered straight into the request's pool (the same bytes
@@ -573,7 +581,7 @@ static void create_answer(create_call_t *leader, create_call_t *m, const store_p
         net_http_async_end(m->call);
 }
 
-/* Answers member `m` 503: its unit could not be queued. */
+/* Answers member `m` 503: its unit could not be queued (the leader's call is its own to end). */
 static void create_refuse(create_call_t *leader, create_call_t *m)
 {
     h2o_req_t *req = net_http_async_req(m->call);
@@ -583,16 +591,17 @@ static void create_refuse(create_call_t *leader, create_call_t *m)
         net_http_async_end(m->call);
 }
 
-/* Takes the next group (up to CREATE_GROUP_MAX queued creates of one pool) into `leader`. */
-static void create_take_group(create_call_t *leader)
+/* Takes the next group (up to CREATE_GROUP_MAX queued creates of one pool) into its first
+ * member, which leads it; returns that leader. */
+static create_call_t *create_take_group(void)
 {
-    store_pg_t *pg = create_queue.head->pg;
+    create_call_t *leader = create_queue.head;
+    store_pg_t *pg = leader->pg;
     size_t n = 0;
     while (n != CREATE_GROUP_MAX && create_queue.head != NULL && create_queue.head->pg == pg) {
         create_call_t *m = create_queue.head;
         create_queue.head = m->next;
         m->next = NULL;
-        m->queued = false;
         --create_queue.queued;
         leader->members[n++] = m;
     }
@@ -600,6 +609,7 @@ static void create_take_group(create_call_t *leader)
         create_queue.tail = NULL;
     leader->num_members = leader->unanswered = n;
     leader->one_by_one = false;
+    return leader;
 }
 
 /* Appends `v` to a PostgreSQL array literal at `out`: NULL, or the text double-quoted with its
@@ -653,11 +663,11 @@ static bool create_send_group(create_call_t *leader)
     return sent;
 }
 
-/* Whether a unit may go out now, beside `others` units in flight: the first at once (nothing
- * waits for a group to fill), a second only for a group of CREATE_SECOND_UNIT_MIN or more (a
- * lone create sent beside a unit in flight costs PostgreSQL a statement and a commit of its own;
- * waiting for that unit lets it join the next group). The queue never waits without a unit in
- * flight: the last one to finish always takes it. */
+/* Whether a unit may go out now, beside `others` units in flight: the first in the same loop
+ * turn (nothing waits for a group to fill), a second only for a group of CREATE_SECOND_UNIT_MIN
+ * or more (a lone create sent beside a unit in flight costs PostgreSQL a statement and a commit
+ * of its own; waiting for that unit lets it join the next group). The queue never waits without
+ * a unit in flight or a dispatch asked for: the last unit to finish always takes it. */
 static bool create_may_send(uint32_t others)
 {
     if (others == 0)
@@ -665,22 +675,44 @@ static bool create_may_send(uint32_t others)
     return others < CREATE_UNITS_IN_FLIGHT && create_queue.queued >= CREATE_SECOND_UNIT_MIN;
 }
 
-/* Sends the next group as `leader`'s unit; false when the queue is empty. A group whose unit
+/* Sends groups from the queue while create_may_send lets a unit go out. A group whose unit
  * cannot be queued is answered 503 and the next is tried (at most the queue's length). */
-static bool create_send_next(create_call_t *leader)
+static void create_dispatch(void)
 {
-    while (create_queue.head != NULL) {
-        create_take_group(leader);
-        if (leader->num_members > 1
-                ? create_send_group(leader)
-                : store_pg_query(leader->members[0]->pg, net_http_async_actor(leader->call), 0,
-                                 st_insert, CREATE_PARAMS, leader->members[0]->params))
-            return true;
+    while (create_queue.head != NULL && create_may_send(create_queue.units_in_flight)) {
+        create_call_t *leader = create_take_group();
+        if (leader->num_members > 1 ? create_send_group(leader)
+                                    : store_pg_query(leader->pg, net_http_async_actor(leader->call),
+                                                     0, st_insert, CREATE_PARAMS, leader->params)) {
+            ++create_queue.units_in_flight;
+            continue;
+        }
         for (size_t i = 0; i != leader->num_members; ++i)
             create_refuse(leader, leader->members[i]);
         leader->unanswered = 0;
+        net_http_async_end(leader->call);
     }
-    return false;
+}
+
+/* The end of the loop turn in which creates asked for a dispatch. */
+static void create_dispatcher(rt_actor_t *self, rt_msg_t *msg)
+{
+    (void)msg;
+    create_queue.dispatch_asked = false;
+    create_dispatch();
+    rt_actor_stop(self);
+}
+
+/* Asks for create_dispatch at the end of this loop turn, unless that is asked already. */
+static void create_ask_dispatch(void)
+{
+    if (create_queue.dispatch_asked)
+        return;
+    rt_worker_t *w = rt_worker_current();
+    rt_actor_t *a = rt_actor_spawn(w->rt, w->id, create_dispatcher, 0);
+    rt_actor_send(a, rt_msg_new(RT_MSG_USER, 0));
+    rt_actor_release(a); /* the runtime holds it until it stops */
+    create_queue.dispatch_asked = true;
 }
 
 /* The group failed as a whole: sends each member again as a unit of its own. */
@@ -746,12 +778,9 @@ static void create_answered(net_http_async_t *call, rt_msg_t *msg)
     }
     if (leader->unanswered != 0)
         return;
-    /* a leader still queued itself (more waited than a group takes) goes on until it is sent */
-    bool go_on = leader->queued || create_may_send(create_queue.units_in_flight - 1);
-    if (!go_on || !create_send_next(leader)) {
-        --create_queue.units_in_flight;
-        net_http_async_end(call);
-    }
+    --create_queue.units_in_flight;
+    net_http_async_end(call);
+    create_dispatch();
 }
 
 /* Fills the insert's parameters of `st` (pointing into its own state). */
@@ -783,8 +812,8 @@ static void create_params(create_call_t *st, const intent_extras_t *ex)
     memcpy(st->params, params, sizeof(params));
 }
 
-/* Queues the insert of `in` and, when a unit slot is free, leads the next group itself;
- * answers 503 itself when that is impossible. */
+/* Queues the insert of `in` and, when a unit may go out, asks for a dispatch at the end of the
+ * loop turn; answers 503 itself when it cannot be queued. */
 static int create_insert(api_t *api, h2o_req_t *req, const char *user_id, const intent_t *in,
                          const intent_extras_t *ex, const uint8_t *sig)
 {
@@ -813,15 +842,9 @@ static int create_insert(api_t *api, h2o_req_t *req, const char *user_id, const 
     else
         create_queue.head = st;
     create_queue.tail = st;
-    st->queued = true;
     ++create_queue.queued;
-    if (create_may_send(create_queue.units_in_flight)) {
-        ++create_queue.units_in_flight;
-        if (!create_send_next(st)) { /* refused (503), this create too */
-            --create_queue.units_in_flight;
-            net_http_async_end(call);
-        }
-    }
+    if (create_may_send(create_queue.units_in_flight))
+        create_ask_dispatch();
     return 0;
 }
 

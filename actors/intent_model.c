@@ -788,6 +788,32 @@ int intent_verify_signature(const intent_t *in, const uint8_t sig[CHAIN_SIG_LEN]
     return chain_intent_verify(&domain, &terms, sig, normalized);
 }
 
+/* ---- numbers as text ---- */
+
+size_t intent_format_u64(uint64_t v, char *out)
+{
+    INTENT_ASSERT(out != NULL);
+    char digits[INTENT_INT_SIZE];
+    size_t n = 0;
+    do { /* at most 20 turns: 2^64 - 1 has 20 digits */
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i != n; ++i)
+        out[i] = digits[n - 1 - i];
+    out[n] = '\0';
+    return n;
+}
+
+size_t intent_format_int(int64_t v, char *out)
+{
+    if (v >= 0)
+        return intent_format_u64((uint64_t)v, out);
+    out[0] = '-';
+    /* the magnitude in unsigned arithmetic, where that of INT64_MIN fits */
+    return 1 + intent_format_u64((uint64_t)0 - (uint64_t)v, out + 1);
+}
+
 /* ---- the intent object ---- */
 
 /* each setter takes (and on failure releases) its value, and reports success */
@@ -885,10 +911,10 @@ json_t *intent_to_json(const intent_t *in)
 /* `key` is the literal separator and name, e.g. ",\"name\":" */
 static void intent__put_int(net_json_out_t *o, const char *key, long long v)
 {
-    char buf[24];
-    int n = snprintf(buf, sizeof(buf), "%lld", v);
+    char buf[INTENT_INT_SIZE];
+    size_t n = intent_format_int(v, buf);
     net_json_out_puts(o, key);
-    net_json_out_put(o, buf, (size_t)n);
+    net_json_out_put(o, buf, n);
 }
 
 static void intent__put_time(net_json_out_t *o, const char *key, int64_t t)

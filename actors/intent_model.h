@@ -211,6 +211,16 @@ json_t *intent_typed_data(const intent_t *in);
 int intent_verify_signature(const intent_t *in, const uint8_t sig[CHAIN_SIG_LEN],
                             uint8_t normalized[CHAIN_SIG_LEN]);
 
+/* ---- numbers as text ---- */
+
+/** Room intent_format_u64 and intent_format_int need: a sign or a 20th digit, 19 digits, NUL. */
+#define INTENT_INT_SIZE 21
+/** `v` in decimal, as printf's "%llu" writes it, and the NUL into `out` (INTENT_INT_SIZE bytes);
+ * returns the length. The create path's texts, without printf's cost. */
+size_t intent_format_u64(uint64_t v, char *out);
+/** `v` in decimal, as printf's "%lld" writes it (INT64_MIN too); otherwise as intent_format_u64. */
+size_t intent_format_int(int64_t v, char *out);
+
 /* ---- the object and its states ---- */
 
 /** The intent object of api.md, every field in its order (a new reference; NULL: no memory). */

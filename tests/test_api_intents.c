@@ -816,39 +816,73 @@ static void group_check(const group_client_t *c, int i, const char *token)
     json_decref(created);
 }
 
-/* Waits (bounded) until both of the worker's create units wait on the audit table's lock (the
- * creates after them queue, and go out as a group once it is released). */
-static void wait_for_two_units(void)
+/* HTTP requests the server has received, this one (GET /metrics) included. */
+static long requests_received(void)
 {
+    cr_assert_eq(http("GET", "/metrics", NULL, NULL, NULL, body, sizeof(body)), 200, "%s", body);
+    long total = 0;
+    for (const char *at = body; (at = strstr(at, "intentd_http_requests_total{")) != NULL; ++at)
+        total += atol(strchr(at, ' ') + 1); /* one line per worker */
+    return total;
+}
+
+/* Waits (bounded) until the server has received all `n` creates sent after `before` requests
+ * (on its one worker each is queued, or in a unit, as soon as it is received) and a unit waits on
+ * the audit table's lock: the creates not in the waiting units wait in the queue, and go out as
+ * groups once it is released. (How many units wait depends on how the creates arrived: those
+ * that arrive in one turn of the worker's loop go out as one unit.) */
+static void wait_for_queued_creates(long before, int n)
+{
+    long received = 0;
     int waiting = 0;
-    for (int i = 0; i != 400 && waiting < 2; ++i) {
+    for (long polls = 1; polls != 400 && (received < n || waiting < 1); ++polls) {
+        received = requests_received() - before - polls;
         waiting = atoi(db_value("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
                                 " 'Lock' AND query LIKE '%INSERT INTO intents%'"));
-        if (waiting < 2)
+        if (received < n || waiting < 1)
             usleep(50000);
     }
-    cr_assert_eq(waiting, 2, "the creates never went out as two units");
+    cr_assert_eq(received, n, "the server received %ld of the %d creates", received, n);
+    cr_assert_geq(waiting, 1, "no create unit waited on the lock");
+}
+
+/* One worker, so that every create queues on the same worker. */
+static const char *const one_worker[] = {"INTENT_CONTRACT_ADDRESS=" REGISTRY,
+                                         "USDC_ADDRESS=" USDC,
+                                         "WORKERS=1",
+                                         "API_RATE_LIMIT=1000000",
+                                         "USER_RATE_LIMIT=1000000",
+                                         NULL};
+
+/* Takes the audit table's lock, so that creates wait in the database (COMMIT releases it). */
+static PGconn *lock_audit(void)
+{
+    PGconn *lock = connect_db(db_url);
+    PGresult *res = PQexec(lock, "BEGIN; LOCK TABLE audit_log IN SHARE MODE");
+    cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(lock));
+    PQclear(res);
+    return lock;
+}
+
+static void unlock_audit(PGconn *lock)
+{
+    PGresult *res = PQexec(lock, "COMMIT");
+    cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(lock));
+    PQclear(res);
+    PQfinish(lock);
 }
 
 Test(api_intents, a_group_stores_what_a_lone_create_stores, .timeout = 120,
      .fini = kill_leftover_server)
 {
-    static const char *const one_worker[] = {"INTENT_CONTRACT_ADDRESS=" REGISTRY,
-                                             "USDC_ADDRESS=" USDC,
-                                             "WORKERS=1",
-                                             "API_RATE_LIMIT=1000000",
-                                             "USER_RATE_LIMIT=1000000",
-                                             NULL};
     start_server_env(one_worker);
     static char tokens[2][4096];
     session(KEY_A, tokens[0], sizeof(tokens[0]));
     session(KEY_B, tokens[1], sizeof(tokens[1]));
     /* the audit table locked: the first creates wait in the database, the others queue behind
      * them and go out as groups once it is released */
-    PGconn *lock = connect_db(db_url);
-    PGresult *res = PQexec(lock, "BEGIN; LOCK TABLE audit_log IN SHARE MODE");
-    cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(lock));
-    PQclear(res);
+    PGconn *lock = lock_audit();
+    long before = requests_received();
     static group_client_t clients[GROUP_CLIENTS];
     pthread_t threads[GROUP_CLIENTS];
     pthread_barrier_t start;
@@ -858,11 +892,8 @@ Test(api_intents, a_group_stores_what_a_lone_create_stores, .timeout = 120,
         group_body(&clients[i], i);
         cr_assert_eq(pthread_create(&threads[i], NULL, group_client_main, &clients[i]), 0);
     }
-    wait_for_two_units();
-    res = PQexec(lock, "COMMIT");
-    cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(lock));
-    PQclear(res);
-    PQfinish(lock);
+    wait_for_queued_creates(before, GROUP_CLIENTS);
+    unlock_audit(lock);
     for (int i = 0; i != GROUP_CLIENTS; ++i)
         pthread_join(threads[i], NULL);
     pthread_barrier_destroy(&start);
@@ -876,5 +907,49 @@ Test(api_intents, a_group_stores_what_a_lone_create_stores, .timeout = 120,
     int transactions = atoi(db_value("SELECT count(DISTINCT xmin::text) FROM intents"));
     cr_assert_leq(transactions, GROUP_CLIENTS - 3, "no group formed (%d transactions)",
                   transactions);
+    stop_server();
+}
+
+#define DUP_CLIENTS 6
+
+/* A group that fails as a whole (two of its creates have the same terms and salt) commits
+ * nothing, and its members are sent again one by one: each gets the answer it would have had
+ * alone, one of the two 409 and every other create 201, stored as it was sent. */
+Test(api_intents, a_failed_group_answers_each_create_as_alone, .timeout = 120,
+     .fini = kill_leftover_server)
+{
+    start_server_env(one_worker);
+    static char token[4096];
+    session(KEY_A, token, sizeof(token));
+    PGconn *lock = lock_audit();
+    long before = requests_received();
+    static group_client_t clients[DUP_CLIENTS];
+    pthread_t threads[DUP_CLIENTS];
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, DUP_CLIENTS);
+    for (int i = 0; i != DUP_CLIENTS; ++i) {
+        clients[i] = (group_client_t){.token = token, .start = &start};
+        group_body(&clients[i], i == DUP_CLIENTS - 1 ? 0 : i); /* the last one repeats the first */
+        cr_assert_eq(pthread_create(&threads[i], NULL, group_client_main, &clients[i]), 0);
+    }
+    wait_for_queued_creates(before, DUP_CLIENTS);
+    unlock_audit(lock);
+    for (int i = 0; i != DUP_CLIENTS; ++i)
+        pthread_join(threads[i], NULL);
+    pthread_barrier_destroy(&start);
+    group_client_t *first = &clients[0], *again = &clients[DUP_CLIENTS - 1];
+    cr_assert((first->status == 201 && again->status == 409) ||
+                  (first->status == 409 && again->status == 201),
+              "the same terms twice: %d and %d", first->status, again->status);
+    const char *at = strstr(first->status == 409 ? first->resp : again->resp, "\r\n\r\n");
+    cr_assert(at != NULL && strstr(at, "already exists") != NULL, "%s", at);
+    for (int i = 0; i != DUP_CLIENTS; ++i)
+        if (clients[i].status != 409)
+            group_check(&clients[i], i == DUP_CLIENTS - 1 ? 0 : i, token);
+    char want[16];
+    snprintf(want, sizeof(want), "%d", DUP_CLIENTS - 1);
+    cr_assert_str_eq(db_value("SELECT count(*) FROM intents"), want);
+    cr_assert_str_eq(db_value("SELECT count(*) FROM audit_log WHERE action = 'intent.create'"),
+                     want);
     stop_server();
 }
