@@ -466,14 +466,23 @@ Test(api_cache, a_refresh_is_not_counted_as_a_request_of_the_user, .timeout = 90
 /* ---- byte for byte ---- */
 
 /* One raw request; the whole response (status line, headers, body) into `out`. */
-static size_t raw(const char *method, const char *path, const char *token, const char *extra,
-                  char *out, size_t cap)
+/* A connection to the server; `rcvbuf` bytes of receive buffer, or the kernel's when 0. */
+static int connect_server(int rcvbuf)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (rcvbuf != 0)
+        cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
     struct sockaddr_in addr = {.sin_family = AF_INET,
                                .sin_port = htons((uint16_t)port),
                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     cr_assert_eq(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    return fd;
+}
+
+static size_t raw(const char *method, const char *path, const char *token, const char *extra,
+                  char *out, size_t cap)
+{
+    int fd = connect_server(0);
     char req[8192];
     int n = snprintf(req, sizeof(req),
                      "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
@@ -674,12 +683,7 @@ Test(api_cache, an_answer_a_slow_client_reads_is_not_overwritten_by_later_fills,
 
     /* a client with a tiny receive window asks for the list many times over without reading:
      * ~12 MB of answers, more than the kernel's buffers hold, so h2o keeps one waiting */
-    int fd = socket(AF_INET, SOCK_STREAM, 0), small = 4096;
-    cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET,
-                               .sin_port = htons((uint16_t)port),
-                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    int fd = connect_server(4096);
     char request[4600];
     int request_len = snprintf(request, sizeof(request),
                                "GET /api/intents HTTP/1.1\r\nHost: localhost\r\n"

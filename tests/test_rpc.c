@@ -202,6 +202,17 @@ static chain_rpc_call_t send_tx(const char *to_and_more)
     return chain_rpc_call("eth_sendTransaction", params);
 }
 
+/* Whether two readers read the same log, field by field. */
+static bool logs_equal(const chain_rpc_log_t *x, const chain_rpc_log_t *y)
+{
+    return chain_addr_eq(&x->address, &y->address) && x->num_topics == y->num_topics &&
+           memcmp(x->topics, y->topics, 32 * x->num_topics) == 0 && x->data_len == y->data_len &&
+           (x->data_len == 0 || memcmp(x->data, y->data, x->data_len) == 0) &&
+           x->block_number == y->block_number && memcmp(x->block_hash, y->block_hash, 32) == 0 &&
+           memcmp(x->tx_hash, y->tx_hash, 32) == 0 && x->tx_index == y->tx_index &&
+           x->log_index == y->log_index && x->removed == y->removed;
+}
+
 /* The two receipt readers' outcomes for `text` are the same: the verdict, and when they read
  * one, every field and log. */
 static void receipts_agree(const char *text, size_t len)
@@ -225,16 +236,7 @@ static void receipts_agree(const char *text, size_t len)
               "%s", text);
     cr_assert_eq(b.logs.count, a.logs.count, "%s", text);
     for (size_t i = 0; i != a.logs.count; ++i) {
-        const chain_rpc_log_t *x = &a.logs.items[i], *y = &b.logs.items[i];
-        cr_assert(chain_addr_eq(&x->address, &y->address) && x->num_topics == y->num_topics &&
-                      memcmp(x->topics, y->topics, 32 * x->num_topics) == 0 &&
-                      x->data_len == y->data_len &&
-                      (x->data_len == 0 || memcmp(x->data, y->data, x->data_len) == 0) &&
-                      x->block_number == y->block_number &&
-                      memcmp(x->block_hash, y->block_hash, 32) == 0 &&
-                      memcmp(x->tx_hash, y->tx_hash, 32) == 0 && x->tx_index == y->tx_index &&
-                      x->log_index == y->log_index && x->removed == y->removed,
-                  "%s: log %zu", text, i);
+        cr_assert(logs_equal(&a.logs.items[i], &b.logs.items[i]), "%s: log %zu", text, i);
     }
     chain_rpc_receipt_free(&a);
     chain_rpc_receipt_free(&b);
@@ -713,16 +715,7 @@ static void logs_agree(const char *text, size_t len)
     }
     cr_assert_eq(b.count, a.count, "%.*s", (int)len, text);
     for (size_t i = 0; i != a.count; ++i) {
-        const chain_rpc_log_t *x = &a.items[i], *y = &b.items[i];
-        cr_assert(chain_addr_eq(&x->address, &y->address) && x->num_topics == y->num_topics &&
-                      memcmp(x->topics, y->topics, 32 * x->num_topics) == 0 &&
-                      x->data_len == y->data_len &&
-                      (x->data_len == 0 || memcmp(x->data, y->data, x->data_len) == 0) &&
-                      x->block_number == y->block_number &&
-                      memcmp(x->block_hash, y->block_hash, 32) == 0 &&
-                      memcmp(x->tx_hash, y->tx_hash, 32) == 0 && x->tx_index == y->tx_index &&
-                      x->log_index == y->log_index && x->removed == y->removed,
-                  "%.*s: log %zu", (int)len, text, i);
+        cr_assert(logs_equal(&a.items[i], &b.items[i]), "%.*s: log %zu", (int)len, text, i);
     }
     chain_rpc_logs_free(&a);
     chain_rpc_logs_free(&b);
