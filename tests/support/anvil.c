@@ -138,29 +138,44 @@ static int connect_loopback(uint16_t port)
     return -1;
 }
 
+static __thread char post_failure[160];
+
+const char *http_post_blocking_failure(void)
+{
+    return post_failure;
+}
+
 int http_post_blocking(uint16_t port, const char *body, char *out, size_t cap)
 {
     int fd = connect_loopback(port);
-    if (fd < 0)
+    if (fd < 0) {
+        snprintf(post_failure, sizeof(post_failure), "connect to port %u: %s", port,
+                 strerror(errno));
         return -1;
+    }
     char head[256];
     int n = snprintf(head, sizeof(head),
                      "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
                      strlen(body));
     if (write(fd, head, (size_t)n) != n || write(fd, body, strlen(body)) != (ssize_t)strlen(body)) {
+        snprintf(post_failure, sizeof(post_failure), "write to fd %d: %s", fd, strerror(errno));
         close(fd);
         return -1;
     }
     size_t len = 0;
-    ssize_t r;
+    ssize_t r = 0;
     while (len + 1 < cap && (r = read(fd, out + len, cap - 1 - len)) > 0)
         len += (size_t)r;
+    int read_errno = errno;
     out[len] = '\0';
     close(fd);
     char *start = strstr(out, "\r\n\r\n");
-    if (start == NULL)
+    if (start == NULL) {
+        snprintf(post_failure, sizeof(post_failure), "fd %d: %zu bytes, no header end (%s)", fd,
+                 len, r < 0 ? strerror(read_errno) : "closed");
         return -1;
+    }
     memmove(out, start + 4, strlen(start + 4) + 1);
     return (int)strlen(out);
 }

@@ -30,5 +30,8 @@ void anvil_stop(anvil_t *a);
 /** Posts `body` to http://127.0.0.1:port/ with a blocking socket and reads the answer's body
  * into `out` (NUL-terminated). Returns its length, or -1. For set-up and readiness only. */
 int http_post_blocking(uint16_t port, const char *body, char *out, size_t cap);
+/** Why the calling thread's last http_post_blocking returned -1 (connect, write or read, with
+ * errno, and the bytes read), for the failure message. */
+const char *http_post_blocking_failure(void);
 
 #endif

@@ -39,6 +39,13 @@ chain_addr_t echain_dev_address(int i)
     return a;
 }
 
+/* Whether a JSON-RPC method only reads the chain. */
+static bool reads_only(const char *method)
+{
+    return strncmp(method, "eth_get", 7) == 0 || strcmp(method, "eth_blockNumber") == 0 ||
+           strcmp(method, "eth_call") == 0 || strcmp(method, "eth_chainId") == 0;
+}
+
 bool echain_rpc(echain_t *c, const char *method, const char *params, char *out, size_t cap)
 {
     size_t body_len = strlen(params) + strlen(method) + 64;
@@ -46,9 +53,20 @@ bool echain_rpc(echain_t *c, const char *method, const char *params, char *out, 
     snprintf(body, body_len, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"%s\",\"params\":%s}",
              method, params);
     int n = http_post_blocking(c->anvil.port, body, out, cap);
+    if (n <= 0 && reads_only(method)) {
+        /* A read that got no answer is asked once more, saying so: safe, since it changes
+         * nothing. Rarely (a few times in hundreds of runs, always right after a test started
+         * its engine) anvil's answer to such a call has not come; the cause is not known yet,
+         * and the message keeps what the socket said. */
+        fprintf(stderr, "echain: %s: no answer (%s); asking again\n", method,
+                http_post_blocking_failure());
+        usleep(100 * 1000);
+        n = http_post_blocking(c->anvil.port, body, out, cap);
+    }
     free(body);
     if (n <= 0 || strstr(out, "\"error\"") != NULL) {
-        fprintf(stderr, "echain: %s failed: %.300s\n", method, n > 0 ? out : "no answer");
+        fprintf(stderr, "echain: %s failed: %.300s\n", method,
+                n > 0 ? out : http_post_blocking_failure());
         return false;
     }
     return true;
