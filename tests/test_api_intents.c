@@ -872,6 +872,28 @@ static void unlock_audit(PGconn *lock)
     PQfinish(lock);
 }
 
+/* Sends the `n` creates of `clients` (tokens and bodies set) at once while the audit table is
+ * locked: the first wait in the database, the others queue behind them and go out as groups
+ * once it is released. Returns when every one is answered. */
+static void send_while_audit_locked(group_client_t *clients, int n)
+{
+    PGconn *lock = lock_audit();
+    long before = requests_received();
+    pthread_t threads[GROUP_CLIENTS];
+    pthread_barrier_t start;
+    cr_assert_leq(n, GROUP_CLIENTS);
+    pthread_barrier_init(&start, NULL, (unsigned)n);
+    for (int i = 0; i != n; ++i) {
+        clients[i].start = &start;
+        cr_assert_eq(pthread_create(&threads[i], NULL, group_client_main, &clients[i]), 0);
+    }
+    wait_for_queued_creates(before, n);
+    unlock_audit(lock);
+    for (int i = 0; i != n; ++i)
+        pthread_join(threads[i], NULL);
+    pthread_barrier_destroy(&start);
+}
+
 Test(api_intents, a_group_stores_what_a_lone_create_stores, .timeout = 120,
      .fini = kill_leftover_server)
 {
@@ -879,24 +901,12 @@ Test(api_intents, a_group_stores_what_a_lone_create_stores, .timeout = 120,
     static char tokens[2][4096];
     session(KEY_A, tokens[0], sizeof(tokens[0]));
     session(KEY_B, tokens[1], sizeof(tokens[1]));
-    /* the audit table locked: the first creates wait in the database, the others queue behind
-     * them and go out as groups once it is released */
-    PGconn *lock = lock_audit();
-    long before = requests_received();
     static group_client_t clients[GROUP_CLIENTS];
-    pthread_t threads[GROUP_CLIENTS];
-    pthread_barrier_t start;
-    pthread_barrier_init(&start, NULL, GROUP_CLIENTS);
     for (int i = 0; i != GROUP_CLIENTS; ++i) {
-        clients[i] = (group_client_t){.token = tokens[i == 2 ? 0 : i % 2], .start = &start};
+        clients[i] = (group_client_t){.token = tokens[i == 2 ? 0 : i % 2]};
         group_body(&clients[i], i);
-        cr_assert_eq(pthread_create(&threads[i], NULL, group_client_main, &clients[i]), 0);
     }
-    wait_for_queued_creates(before, GROUP_CLIENTS);
-    unlock_audit(lock);
-    for (int i = 0; i != GROUP_CLIENTS; ++i)
-        pthread_join(threads[i], NULL);
-    pthread_barrier_destroy(&start);
+    send_while_audit_locked(clients, GROUP_CLIENTS);
     for (int i = 0; i != GROUP_CLIENTS; ++i)
         group_check(&clients[i], i, tokens[i == 2 ? 0 : i % 2]);
     char want[16];
@@ -921,22 +931,12 @@ Test(api_intents, a_failed_group_answers_each_create_as_alone, .timeout = 120,
     start_server_env(one_worker);
     static char token[4096];
     session(KEY_A, token, sizeof(token));
-    PGconn *lock = lock_audit();
-    long before = requests_received();
     static group_client_t clients[DUP_CLIENTS];
-    pthread_t threads[DUP_CLIENTS];
-    pthread_barrier_t start;
-    pthread_barrier_init(&start, NULL, DUP_CLIENTS);
     for (int i = 0; i != DUP_CLIENTS; ++i) {
-        clients[i] = (group_client_t){.token = token, .start = &start};
+        clients[i] = (group_client_t){.token = token};
         group_body(&clients[i], i == DUP_CLIENTS - 1 ? 0 : i); /* the last one repeats the first */
-        cr_assert_eq(pthread_create(&threads[i], NULL, group_client_main, &clients[i]), 0);
     }
-    wait_for_queued_creates(before, DUP_CLIENTS);
-    unlock_audit(lock);
-    for (int i = 0; i != DUP_CLIENTS; ++i)
-        pthread_join(threads[i], NULL);
-    pthread_barrier_destroy(&start);
+    send_while_audit_locked(clients, DUP_CLIENTS);
     group_client_t *first = &clients[0], *again = &clients[DUP_CLIENTS - 1];
     cr_assert((first->status == 201 && again->status == 409) ||
                   (first->status == 409 && again->status == 201),
