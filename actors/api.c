@@ -535,11 +535,14 @@ api_t *api_create(const api_config_t *config, store_pg_t *pg, net_router_t *rout
     api->config = *config;
     atomic_store(&api->pg, pg);
     api__guard_init(api);
-    api->cache = api_cache_create(config->cache_ttl_ms, config->cache_max_bytes);
+    api->cache = api_cache_create(config->cache_ttl_ms, config->cache_ttl_subscribed_ms,
+                                  config->cache_max_bytes);
     if (api->cache == NULL)
         rt_log_fatal("api", "out of memory creating the read cache");
-    if (config->cache_ttl_ms != 0 && config->events != NULL) /* a user's events bump theirs */
+    if (config->cache_ttl_ms != 0 && config->events != NULL) { /* a user's events bump theirs */
         events_set_user_hook(config->events, api_cache_on_event, api->cache);
+        events_set_subscription_hook(config->events, api_cache_on_subscription, api->cache);
+    }
     static const api_route_t routes[] = {
         {"POST", "/api/auth/nonce", on_nonce},
         {"POST", "/api/auth/wallet", on_wallet},
@@ -576,8 +579,10 @@ bool api_get_cache_stats(api_t *api, api_cache_stats_t *out)
 void api_free(api_t *api)
 {
     api__guard_dispose(api);
-    if (api->config.cache_ttl_ms != 0 && api->config.events != NULL)
+    if (api->config.cache_ttl_ms != 0 && api->config.events != NULL) {
         events_set_user_hook(api->config.events, NULL, NULL);
+        events_set_subscription_hook(api->config.events, NULL, NULL);
+    }
     api_cache_free(api->cache);
     free(api);
 }

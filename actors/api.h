@@ -59,8 +59,10 @@ typedef struct st_api_config_t {
      * user, 0 for none; windows of 60 s and 3600 s unless rate_window_s overrides both. */
     uint32_t rate_limit_ip, rate_limit_user, rate_window_s;
     /* The read cache of GET /api/intents/:id and the intent lists (actors/api_cache.h): answers
-     * live at most cache_ttl_ms (0: no cache); each worker keeps at most cache_max_bytes. */
-    uint64_t cache_ttl_ms, cache_max_bytes;
+     * live at most cache_ttl_ms (0: no cache), or cache_ttl_subscribed_ms while the other
+     * processes' events surely reach this one (events.h); each worker keeps at most
+     * cache_max_bytes. */
+    uint64_t cache_ttl_ms, cache_ttl_subscribed_ms, cache_max_bytes;
 } api_config_t;
 
 typedef struct st_api_t api_t;

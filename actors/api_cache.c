@@ -14,14 +14,15 @@
  *   worker that stores an answer it read hands a copy to the other workers (share/take_shared:
  *   a lock-free list per worker, taken in at its next lookup, on the same terms as its own
  *   reads), so one database read serves every worker's copy.
- * - An entry is (key = user id + raw path with its query, body, generation, expiry). Bodies and
- *   keys live in a per-worker ring arena written like a log: each entry is appended at the head,
- *   and an entry is intact while the head has not lapped its first byte (head - pos <= size), so
- *   old entries fall off the end in insertion order with no free lists and no per-entry
- *   allocation. The index is an 8-way set-associative table of fixed size (an eighth of the
- *   budget; 2 ways lost ~0.5 % of the bench's 1,600 entries per worker to collisions, each then
- *   missing over and over); a collision evicts the way that expires first. Both are sized from
- *   API_CACHE_MAX_BYTES at the worker's first use, so memory is bounded per worker. A hit is
+ * - An entry is (key = user id + raw path with its query, body, generation, epoch, fill
+ *   time). Bodies and keys live in a per-worker ring arena written like a log: each entry is
+ *   appended at the head, and an entry is intact while the head has not lapped its first byte
+ *   (head - pos <= size), so old entries fall off the end in insertion order with no free lists
+ *   and no per-entry allocation. The index is an 8-way set-associative table of fixed size (an
+ *   eighth of the budget; 2 ways lost ~0.5 % of the bench's 1,600 entries per worker to
+ *   collisions, each then missing over and over); a collision evicts the way filled first. Both
+ *   are sized from API_CACHE_MAX_BYTES at the worker's first use, so memory is bounded per
+ *   worker. A hit is
  *   sent from the arena itself, not a copy: each of the arena's ARENA_SEGMENTS segments counts
  *   the answers still being sent from it, and an append skips a segment whose count is not 0
  *   (make_room).
@@ -34,8 +35,36 @@
  * - Bumps: the API's intent-changing handlers bump right after the database confirms and before
  *   their answer leaves (so the client's next GET, on any worker, misses); every event of a user
  *   (the engine's, local or from another process through Redis) bumps through the events hook.
- *   The TTL (API_CACHE_TTL_MS) bounds staleness when a bump is lost: another process's event
- *   while Redis is down, a dropped event, a change made behind the server's back.
+ * - Lifetime: the TTL only bounds staleness when a bump is LOST: another process's event while
+ *   Redis is down, a dropped event, a change made behind the server's back. While this process
+ *   surely receives the other processes' events (events.c proves its Redis subscription with a
+ *   probe and calls api_cache_on_subscription), an event bumps at once and a short TTL buys
+ *   little but database reads (the bench: ~1,600 entries per worker re-read ~1,100 times a
+ *   second with 2 s, ~0.2 core of intentd's replays and PostgreSQL on the requests' cores). So
+ *   there are two: API_CACHE_TTL_SUBSCRIBED_MS (default 15 s) while subscribed,
+ *   API_CACHE_TTL_MS (2 s) otherwise (no Redis, or its subscription down). The state is a
+ *   shared epoch, odd while subscribed, +1 at each change, read with the user's generation
+ *   before the database and stored with the entry. Coming up, every entry goes stale at once
+ *   (the events of the gap were lost): while subscribed, an entry needs the current epoch, like
+ *   the current generation. Going down, an entry is served until its fill + the short TTL,
+ *   whichever TTL it was filled under: the TTL is the one in force at the lookup, never one
+ *   stored with the entry; so nothing outlives the short TTL from the moment the relay sees it
+ *   down. Why 15 s: it cuts the re-reads ~7.5x (~150/s, ~0.03 core), and 30 s would only save
+ *   ~0.015 core more while doubling how long a lost bump can go unseen. The refresh points are
+ *   fractions of the TTL in force (refresh_frac), so they follow a change of TTL: going down,
+ *   an entry is refreshed in [1/6 or 2/3, 7/8) of the short TTL from its fill, not left to
+ *   expire at the long one's pace.
+ * - What bounds a lost bump while subscribed: the long TTL, and only it. That covers a change
+ *   behind the server's back, an event a hub queue dropped, a drop of the subscription that
+ *   events.c never saw (see there), and the publish side: an event whose PUBLISH failed here
+ *   (this process's connections down or backlogged, Redis up for the others) never reaches
+ *   the other processes, whose subscriptions stay up. Considered for that last one: republish
+ *   a "resync everything" when this process's Redis comes back (every other process then
+ *   misses on every entry at once, for what is a partial Redis failure), or keep the failed
+ *   users and republish per user (a queue to bound, and old processes would take it for an
+ *   event). Both guard a case rarer than a change made in SQL, which the long TTL must bound
+ *   anyway; a whole-Redis outage is already covered (every subscription goes down: short TTL,
+ *   then a new epoch when it is back).
  * - Refresh ahead, in the background, spread out: an entry filled at t is served until t + TTL,
  *   but the first request that finds it past a refresh point drawn at random in
  *   [t + 2/3 TTL, t + 7/8 TTL) is answered from it and starts a copy of itself
@@ -64,8 +93,9 @@
  *   miss filled (a warm-up, a mass invalidation: the ones filled together) draws its first
  *   refresh point over [t + TTL/6, t + 7/8 TTL), about one round, and the refreshes are even
  *   from the first round on; this costs at most one early database read per miss. The
- *   staleness bound is unchanged (a hit still needs the current generation and t + TTL, t
- *   being when the generation was read before the database, on whichever worker read it).
+ *   staleness bound is unchanged (a hit still needs the current generation, and epoch while
+ *   subscribed, and t + the TTL in force, t being when the generation was read before the
+ *   database, on whichever worker read it).
  * - Only 200 application/json answers of GET are stored, captured with the per-request answer
  *   hook of net/http_util.h, byte for byte; a hit answers them with net_http_send_owned like
  *   net_json_send does, and the router adds the security, request id and CORS headers to both
@@ -93,15 +123,18 @@
 #define CONTENT_TYPE "application/json"
 /* a refresh whose answer has not come back this long is tried again by another request */
 #define REFRESH_RETRY_MS 100
+#define REFRESH_ONE 65536u /* refresh points are fractions of the TTL in force, in these */
 
 /* One index entry; hash 0 means empty. The key's bytes, then the body's, are at arena position
  * `pos` (absolute: bytes ever appended, so that "lapped" is a subtraction). */
 typedef struct st_cache_slot_t {
     uint64_t hash;
     uint64_t pos;
-    uint64_t generation; /* the user's counter when the database was read */
-    uint64_t expires_ms; /* rt_now_ms() clock */
-    uint64_t refresh_ms; /* from then on, one request refreshes the entry (see above) */
+    uint64_t generation;   /* the user's counter when the database was read */
+    uint64_t filled_ms;    /* when that counter was read (rt_now_ms() clock) */
+    uint64_t retry_ms;     /* no refresh starts before then: one is under way, or failed */
+    uint32_t epoch;        /* the subscription epoch when the counter was read */
+    uint32_t refresh_frac; /* the refresh point, in REFRESH_ONE-ths of the TTL in force */
     uint32_t key_len, body_len;
 } cache_slot_t;
 
@@ -138,7 +171,11 @@ typedef struct st_cache_worker_t {
 } cache_worker_t;
 
 struct st_api_cache_t {
-    uint64_t ttl_ms;
+    uint64_t ttl_ms;            /* while the subscription is down (even epoch) */
+    uint64_t ttl_subscribed_ms; /* while it is up (odd epoch); >= ttl_ms */
+    /* the subscription epoch: odd while this process surely receives the other processes'
+     * events, even otherwise; +1 at each change (api_cache_on_subscription) */
+    _Atomic uint32_t epoch;
     size_t max_bytes;
     _Atomic uint64_t *generations; /* API_CACHE_GENERATIONS, shared by every worker */
     _Atomic uint64_t *claims; /* API_CACHE_GENERATIONS, by key hash: a refresh under way until */
@@ -149,8 +186,8 @@ struct st_api_cache_t {
 /* What a miss hands to its answer's hook, in the request's pool. */
 typedef struct st_cache_fill_t {
     api_cache_t *cache;
-    uint64_t hash, generation, filled_ms, expires_ms;
-    uint32_t gen_index, key_len;
+    uint64_t hash, generation, filled_ms;
+    uint32_t epoch, gen_index, key_len;
     bool refresh; /* of a current entry, ahead of its expiry */
     char key[];
 } cache_fill_t;
@@ -158,8 +195,8 @@ typedef struct st_cache_fill_t {
 /* An answer one worker read, handed to another (see share); key then body in `data`. */
 typedef struct st_cache_share_t {
     struct st_cache_share_t *next;
-    uint64_t hash, generation, filled_ms, expires_ms, refresh_ms;
-    uint32_t gen_index, key_len, body_len;
+    uint64_t hash, generation, filled_ms;
+    uint32_t epoch, refresh_frac, gen_index, key_len, body_len;
     char data[];
 } cache_share_t;
 
@@ -267,10 +304,29 @@ static cache_slot_t *find(cache_worker_t *w, uint64_t hash, const char *key, siz
     return NULL;
 }
 
+/* The TTL in force in subscription epoch `epoch` (odd: subscribed). */
+static uint64_t ttl_of(const api_cache_t *cache, uint32_t epoch)
+{
+    return (epoch & 1) != 0 ? cache->ttl_subscribed_ms : cache->ttl_ms;
+}
+
+/* True when an answer read at `filled_ms` with the user's counter at `generation` and the
+ * subscription epoch at `epoch` may still be served, the counter being `gen_now` and the epoch
+ * `epoch_now` now (see the header comment): always the same counter; while subscribed, the
+ * same epoch (what came before the subscription came up missed the events of the gap) and the
+ * long TTL; otherwise any epoch and the short TTL from its fill, whichever TTL it was filled
+ * under. */
+static bool current(const api_cache_t *cache, uint64_t generation, uint32_t epoch,
+                    uint64_t filled_ms, uint64_t gen_now, uint32_t epoch_now, uint64_t now_ms)
+{
+    return generation == gen_now && ((epoch_now & 1) == 0 || epoch == epoch_now) &&
+           now_ms < filled_ms + ttl_of(cache, epoch_now);
+}
+
 /* Where a new entry for `hash` goes: its own key's slot, else an empty or lapped way, else the
- * way that expires first (counted as an eviction when it was still current). */
+ * way filled first, hence expiring first (counted as an eviction when still in its TTL). */
 static cache_slot_t *victim(cache_worker_t *w, uint64_t hash, const char *key, size_t key_len,
-                            uint64_t now_ms)
+                            uint64_t now_ms, uint64_t ttl_ms)
 {
     cache_slot_t *own = find(w, hash, key, key_len);
     if (own != NULL)
@@ -279,24 +335,31 @@ static cache_slot_t *victim(cache_worker_t *w, uint64_t hash, const char *key, s
     for (int i = 0; i != CACHE_WAYS; ++i) {
         if (!intact(w, &set[i]))
             return &set[i];
-        if (set[i].expires_ms < best->expires_ms)
+        if (set[i].filled_ms < best->filled_ms)
             best = &set[i];
     }
-    if (best->expires_ms > now_ms)
+    if (best->filled_ms + ttl_ms > now_ms)
         atomic_fetch_add_explicit(&w->evicted, 1, memory_order_relaxed);
     return best;
 }
 
-/* A refresh point drawn uniformly in [filled + 2/3 ttl, filled + 7/8 ttl) for an entry a
- * refresh filled, and in [filled + 1/6 ttl, filled + 7/8 ttl) for one a miss filled: see the
+/* A refresh point, as a fraction of the TTL in force (REFRESH_ONE: all of it), drawn uniformly
+ * in [2/3, 7/8) for an entry a refresh filled, and in [1/6, 7/8) for one a miss filled: see the
  * header comment. */
-static uint64_t refresh_point(cache_worker_t *w, uint64_t filled_ms, uint64_t ttl_ms, bool refresh)
+static uint32_t refresh_frac(cache_worker_t *w, bool refresh)
 {
     w->rng ^= w->rng << 13;
     w->rng ^= w->rng >> 7;
     w->rng ^= w->rng << 17;
-    uint64_t earliest = refresh ? ttl_ms * 2 / 3 : ttl_ms / 6, span = ttl_ms * 7 / 8 - earliest;
-    return filled_ms + earliest + (span > 0 ? w->rng % span : 0);
+    uint32_t earliest = refresh ? REFRESH_ONE * 2 / 3 : REFRESH_ONE / 6,
+             span = REFRESH_ONE * 7 / 8 - earliest;
+    return earliest + (uint32_t)(w->rng % span);
+}
+
+/* When the entry's refresh point is, under a TTL of `ttl_ms`. */
+static uint64_t refresh_at(const cache_slot_t *s, uint64_t ttl_ms)
+{
+    return s->filled_ms + ttl_ms * s->refresh_frac / REFRESH_ONE;
 }
 
 /* Where in the arena `total` bytes go next: at the head, unless that would wrap (entries never
@@ -328,21 +391,23 @@ static bool make_room(cache_worker_t *w, size_t total, size_t *off_out)
 /* Appends the key and `body` of an answer read with `f` and indexes them. An entry over an
  * eighth of the arena is not kept, so that one large list cannot flush everything else.
  * O(key + body). */
-static bool store(cache_worker_t *w, const cache_fill_t *f, const char *key, h2o_iovec_t body,
-                  uint64_t refresh_ms)
+static bool store(api_cache_t *cache, cache_worker_t *w, const cache_fill_t *f, const char *key,
+                  h2o_iovec_t body, uint32_t frac)
 {
     size_t total = f->key_len + body.len, off;
     if (total > w->arena_size / 8 || body.len > UINT32_MAX || !make_room(w, total, &off))
         return false;
-    cache_slot_t *s = victim(w, f->hash, key, f->key_len, rt_now_ms());
+    uint32_t epoch = atomic_load_explicit(&cache->epoch, memory_order_relaxed);
+    cache_slot_t *s = victim(w, f->hash, key, f->key_len, rt_now_ms(), ttl_of(cache, epoch));
     s->hash = 0; /* its bytes may be overwritten below */
     memcpy(w->arena + off, key, f->key_len);
     memcpy(w->arena + off + f->key_len, body.base, body.len);
     *s = (cache_slot_t){.hash = f->hash,
                         .pos = w->head,
                         .generation = f->generation,
-                        .expires_ms = f->expires_ms,
-                        .refresh_ms = refresh_ms,
+                        .filled_ms = f->filled_ms,
+                        .epoch = f->epoch,
+                        .refresh_frac = frac,
                         .key_len = f->key_len,
                         .body_len = (uint32_t)body.len};
     w->head += total;
@@ -357,7 +422,7 @@ static bool store(cache_worker_t *w, const cache_fill_t *f, const char *key, h2o
  * counted from then. An inbox holds at most an eighth of the budget; past that, the other
  * worker reads for itself. Lock-free (a push onto a list); O(workers x body). */
 static void share(api_cache_t *cache, uint16_t self, const cache_fill_t *f, h2o_iovec_t body,
-                  uint64_t refresh_ms)
+                  uint32_t frac)
 {
     size_t size = sizeof(cache_share_t) + f->key_len + body.len;
     for (uint16_t i = 0; i != RT_MAX_WORKERS; ++i) {
@@ -372,8 +437,8 @@ static void share(api_cache_t *cache, uint16_t self, const cache_fill_t *f, h2o_
         *c = (cache_share_t){.hash = f->hash,
                              .generation = f->generation,
                              .filled_ms = f->filled_ms,
-                             .expires_ms = f->expires_ms,
-                             .refresh_ms = refresh_ms,
+                             .epoch = f->epoch,
+                             .refresh_frac = frac,
                              .gen_index = f->gen_index,
                              .key_len = f->key_len,
                              .body_len = (uint32_t)body.len};
@@ -400,15 +465,17 @@ static void take_shared(api_cache_t *cache, cache_worker_t *w)
         cache_slot_t *own = find(w, c->hash, c->data, c->key_len);
         uint64_t now =
             atomic_load_explicit(&cache->generations[c->gen_index], memory_order_acquire);
-        if (now == c->generation &&
-            (own == NULL || own->generation != c->generation || own->expires_ms < c->expires_ms)) {
+        uint32_t epoch = atomic_load_explicit(&cache->epoch, memory_order_acquire);
+        if (current(cache, c->generation, c->epoch, c->filled_ms, now, epoch, rt_now_ms()) &&
+            (own == NULL || own->generation != c->generation || own->epoch != c->epoch ||
+             own->filled_ms < c->filled_ms)) {
             cache_fill_t f = {.hash = c->hash,
                               .generation = c->generation,
                               .filled_ms = c->filled_ms,
-                              .expires_ms = c->expires_ms,
+                              .epoch = c->epoch,
                               .key_len = c->key_len};
-            if (store(w, &f, c->data, h2o_iovec_init(c->data + c->key_len, c->body_len),
-                      c->refresh_ms))
+            if (store(cache, w, &f, c->data, h2o_iovec_init(c->data + c->key_len, c->body_len),
+                      c->refresh_frac))
                 atomic_fetch_add_explicit(&w->shared, 1, memory_order_relaxed);
         }
         atomic_fetch_sub_explicit(&w->inbox_bytes, size, memory_order_relaxed);
@@ -433,20 +500,23 @@ static bool on_answer(h2o_req_t *req, net_http_answer_t *res, void *ctx)
          * entry at most rather than one per REFRESH_RETRY_MS */
         cache_slot_t *s = f->refresh ? find(w, f->hash, f->key, f->key_len) : NULL;
         if (s != NULL)
-            s->refresh_ms = s->expires_ms;
+            s->retry_ms = UINT64_MAX;
         return true;
     }
-    uint64_t now = atomic_load_explicit(&f->cache->generations[f->gen_index], memory_order_acquire);
+    api_cache_t *cache = f->cache;
+    uint64_t now = atomic_load_explicit(&cache->generations[f->gen_index], memory_order_acquire);
+    uint32_t epoch = atomic_load_explicit(&cache->epoch, memory_order_acquire);
     /* every worker's copy gets the same refresh point: the first to pass it refreshes all */
-    uint64_t refresh_ms = refresh_point(w, f->filled_ms, f->cache->ttl_ms, f->refresh);
-    if (now == f->generation && store(w, f, f->key, res->body, refresh_ms))
-        share(f->cache, worker->id, f, res->body, refresh_ms);
+    uint32_t frac = refresh_frac(w, f->refresh);
+    if (current(cache, f->generation, f->epoch, f->filled_ms, now, epoch, rt_now_ms()) &&
+        store(cache, w, f, f->key, res->body, frac))
+        share(cache, worker->id, f, res->body, frac);
     return true;
 }
 
 /* ---- the interface ---- */
 
-api_cache_t *api_cache_create(uint64_t ttl_ms, size_t max_bytes)
+api_cache_t *api_cache_create(uint64_t ttl_ms, uint64_t ttl_subscribed_ms, size_t max_bytes)
 {
     if (max_bytes == 0)
         max_bytes = API_CACHE_DEFAULT_BYTES;
@@ -455,6 +525,7 @@ api_cache_t *api_cache_create(uint64_t ttl_ms, size_t max_bytes)
     if (c == NULL)
         return NULL;
     c->ttl_ms = ttl_ms;
+    c->ttl_subscribed_ms = ttl_subscribed_ms > ttl_ms ? ttl_subscribed_ms : ttl_ms;
     c->max_bytes = max_bytes;
     c->generations = calloc(API_CACHE_GENERATIONS, sizeof(*c->generations));
     c->claims = calloc(API_CACHE_GENERATIONS, sizeof(*c->claims));
@@ -534,15 +605,14 @@ static void answer_hit(cache_worker_t *w, const cache_slot_t *s, h2o_req_t *req)
 
 /* Hooks a GET's answer to be stored with the generation read now. */
 static void watch(api_cache_t *cache, h2o_req_t *req, const char *key, size_t key_len,
-                  uint64_t hash, uint32_t gi, uint64_t generation, bool refresh)
+                  uint64_t hash, uint32_t gi, uint64_t generation, uint32_t epoch, bool refresh)
 {
     cache_fill_t *f = h2o_mem_alloc_pool(&req->pool, sizeof(*f) + key_len);
-    uint64_t now_ms = rt_now_ms();
     *f = (cache_fill_t){.cache = cache,
                         .hash = hash,
                         .generation = generation,
-                        .filled_ms = now_ms,
-                        .expires_ms = now_ms + cache->ttl_ms,
+                        .filled_ms = rt_now_ms(),
+                        .epoch = epoch,
                         .gen_index = gi,
                         .key_len = (uint32_t)key_len,
                         .refresh = refresh};
@@ -566,21 +636,23 @@ bool api_cache_serve(api_cache_t *cache, h2o_req_t *req, const char *user_id)
     take_shared(cache, w);
     uint32_t gi = gen_index(user_id);
     /* read before the lookup and, on a miss, before the database: see the header comment */
+    uint32_t epoch = atomic_load_explicit(&cache->epoch, memory_order_acquire);
     uint64_t generation = atomic_load_explicit(&cache->generations[gi], memory_order_acquire);
     uint64_t hash = key_hash(key, key_len);
     if (get && net_http_is_replay(req)) { /* the background refresh started below: the database */
         atomic_fetch_add_explicit(&w->refreshes, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&w->misses, 1, memory_order_relaxed);
-        watch(cache, req, key, key_len, hash, gi, generation, true);
+        watch(cache, req, key, key_len, hash, gi, generation, epoch, true);
         return false;
     }
     cache_slot_t *s = find(w, hash, key, key_len);
     uint64_t now_ms = rt_now_ms();
-    if (s != NULL && s->generation == generation && now_ms < s->expires_ms) {
+    if (s != NULL &&
+        current(cache, s->generation, s->epoch, s->filled_ms, generation, epoch, now_ms)) {
         /* past its refresh point, the entry is renewed by a copy of this request run in the
          * background, while this one and the others are still answered from it */
-        if (get && now_ms >= s->refresh_ms) {
-            s->refresh_ms = now_ms + REFRESH_RETRY_MS;
+        if (get && now_ms >= s->retry_ms && now_ms >= refresh_at(s, ttl_of(cache, epoch))) {
+            s->retry_ms = now_ms + REFRESH_RETRY_MS;
             if (claim_refresh(cache, hash, now_ms))
                 net_http_replay(req); /* false (too many at once): tried again after the delay */
         }
@@ -593,7 +665,7 @@ bool api_cache_serve(api_cache_t *cache, h2o_req_t *req, const char *user_id)
     }
     atomic_fetch_add_explicit(&w->misses, 1, memory_order_relaxed);
     if (get) /* a HEAD's answer has no body to keep */
-        watch(cache, req, key, key_len, hash, gi, generation, false);
+        watch(cache, req, key, key_len, hash, gi, generation, epoch, false);
     return false;
 }
 
@@ -609,6 +681,18 @@ void api_cache_bump(api_cache_t *cache, const char *user_id)
 void api_cache_on_event(void *ctx, const char *user_id)
 {
     api_cache_bump(ctx, user_id);
+}
+
+void api_cache_on_subscription(void *ctx, bool up)
+{
+    api_cache_t *cache = ctx;
+    if (cache == NULL)
+        return;
+    /* seq_cst, like a bump: a lookup after this sees the new epoch */
+    uint32_t epoch = atomic_load(&cache->epoch);
+    while (((epoch & 1) != 0) != up &&
+           !atomic_compare_exchange_weak(&cache->epoch, &epoch, epoch + 1))
+        ;
 }
 
 void api_cache_get_stats(const api_cache_t *cache, api_cache_stats_t *out)

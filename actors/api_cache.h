@@ -11,7 +11,8 @@
  *
  * and, after any committed change to a user's data that such an answer shows (before the
  * change's own answer leaves), api_cache_bump(cache, user_id). The events of actors/events.h
- * bump through api_cache_on_event.
+ * bump through api_cache_on_event, and the state of the process's subscription to the other
+ * processes' events sets the TTL in force through api_cache_on_subscription.
  */
 #ifndef ACTORS_API_CACHE_H
 #define ACTORS_API_CACHE_H
@@ -41,13 +42,15 @@ typedef struct st_api_cache_stats_t {
     uint64_t shared;    /* answers stored from another worker's read */
 } api_cache_stats_t;
 
-/** Creates the cache: answers live at most `ttl_ms` (refreshed ahead from a random point in
- * [2/3, 7/8) of it, in the background, while every request is still answered), each worker keeps at
- * most `max_bytes` (API_CACHE_MIN_BYTES..API_CACHE_MAX_BYTES; 0: API_CACHE_DEFAULT_BYTES) of
- * entries and their index, allocated on the worker's first use. `ttl_ms` 0 disables the answers
- * (serve answers false, nothing is stored); the tokens are kept all the same. NULL when out of
- * memory; every function below accepts NULL and then does nothing. */
-api_cache_t *api_cache_create(uint64_t ttl_ms, size_t max_bytes);
+/** Creates the cache: answers live at most `ttl_ms`, or at most `ttl_subscribed_ms` (taken as
+ * `ttl_ms` when shorter) while the subscription is up (api_cache_on_subscription); each is
+ * refreshed ahead from a random point in [2/3, 7/8) of the TTL in force, in the background,
+ * while every request is still answered. Each worker keeps at most `max_bytes`
+ * (API_CACHE_MIN_BYTES..API_CACHE_MAX_BYTES; 0: API_CACHE_DEFAULT_BYTES) of entries and their
+ * index, allocated on the worker's first use. `ttl_ms` 0 disables the answers (serve answers
+ * false, nothing is stored); the tokens are kept all the same. NULL when out of memory; every
+ * function below accepts NULL and then does nothing. */
+api_cache_t *api_cache_create(uint64_t ttl_ms, uint64_t ttl_subscribed_ms, size_t max_bytes);
 /** Frees the cache, after the workers have stopped. */
 void api_cache_free(api_cache_t *cache);
 
@@ -65,6 +68,11 @@ bool api_cache_serve(api_cache_t *cache, h2o_req_t *req, const char *user_id);
 void api_cache_bump(api_cache_t *cache, const char *user_id);
 /** api_cache_bump in the shape of events_user_hook_fn (`ctx` is the cache). */
 void api_cache_on_event(void *ctx, const char *user_id);
+/** In the shape of events_subscription_hook_fn (`ctx` is the cache): `up`, every entry stored
+ * so far goes stale at once (the events of the gap were lost) and the long TTL is in force from
+ * now on; down, the short TTL is, counted from each entry's fill, whichever TTL it was filled
+ * under. Callable from any thread; one atomic operation. */
+void api_cache_on_subscription(void *ctx, bool up);
 /** The counters, summed over the workers. */
 void api_cache_get_stats(const api_cache_t *cache, api_cache_stats_t *out);
 

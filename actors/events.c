@@ -9,6 +9,21 @@
  * on one worker's Redis connection, so one process's events of a user reach Redis in order.
  * When Redis is down the PUBLISH is answered UNAVAILABLE at once and the event stays local:
  * live updates are a best-effort view of what the database holds.
+ *
+ * Whether the subscription is up. Caches of what the events announce (actors/api_cache.c) keep
+ * answers longer while every other process's event surely reaches this one, so the relay
+ * tracks that and tells them (events_set_subscription_hook). A connected subscriber socket is
+ * not proof: the SUBSCRIBE is sent after the connect, and what is published in between is lost.
+ * So the relay publishes a probe (a sequence number) on a channel of its own,
+ * PROBE_CHANNEL_PREFIX + origin, subscribed on the same connection after EVENTS_CHANNEL: Redis
+ * runs a connection's commands in order, so a probe that comes back proves that EVENTS_CHANNEL's
+ * SUBSCRIBE ran before the probe's PUBLISH, and every event published after that reaches us.
+ * Up: a probe sent after the last time it was down came back while every connection is up.
+ * Down: a connection of store_redis_is_connected is down (looked at every PROBE_TICK_MS; the
+ * store's reconnect waits at least 50 ms, so a drop and reconnect is seen), or a probe went
+ * unanswered for PROBE_TIMEOUT_MS (probes go out every PROBE_INTERVAL_MS while up). A drop that
+ * is never seen (worker 0 stalled through all of it) is one more lost event to those caches:
+ * bounded by their longest TTL. One PUBLISH per second per process, received only by itself.
  */
 #include "actors/events.h"
 #include <assert.h>
@@ -29,6 +44,12 @@
 #define HUB_BUCKETS_MIN 1024
 #define HUB_BUCKETS_MAX (1u << 22)
 #define STOP_WAIT_MS 5000
+#define PROBE_CHANNEL_PREFIX "intentd:probe:"
+#define PROBE_TICK_MS 20       /* the connections are looked at this often */
+#define PROBE_INTERVAL_MS 1000 /* a probe this often while up */
+#define PROBE_TIMEOUT_MS 2000  /* a probe unanswered this long: down */
+
+enum { RELAY_MSG_START = RT_MSG_USER + 0x7f0 }; /* to the relay: Redis attached, start probing */
 
 struct st_events_t {
     events_config_t config;
@@ -40,10 +61,13 @@ struct st_events_t {
     _Atomic int hubs_stopped;
     _Atomic(store_redis_t *) redis;
     char origin[ORIGIN_LEN + 1];
+    char probe_channel[sizeof(PROBE_CHANNEL_PREFIX) + ORIGIN_LEN];
     events_user_hook_fn user_hook; /* set before the workers run: read without ordering */
     void *user_hook_ctx;
+    events_subscription_hook_fn subscription_hook; /* likewise */
+    void *subscription_hook_ctx;
     _Atomic uint64_t published, dropped, delivered, from_redis, sockets_open, slow_closed,
-        sessions_alive;
+        sessions_alive, subscribed, resubscribed;
 };
 
 /* ---- frames ---- */
@@ -121,6 +145,8 @@ void events_get_stats(const events_t *e, events_stats_t *out)
     out->sockets_open = atomic_load_explicit(&m->sockets_open, memory_order_relaxed);
     out->slow_closed = atomic_load_explicit(&m->slow_closed, memory_order_relaxed);
     out->sessions_alive = atomic_load_explicit(&m->sessions_alive, memory_order_relaxed);
+    out->subscribed = atomic_load_explicit(&m->subscribed, memory_order_relaxed);
+    out->resubscribed = atomic_load_explicit(&m->resubscribed, memory_order_relaxed);
 }
 
 const events_config_t *events_config(const events_t *events)
@@ -298,16 +324,89 @@ rt_actor_t *events__hub_of(events_t *events, const char *user_id)
     return events->hubs[hash_user(user_id) % (uint64_t)events->num_hubs];
 }
 
-/* ---- the relay: events from other processes ---- */
+/* ---- the relay: events from other processes, and the probes ---- */
 
-static void relay_behaviour(rt_actor_t *self, rt_msg_t *msg)
+/* The relay's state (on worker 0). Probes are numbered from 1; one is out at a time. */
+typedef struct st_relay_t {
+    events_t *events;
+    rt_actor_timer_t timer;
+    bool up;
+    uint64_t sent_seq;   /* the last probe sent */
+    uint64_t echoed_seq; /* the last probe back, or given up on */
+    uint64_t valid_seq;  /* the first probe sent since it was last down: only those prove up */
+    uint64_t sent_ms;    /* when sent_seq went out */
+} relay_t;
+
+static void relay_set_up(relay_t *r, bool up)
 {
-    events_t *events = *(events_t **)rt_actor_state(self);
-    if (msg->type != STORE_REDIS_MSG_PUBLISHED)
+    if (r->up == up)
         return;
-    store_redis_published_t *p = rt_msg_payload(msg);
-    const char *text = p->text + p->channel_len + 1, *end = text + p->message_len;
-    if (p->message_len < ORIGIN_LEN + 3 || text[ORIGIN_LEN] != ' ' ||
+    r->up = up;
+    events_t *events = r->events;
+    if (!up) { /* a probe out now proves nothing any more */
+        r->valid_seq = r->sent_seq + 1;
+        r->echoed_seq = r->sent_seq;
+    } else {
+        atomic_fetch_add_explicit(&events->resubscribed, 1, memory_order_relaxed);
+    }
+    atomic_store_explicit(&events->subscribed, up, memory_order_relaxed);
+    rt_log_info("events", "subscription to the other processes' events %s",
+                up ? "up" : "down: their events may be lost until it is up again");
+    if (events->subscription_hook != NULL)
+        events->subscription_hook(events->subscription_hook_ctx, up);
+}
+
+static void relay_send_probe(rt_actor_t *self, relay_t *r, store_redis_t *redis, uint64_t now_ms)
+{
+    char seq[24];
+    int len = snprintf(seq, sizeof(seq), "%llu", (unsigned long long)++r->sent_seq);
+    r->sent_ms = now_ms;
+    const char *argv[] = {"PUBLISH", r->events->probe_channel, seq};
+    const size_t argv_len[] = {7, strlen(r->events->probe_channel), (size_t)len};
+    store_redis_command(redis, self, 0, 3, argv, argv_len); /* the reply is ignored */
+}
+
+/* Every PROBE_TICK_MS: down when a connection is, or a probe went unanswered; a probe out when
+ * down (to come up), or every PROBE_INTERVAL_MS while up. */
+static void relay_tick(rt_actor_t *self, relay_t *r)
+{
+    store_redis_t *redis = atomic_load_explicit(&r->events->redis, memory_order_acquire);
+    if (redis == NULL)
+        return; /* stopping: no more ticks */
+    uint64_t now_ms = rt_now_ms();
+    bool out = r->echoed_seq != r->sent_seq;
+    if (!store_redis_is_connected(redis)) {
+        relay_set_up(r, false);
+    } else if (out && now_ms - r->sent_ms < PROBE_TIMEOUT_MS) {
+        /* wait for it */
+    } else if (out || !r->up || now_ms - r->sent_ms >= PROBE_INTERVAL_MS) {
+        if (out)
+            relay_set_up(r, false);
+        relay_send_probe(self, r, redis, now_ms);
+    }
+    rt_actor_timer_start(self, &r->timer, PROBE_TICK_MS, 0);
+}
+
+/* A probe came back: up, when it was sent since the last time down and nothing is down now. */
+static void relay_on_probe(relay_t *r, const char *text, size_t len)
+{
+    char digits[24];
+    if (len == 0 || len >= sizeof(digits))
+        return;
+    memcpy(digits, text, len);
+    digits[len] = '\0';
+    uint64_t seq = strtoull(digits, NULL, 10);
+    store_redis_t *redis = atomic_load_explicit(&r->events->redis, memory_order_acquire);
+    if (seq != r->sent_seq || seq == r->echoed_seq || redis == NULL)
+        return;
+    r->echoed_seq = seq;
+    if (seq >= r->valid_seq && store_redis_is_connected(redis))
+        relay_set_up(r, true);
+}
+
+static void relay_on_event(events_t *events, const char *text, const char *end)
+{
+    if (end - text < ORIGIN_LEN + 3 || text[ORIGIN_LEN] != ' ' ||
         memcmp(text, events->origin, ORIGIN_LEN) == 0)
         return; /* malformed, or our own */
     const char *user = text + ORIGIN_LEN + 1, *space = memchr(user, ' ', (size_t)(end - user));
@@ -330,6 +429,32 @@ static void relay_behaviour(rt_actor_t *self, rt_msg_t *msg)
     if (!rt_actor_try_send(hub, ev, events->config.hub_queue_max)) {
         rt_msg_free(ev);
         atomic_fetch_add_explicit(&events->dropped, 1, memory_order_relaxed);
+    }
+}
+
+static void relay_behaviour(rt_actor_t *self, rt_msg_t *msg)
+{
+    relay_t *r = rt_actor_state(self);
+    switch (msg->type) {
+    case STORE_REDIS_MSG_PUBLISHED: {
+        store_redis_published_t *p = rt_msg_payload(msg);
+        const char *text = p->text + p->channel_len + 1;
+        if (p->channel_len == strlen(r->events->probe_channel) &&
+            memcmp(p->text, r->events->probe_channel, p->channel_len) == 0)
+            relay_on_probe(r, text, p->message_len);
+        else
+            relay_on_event(r->events, text, text + p->message_len);
+        break;
+    }
+    case RELAY_MSG_START:
+    case RT_MSG_TIMER:
+        relay_tick(self, r);
+        break;
+    case RT_MSG_STOP:
+        rt_actor_timer_cancel(self, &r->timer);
+        break;
+    default: /* Redis replies to the probes: an unanswered probe is what counts */
+        break;
     }
 }
 
@@ -415,6 +540,7 @@ events_t *events_create(const events_config_t *config)
     }
     for (size_t i = 0; i != sizeof(raw); ++i)
         snprintf(e->origin + 2 * i, 3, "%02x", raw[i]);
+    snprintf(e->probe_channel, sizeof(e->probe_channel), "%s%s", PROBE_CHANNEL_PREFIX, e->origin);
     return e;
 }
 
@@ -422,6 +548,12 @@ void events_set_user_hook(events_t *events, events_user_hook_fn fn, void *ctx)
 {
     events->user_hook = fn;
     events->user_hook_ctx = ctx;
+}
+
+void events_set_subscription_hook(events_t *events, events_subscription_hook_fn fn, void *ctx)
+{
+    events->subscription_hook = fn;
+    events->subscription_hook_ctx = ctx;
 }
 
 void events_start(events_t *events, rt_runtime_t *rt)
@@ -440,16 +572,23 @@ void events_start(events_t *events, rt_runtime_t *rt)
         if (hub->buckets == NULL)
             rt_log_fatal("events", "out of memory");
     }
-    events->relay = rt_actor_spawn(rt, 0, relay_behaviour, sizeof(events_t *));
-    *(events_t **)rt_actor_state(events->relay) = events;
+    events->relay = rt_actor_spawn(rt, 0, relay_behaviour, sizeof(relay_t));
+    relay_t *relay = rt_actor_state(events->relay);
+    relay->events = events;
+    relay->valid_seq = 1;
     atomic_store_explicit(&events->running, 1, memory_order_release);
 }
 
 void events_attach_redis(events_t *events, store_redis_t *redis)
 {
-    if (redis != NULL && events->relay != NULL)
+    if (redis != NULL && events->relay != NULL) {
+        /* in this order: a probe back proves EVENTS_CHANNEL's SUBSCRIBE ran (see above) */
         store_redis_subscribe(redis, EVENTS_CHANNEL, events->relay);
+        store_redis_subscribe(redis, events->probe_channel, events->relay);
+    }
     atomic_store_explicit(&events->redis, redis, memory_order_release);
+    if (redis != NULL && events->relay != NULL)
+        rt_actor_send(events->relay, rt_msg_new(RELAY_MSG_START, 0));
 }
 
 void events_stop(events_t *events)

@@ -15,6 +15,7 @@
 #define ACTORS_EVENTS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct st_events_t events_t;
@@ -56,6 +57,8 @@ typedef struct st_events_stats_t {
     uint64_t sockets_open;   /* live sockets now */
     uint64_t slow_closed;    /* sockets closed for not reading */
     uint64_t sessions_alive; /* session actors now */
+    uint64_t subscribed;     /* 1 while the other processes' events surely reach this one */
+    uint64_t resubscribed;   /* times that subscription came (back) up */
 } events_stats_t;
 
 /** Called with the user id of every event this process delivers: published here (from
@@ -65,6 +68,17 @@ typedef struct st_events_stats_t {
 typedef void (*events_user_hook_fn)(void *ctx, const char *user_id);
 /** Sets the user hook (NULL: none); before events_start, or after the runtime has stopped. */
 void events_set_user_hook(events_t *events, events_user_hook_fn fn, void *ctx);
+
+/** Called when this process's subscription to the other processes' events comes up (`up`:
+ * from now on every event another process publishes reaches this one; the events of the time
+ * before may have been lost) or goes down (Redis or the connection to it lost, or the probe of
+ * events.c not answered: their events may be lost from now on), on the relay's worker. Never
+ * up without Redis. For caches that other processes' events invalidate (actors/api_cache.h):
+ * cheap, thread-safe, never blocking. */
+typedef void (*events_subscription_hook_fn)(void *ctx, bool up);
+/** Sets the subscription hook (NULL: none); before events_start, or after the runtime has
+ * stopped. */
+void events_set_subscription_hook(events_t *events, events_subscription_hook_fn fn, void *ctx);
 
 /** Creates the event hub (nothing runs until events_start). NULL `config`: defaults. */
 events_t *events_create(const events_config_t *config);

@@ -110,6 +110,9 @@ static rt_option_t options[] = {
      false, NULL},
     {"API_CACHE_TTL_MS", "2000", "longest a cached GET answer is served (0: no read cache)", false,
      NULL},
+    {"API_CACHE_TTL_SUBSCRIBED_MS", "15000",
+     "longest while the other processes' events surely arrive through Redis (>= API_CACHE_TTL_MS)",
+     false, NULL},
     {"API_CACHE_MAX_BYTES", "8388608", "read cache size per worker, bytes", false, NULL},
     {"WS_PING_INTERVAL_MS", "30000", "WebSocket keepalive: a ping this often", false, NULL},
     {"WS_IDLE_TIMEOUT_MS", "75000", "a WebSocket silent this long (no pong) is closed", false,
@@ -454,14 +457,16 @@ static bool setup_api(api_setup_t *s, net_http_server_t *http, int64_t port, cha
                                rt_config_find(options, NUM_OPTIONS, "NATIVE_SYMBOL")->value};
     config.events = live_events;
     config.events_test_endpoint = strcmp(opt("EVENTS_TEST_ENDPOINT"), "1") == 0;
-    int64_t ip_limit, user_limit, window_s, cache_ttl_ms, cache_bytes;
+    int64_t ip_limit, user_limit, window_s, cache_ttl_ms, cache_ttl_sub_ms, cache_bytes;
     if (!read_int("API_RATE_LIMIT", 0, UINT32_MAX, &ip_limit) ||
         !read_int("USER_RATE_LIMIT", 0, UINT32_MAX, &user_limit) ||
         !read_int("RATE_LIMIT_WINDOW_S", 0, 86400, &window_s) ||
         !read_int("API_CACHE_TTL_MS", 0, 3600000, &cache_ttl_ms) ||
+        !read_int("API_CACHE_TTL_SUBSCRIBED_MS", 0, 3600000, &cache_ttl_sub_ms) ||
         !read_int("API_CACHE_MAX_BYTES", API_CACHE_MIN_BYTES, API_CACHE_MAX_BYTES, &cache_bytes))
         return false;
     config.cache_ttl_ms = (uint64_t)cache_ttl_ms;
+    config.cache_ttl_subscribed_ms = (uint64_t)cache_ttl_sub_ms;
     config.cache_max_bytes = (uint64_t)cache_bytes;
     config.rate_limit_ip = (uint32_t)ip_limit;
     config.rate_limit_user = (uint32_t)user_limit;

@@ -124,6 +124,10 @@ static size_t render_events(events_t *events, h2o_mem_pool_t *pool, char **buf, 
         {"intentd_ws_slow_closed_total", "counter", "sockets closed for not reading",
          st.slow_closed},
         {"intentd_ws_sessions", "gauge", "user session actors alive", st.sessions_alive},
+        {"intentd_events_subscribed", "gauge", "1 while other processes' events surely arrive",
+         st.subscribed},
+        {"intentd_events_resubscribed_total", "counter", "times that subscription came up",
+         st.resubscribed},
     };
     return render_rows(rows, sizeof(rows) / sizeof(rows[0]), pool, buf, len);
 }

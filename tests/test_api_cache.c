@@ -3,10 +3,13 @@
  * without timing: the row is changed behind the server's back (db_exec), and the old answer
  * keeps coming until an invalidation (an API change, an event, local or from another process)
  * or the TTL; then the new one does. Also: a hit is byte for byte the answer with the same
- * headers, one user never gets another's entry, and API_CACHE_TTL_MS=0 turns it off. */
+ * headers, one user never gets another's entry, and API_CACHE_TTL_MS=0 turns it off. The TTL
+ * follows the Redis subscription: API_CACHE_TTL_SUBSCRIBED_MS while the other processes' events
+ * surely arrive, API_CACHE_TTL_MS while Redis is down, and a new start when it is back. */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -14,7 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include "chain/abi.h"
@@ -136,6 +141,20 @@ static void publish_event(const char *token)
         http("POST", "/api/test/events", token, NULL,
              "{\"type\":\"intent.updated\",\"data\":{\"probe\":true}}", reply, sizeof(reply));
     cr_assert_eq(status, 202, "%s", reply);
+}
+
+static long long metric(const char *name);
+
+/* Waits (polling, bounded) until counter or gauge `name` on the current port reads `value`. */
+static bool wait_metric(const char *name, long long value, int timeout_ms)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    while (metric(name) != value) {
+        if (mono_ms() >= deadline)
+            return false;
+        usleep(20000);
+    }
+    return true;
 }
 
 static void intent_path(char *out, size_t cap, const char *id)
@@ -298,6 +317,8 @@ Test(api_cache, an_event_from_another_process_invalidates, .timeout = 120,
                            NULL};
     pid_t b = ws_start_intentd(INTENTD_BIN, port_b, db_url, env_b, "/tmp/intentd-test-cache.log");
     cr_assert_gt(b, 0, "the second intentd did not start");
+    /* the subscription coming up makes every entry stale: before the first read */
+    cr_assert(wait_metric("intentd_events_subscribed", 1, 20000), "A never subscribed");
     char token[4096], id[37], path[64];
     first_intent(token, sizeof(token), id, path, sizeof(path));
     cr_assert_str_eq(name_of(path, token), "first");
@@ -724,5 +745,178 @@ Test(api_cache, an_answer_a_slow_client_reads_is_not_overwritten_by_later_fills,
     }
     pthread_join(writer, NULL);
     close(fd);
+    stop_server();
+}
+
+/* ---- the TTL by subscription state ---- */
+
+static pid_t test_redis; /* the test's own redis-server, which it stops and starts */
+
+static bool redis_ping(int redis_port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)redis_port),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    char reply[16] = "";
+    bool ok = connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 &&
+              write(fd, "PING\r\n", 6) == 6 && read(fd, reply, sizeof(reply) - 1) > 0 &&
+              strncmp(reply, "+PONG", 5) == 0;
+    close(fd);
+    return ok;
+}
+
+/* Starts a Redis of the test's own on `redis_port` (no persistence), ready when this returns. */
+static void redis_start(int redis_port)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        char port_str[16];
+        snprintf(port_str, sizeof(port_str), "%d", redis_port);
+        execlp("redis-server", "redis-server", "--port", port_str, "--bind", "127.0.0.1", "--save",
+               "", "--appendonly", "no", (char *)NULL);
+        _exit(127);
+    }
+    cr_assert_gt(pid, 0);
+    test_redis = pid;
+    for (int tries = 0; tries != 500; ++tries, usleep(10000))
+        if (redis_ping(redis_port))
+            return;
+    cr_assert_fail("redis-server did not start on port %d", redis_port);
+}
+
+static void redis_stop(void)
+{
+    if (test_redis > 0 && kill(test_redis, SIGTERM) == 0)
+        waitpid(test_redis, NULL, 0);
+    test_redis = 0;
+}
+
+static void kill_redis_and_servers(void)
+{
+    ws_kill_leftovers();
+    redis_stop();
+}
+
+/* Subscribed, an answer outlives the short TTL (hits, no miss); another process's event shows
+ * at once; with Redis stopped, the short TTL ends even an entry filled under the long one; with
+ * Redis back, an entry filled meanwhile is not served (the events of the gap were lost). The
+ * long TTL is 10 minutes: within the test, only an event or the short TTL can end an entry. */
+Test(api_cache, the_ttl_follows_the_subscription_to_the_other_processes_events, .timeout = 150,
+     .fini = kill_redis_and_servers)
+{
+    int redis_port = free_port();
+    redis_start(redis_port);
+    static char redis_env[64];
+    snprintf(redis_env, sizeof(redis_env), "REDIS_URL=redis://127.0.0.1:%d/0", redis_port);
+    const char *env[] = {"INTENT_CONTRACT_ADDRESS=" REGISTRY,
+                         "USDC_ADDRESS=" USDC,
+                         "API_RATE_LIMIT=0",
+                         "USER_RATE_LIMIT=0",
+                         "WORKERS=1",
+                         "API_CACHE_TTL_MS=300",
+                         "API_CACHE_TTL_SUBSCRIBED_MS=600000",
+                         redis_env,
+                         NULL};
+    start_server_env(env);
+    int port_a = port, port_b = free_port();
+    const char *env_b[] = {"API_RATE_LIMIT=0",
+                           "USER_RATE_LIMIT=0",
+                           "EVENTS_TEST_ENDPOINT=1",
+                           redis_env,
+                           "JWT_SECRET=" JWT_SECRET,
+                           "DATA_ENCRYPTION_KEY=" DATA_KEY,
+                           NULL};
+    pid_t b = ws_start_intentd(INTENTD_BIN, port_b, db_url, env_b, "/tmp/intentd-test-cache.log");
+    cr_assert_gt(b, 0, "the second intentd did not start");
+    port = port_b; /* B publishes only once its connections are up */
+    cr_assert(wait_metric("intentd_events_subscribed", 1, 20000), "B never subscribed");
+    port = port_a;
+    cr_assert(wait_metric("intentd_events_subscribed", 1, 20000), "A never subscribed");
+    long long resubscribed = metric("intentd_events_resubscribed_total");
+    cr_assert_eq(resubscribed, 1);
+
+    /* subscribed: read, change the row behind the server's back, wait out the short TTL */
+    char token[4096], id[37], path[64];
+    first_intent(token, sizeof(token), id, path, sizeof(path));
+    cr_assert_str_eq(name_of(path, token), "first");
+    int64_t filled_ms = mono_ms();
+    rename_behind_back(id, "second");
+    while (mono_ms() - filled_ms < 3 * 300)
+        usleep(50000);
+    long long hits0 = metric("intentd_api_cache_hits_total");
+    long long misses0 = metric("intentd_api_cache_misses_total");
+    cr_assert_str_eq(name_of(path, token), "first", "the short TTL ended it while subscribed");
+    cr_assert_eq(metric("intentd_api_cache_hits_total"), hits0 + 1, "not a hit");
+    cr_assert_eq(metric("intentd_api_cache_misses_total"), misses0, "the database was read");
+
+    /* another process's event through Redis: A answers afresh at once (delivery is
+     * asynchronous, hence the bounded polling; the TTL cannot do it in 10 minutes) */
+    port = port_b;
+    publish_event(token);
+    port = port_a;
+    int64_t deadline = mono_ms() + 10000;
+    while (strcmp(name_of(path, token), "second") != 0 && mono_ms() < deadline)
+        usleep(10000);
+    cr_assert_str_eq(name_of(path, token), "second", "B's event did not reach A's cache");
+
+    /* Redis stopped: the entry filled under the long TTL ends within the short one */
+    redis_stop();
+    cr_assert(wait_metric("intentd_events_subscribed", 0, 20000), "A did not see Redis go");
+    rename_behind_back(id, "third");
+    deadline = mono_ms() + 20000;
+    while (strcmp(name_of(path, token), "third") != 0 && mono_ms() < deadline)
+        usleep(20000);
+    cr_assert_str_eq(name_of(path, token), "third", "the long TTL held with Redis down");
+
+    /* Redis back: the entry filled while it was down ("third", current under any TTL) is not
+     * served any more: the first read after the subscription came up misses */
+    rename_behind_back(id, "fourth");
+    redis_start(redis_port);
+    cr_assert(wait_metric("intentd_events_resubscribed_total", resubscribed + 1, 20000),
+              "A did not subscribe again");
+    long long misses1 = metric("intentd_api_cache_misses_total");
+    cr_assert_str_eq(name_of(path, token), "fourth", "an entry of the gap was served");
+    cr_assert_eq(metric("intentd_api_cache_misses_total"), misses1 + 1, "not a miss");
+    cr_assert_str_eq(name_of(path, token), "fourth");
+    cr_assert_eq(metric("intentd_api_cache_misses_total"), misses1 + 1, "not stored again");
+
+    cr_assert(ws_stop_intentd(b), "the second intentd did not exit cleanly");
+    stop_server();
+    redis_stop();
+}
+
+/* Subscribed, nothing announces a change made in SQL: the long TTL (3 s here, refreshed ahead
+ * within it) is what shows it. */
+Test(api_cache, subscribed_a_change_behind_the_servers_back_shows_within_the_long_ttl,
+     .timeout = 90, .fini = kill_leftover_server)
+{
+    const char *redis = getenv("REDIS_URL");
+    cr_assert_not_null(redis, "REDIS_URL is not set: run the tests through scripts/test.sh");
+    static char redis_env[512];
+    snprintf(redis_env, sizeof(redis_env), "REDIS_URL=%s", redis);
+    const char *env[] = {"INTENT_CONTRACT_ADDRESS=" REGISTRY,
+                         "USDC_ADDRESS=" USDC,
+                         "API_RATE_LIMIT=0",
+                         "USER_RATE_LIMIT=0",
+                         "WORKERS=1",
+                         "API_CACHE_TTL_MS=200",
+                         "API_CACHE_TTL_SUBSCRIBED_MS=3000",
+                         redis_env,
+                         NULL};
+    start_server_env(env);
+    cr_assert(wait_metric("intentd_events_subscribed", 1, 20000), "never subscribed");
+    char token[4096], id[37], path[64];
+    first_intent(token, sizeof(token), id, path, sizeof(path));
+    cr_assert_str_eq(name_of(path, token), "first");
+    rename_behind_back(id, "second");
+    int64_t deadline = mono_ms() + 30000;
+    while (strcmp(name_of(path, token), "second") != 0 && mono_ms() < deadline)
+        usleep(50000);
+    cr_assert_str_eq(name_of(path, token), "second", "the entry outlived the long TTL");
+    cr_assert_eq(metric("intentd_events_subscribed"), 1, "the subscription went down meanwhile");
     stop_server();
 }
