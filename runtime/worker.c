@@ -129,7 +129,14 @@ static int read_sysctl_int(const char *path)
     return value;
 }
 
-bool rt_probe_io_uring(char *why, size_t why_size)
+/* The probe's arguments and answer, for the thread that runs it. */
+typedef struct st_probe_t {
+    char *why;
+    size_t why_size;
+    bool ok;
+} probe_t;
+
+static bool probe_rings(char *why, size_t why_size)
 {
     struct io_uring ring;
     int ret = io_uring_queue_init(8, &ring, 0);
@@ -164,6 +171,33 @@ bool rt_probe_io_uring(char *why, size_t why_size)
         io_uring_free_probe(probe);
     io_uring_queue_exit(&ring);
     return ok;
+}
+
+static void *probe_main(void *arg)
+{
+    probe_t *p = arg;
+    p->ok = probe_rings(p->why, p->why_size);
+    return NULL;
+}
+
+bool rt_probe_io_uring(char *why, size_t why_size)
+{
+    /* The probe's ring is made and closed on a thread of its own, joined at once. The kernel
+     * remembers each thread that set up a ring; tearing the ring down (a kernel worker, a few ms
+     * after the close, later on a busy machine) then interrupts every such thread still alive
+     * with task work, as a signal would. The caller's blocking calls restart after that, except
+     * socket reads and writes with SO_RCVTIMEO/SO_SNDTIMEO, which fail with EINTR: the tests'
+     * blocking JSON-RPC calls to anvil right after harness_start failed so ("no answer").
+     * A thread that has exited is forgotten, so this one interrupts nobody. */
+    probe_t p = {why, why_size, false};
+    pthread_t thread;
+    int ret = pthread_create(&thread, NULL, probe_main, &p);
+    if (ret != 0) {
+        snprintf(why, why_size, "cannot start the io_uring probe's thread: %s", strerror(ret));
+        return false;
+    }
+    pthread_join(thread, NULL);
+    return p.ok;
 }
 
 /* Called on the worker's own thread: the ring is created here so that its single issuer is the

@@ -103,7 +103,8 @@ enum { RT_STATE_RUNNING, RT_STATE_DRAINING, RT_STATE_STOPPING, RT_STATE_STOPPED 
 
 /** Checks that io_uring is usable with what the runtime needs. On failure writes a clear
  * explanation (disabled by sysctl, blocked by seccomp, missing opcode) into `why` and returns
- * false. */
+ * false. Its test ring lives on a short thread of its own, so that the ring's teardown never
+ * interrupts the caller's blocking calls (EINTR from a socket read with a timeout). */
 bool rt_probe_io_uring(char *why, size_t why_size);
 /** Creates the runtime; rings, eventfds and waiters are opened on start, on each worker's own
  * thread. One runtime per process at a time. Returns NULL when out of memory. */

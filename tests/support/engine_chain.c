@@ -55,9 +55,10 @@ bool echain_rpc(echain_t *c, const char *method, const char *params, char *out, 
     int n = http_post_blocking(c->anvil.port, body, out, cap);
     if (n <= 0 && reads_only(method)) {
         /* A read that got no answer is asked once more, saying so: safe, since it changes
-         * nothing. Rarely (a few times in hundreds of runs, always right after a test started
-         * its engine) anvil's answer to such a call has not come; the cause is not known yet,
-         * and the message keeps what the socket said. */
+         * nothing, and the message keeps what the socket said. Such reads used to fail right
+         * after a test started its engine: the io_uring probe's ring, torn down by the kernel a
+         * few ms after harness_start, interrupted this thread's read (SO_RCVTIMEO: EINTR); the
+         * probe now runs on a thread of its own (rt_probe_io_uring, test_runtime_probe). */
         fprintf(stderr, "echain: %s: no answer (%s); asking again\n", method,
                 http_post_blocking_failure());
         usleep(100 * 1000);
