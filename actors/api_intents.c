@@ -188,6 +188,34 @@ static const intent_token_t *token_by_name(api_t *api, const char *name)
     return NULL;
 }
 
+/* The token a body names (NULL when it names none); an unknown one is a broken rule (422), an
+ * address with a wrong EIP-55 checksum malformed input (400, api.md). */
+static const intent_token_t *body_token(api_t *api, const json_t *body, net_json_errors_t *errs)
+{
+    const char *name = net_json_get_string(body, "token");
+    const intent_token_t *token = name != NULL ? token_by_name(api, name) : NULL;
+    chain_addr_t addr;
+    if (name == NULL || token != NULL) {
+        return token;
+    } else if (chain_addr_parse(&addr, name, strlen(name)) == CHAIN_ERR_CHECKSUM) {
+        net_json_errors_add(errs, "token",
+                            "has a wrong EIP-55 checksum (mixed case must be checksummed)");
+        snprintf(errs->detail, sizeof(errs->detail), "%s", INTENT_MALFORMED_DETAIL);
+    } else {
+        net_json_errors_add(errs, "token", "unknown token: name a configured symbol or address");
+    }
+    return NULL;
+}
+
+/* Answers a body the model refused: 400 when a value is malformed, else 422. */
+static void refuse_body(h2o_req_t *req, const char *rule_detail, const net_json_errors_t *errs)
+{
+    if (errs->detail[0] != '\0')
+        net_problem_bad_request(req, errs->detail, errs);
+    else
+        net_problem_unprocessable(req, rule_detail, errs);
+}
+
 static bool hex_addr(const char *hex, chain_addr_t *out)
 {
     return chain_hex_decode_exact(out->bytes, sizeof(out->bytes), hex, strlen(hex), 0) == CHAIN_OK;
@@ -428,10 +456,7 @@ static bool read_new_intent(api_t *api, h2o_req_t *req, const api_user_t *user, 
         return false;
     net_json_errors_t errs;
     net_json_errors_init(&errs);
-    const char *token_name = net_json_get_string(body, "token");
-    const intent_token_t *token = token_name != NULL ? token_by_name(api, token_name) : NULL;
-    if (token_name != NULL && token == NULL)
-        net_json_errors_add(&errs, "token", "unknown token: name a configured symbol or address");
+    const intent_token_t *token = body_token(api, body, &errs);
     intent_ctx_t ctx = {.chain_id = api->config.chain_id,
                         .registry = api->config.registry,
                         .owner = user->wallet,
@@ -440,7 +465,7 @@ static bool read_new_intent(api_t *api, h2o_req_t *req, const api_user_t *user, 
     bool ok = intent_from_create(body, &ctx, in, ex, &errs) && !net_json_errors_any(&errs);
     json_decref(body);
     if (!ok) {
-        net_problem_unprocessable(req, "the intent breaks a rule", &errs);
+        refuse_body(req, "the intent breaks a rule", &errs);
         return false;
     }
     if (ex->need_salt && getrandom(in->salt, sizeof(in->salt), 0) != sizeof(in->salt)) {
@@ -1323,7 +1348,8 @@ static void patch_end(net_http_async_t *call)
 }
 
 /* Applies the body to st->old into `out`; answers (409/422/401/500) and returns false when it is
- * refused. `sig` receives the normalised inline signature when ex->has_signature. */
+ * refused (400 for a malformed value). `sig` receives the normalised inline signature when
+ * ex->has_signature. */
 static bool patch_apply(patch_call_t *st, h2o_req_t *req, intent_t *out, intent_extras_t *ex,
                         uint8_t sig[CHAIN_SIG_LEN])
 {
@@ -1335,10 +1361,7 @@ static bool patch_apply(patch_call_t *st, h2o_req_t *req, intent_t *out, intent_
     }
     net_json_errors_t errs;
     net_json_errors_init(&errs);
-    const char *token_name = net_json_get_string(st->body, "token");
-    const intent_token_t *token = token_name != NULL ? token_by_name(st->api, token_name) : NULL;
-    if (token_name != NULL && token == NULL)
-        net_json_errors_add(&errs, "token", "unknown token: name a configured symbol or address");
+    const intent_token_t *token = body_token(st->api, st->body, &errs);
     intent_ctx_t ctx = {.chain_id = cur->chain_id,
                         .registry = cur->registry,
                         .owner = st->user.wallet,
@@ -1353,7 +1376,7 @@ static bool patch_apply(patch_call_t *st, h2o_req_t *req, intent_t *out, intent_
         ok = false;
     }
     if (!ok || net_json_errors_any(&errs)) {
-        net_problem_unprocessable(req, "the change breaks a rule", &errs);
+        refuse_body(req, "the change breaks a rule", &errs);
         return false;
     }
     if (ex->terms_changed && !salt_sent &&

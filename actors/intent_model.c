@@ -13,6 +13,9 @@
 #define INTENT__COUNT(a) (sizeof(a) / sizeof((a)[0]))
 /* room for "constraints.timeWindow.days[6]" and the like */
 #define INTENT__FIELD_SIZE 64
+/* The most maxExecutions taken: the registry's uint32 would allow 4294967295, but the column
+ * intents.max_executions is an integer, and a larger value failed its insert (500). */
+#define INTENT__MAX_EXECUTIONS_MAX INT32_MAX
 
 /* ---- field tables ---- */
 
@@ -29,7 +32,7 @@
     {.name = "startAt", .kind = NET_JSON_STRING, .flags = (req)},                                  \
     {.name = "endAt", .kind = NET_JSON_STRING, .flags = NET_JSON_NULLABLE},                        \
     {.name = "maxExecutions", .kind = NET_JSON_INTEGER, .flags = NET_JSON_NULLABLE,                \
-     .min = 0, .max = UINT32_MAX},                                                                 \
+     .min = 0, .max = INTENT__MAX_EXECUTIONS_MAX},                                                 \
     {.name = "safetyBuffer", .kind = NET_JSON_DECIMAL},                                            \
     {.name = "constraints", .kind = NET_JSON_OBJECT, .flags = NET_JSON_NULLABLE},                  \
     {.name = "salt", .kind = NET_JSON_STRING},                                                     \
@@ -113,6 +116,14 @@ intent_field_kind_t intent_patch_field_kind(const char *name)
 
 /* ---- single fields: each adds its own error and returns false when the value is bad ---- */
 
+/* Marks `errs` as holding a malformed value (an address, a time, a hex string that does not
+ * parse, an unknown member) rather than a broken rule: its detail, which intent_model.h's callers
+ * answer with 400 instead of 422 (api.md: "400 bad input"; a wrong EIP-55 checksum is 400). */
+static void intent__malformed(net_json_errors_t *errs)
+{
+    snprintf(errs->detail, sizeof(errs->detail), "%s", INTENT_MALFORMED_DETAIL);
+}
+
 /* the string of `v`, or NULL after reporting that it is not one */
 static const char *intent__string(const json_t *v, const char *field, net_json_errors_t *errs)
 {
@@ -160,6 +171,8 @@ static bool intent__address(const json_t *v, const char *field, chain_addr_t *ou
                             "has a wrong EIP-55 checksum (mixed case must be checksummed)");
     else if (ret != CHAIN_OK)
         net_json_errors_add(errs, field, "must be an address: \"0x\" and 40 hex digits");
+    if (ret != CHAIN_OK)
+        intent__malformed(errs);
     return ret == CHAIN_OK;
 }
 
@@ -199,6 +212,7 @@ static bool intent__time(const json_t *v, const char *field, int64_t *out, net_j
     if (chain_rfc3339_parse(s, json_string_length(v), &t, NULL) != CHAIN_OK) {
         net_json_errors_add(errs, field,
                             "must be an RFC 3339 time such as \"2026-11-21T09:00:00Z\"");
+        intent__malformed(errs);
         return false;
     }
     if (t < 0 || t > SCHED_TIME_MAX) {
@@ -228,6 +242,7 @@ static bool intent__hex(const json_t *v, const char *field, uint8_t *out, size_t
     if (s == NULL || chain_hex_decode_exact(out, len, s, json_string_length(v),
                                             CHAIN_HEX_0X_REQUIRED) != CHAIN_OK) {
         net_json_errors_add(errs, field, "must be \"0x\" and %zu hex digits", 2 * len);
+        intent__malformed(errs);
         return false;
     }
     return true;
@@ -255,6 +270,7 @@ static bool intent__known_members(const json_t *obj, const char *const *known, s
         char field[INTENT__FIELD_SIZE];
         snprintf(field, sizeof(field), "%s.%s", prefix, key);
         net_json_errors_add(errs, field, "is not a known field");
+        intent__malformed(errs);
         ok = false;
         if (errs->truncated)
             break;
@@ -599,8 +615,8 @@ static void intent__draft_read(intent__draft_t *d, const json_t *body, bool crea
     if ((v = json_object_get(body, "maxExecutions")) != NULL) {
         d->max_sent = !json_is_null(v);
         d->max = 0;
-        d->max_ok =
-            !d->max_sent || intent__integer(v, "maxExecutions", 0, UINT32_MAX, &d->max, errs);
+        d->max_ok = !d->max_sent || intent__integer(v, "maxExecutions", 0,
+                                                    INTENT__MAX_EXECUTIONS_MAX, &d->max, errs);
     }
 }
 

@@ -170,6 +170,11 @@ intent_field_kind_t intent_patch_field_kind(const char *name);
 
 /* ---- bodies ---- */
 
+/** The detail intent_from_create and intent_apply_patch give `errs` when a value is malformed
+ * (an address, time or hex string that does not parse, a wrong EIP-55 checksum, an unknown
+ * member) rather than against a rule: such a body is answered 400, not 422. */
+#define INTENT_MALFORMED_DETAIL "some fields are malformed (see errors)"
+
 /**
  * Checks a POST /api/intents body (an object) and fills `out` (pending_signature, no executions)
  * and `ex`. Every fault found is added to `errs` with its field ("amount",

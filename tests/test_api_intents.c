@@ -162,10 +162,38 @@ Test(api_intents, rule_violations_are_clear_and_change_nothing, .timeout = 60,
         {"{\"name\":\"x\",\"recipient\":\"" RECIPIENT "\",\"token\":\"USDC\",\"amount\":\"1\","
          "\"frequency\":\"custom\",\"startAt\":\"2030-01-01T09:00:00Z\"}",
          422, "intervalSeconds"},
+        /* malformed values are 400 (api.md: a wrong EIP-55 checksum is 400), broken rules 422 */
         {"{\"name\":\"x\",\"recipient\":\"0x90f79bf6eb2c4f870365e785982e1f101e93B906\","
          "\"token\":\"USDC\",\"amount\":\"1\",\"frequency\":\"daily\","
          "\"startAt\":\"2030-01-01T09:00:00Z\"}",
-         422, "recipient"},
+         400, "recipient"},
+        {"{\"name\":\"x\",\"recipient\":\"" RECIPIENT "\",\"token\":"
+         "\"0x00000000000000000000000000000000000000aa\",\"amount\":\"1\","
+         "\"frequency\":\"daily\",\"startAt\":\"2030-01-01T09:00:00Z\"}",
+         422, "token"}, /* well formed, but not a configured token */
+        {"{\"name\":\"x\",\"recipient\":\"" RECIPIENT "\",\"token\":"
+         "\"0xE7f1725E7734CE288F8367e1Bb143E90bb3F0512\",\"amount\":\"1\","
+         "\"frequency\":\"daily\",\"startAt\":\"2030-01-01T09:00:00Z\"}",
+         400, "token"},
+        {"{\"name\":\"x\",\"recipient\":\"0x90f79bf6\",\"token\":\"USDC\",\"amount\":\"1\","
+         "\"frequency\":\"daily\",\"startAt\":\"2030-01-01T09:00:00Z\"}",
+         400, "recipient"},
+        {"{\"name\":\"x\",\"recipient\":\"" RECIPIENT "\",\"token\":\"USDC\",\"amount\":\"1\","
+         "\"frequency\":\"daily\",\"startAt\":\"2030-01-01 09:00\"}",
+         400, "startAt"},
+        {"{\"name\":\"x\",\"recipient\":\"" RECIPIENT "\",\"token\":\"USDC\",\"amount\":\"1\","
+         "\"frequency\":\"daily\",\"startAt\":\"2030-01-01T09:00:00Z\","
+         "\"constraints\":{\"maxGasPrice\":\"1\"}}",
+         400, "constraints.maxGasPrice"},
+        {"{\"name\":\"x\",\"recipient\":\"" RECIPIENT "\",\"token\":\"USDC\",\"amount\":\"1\","
+         "\"frequency\":\"daily\",\"startAt\":\"2030-01-01T09:00:00Z\",\"salt\":\"0x12\"}",
+         400, "salt"},
+        /* the registry's uint32 goes further, but more than 2^31-1 executions is refused: before,
+         * it failed the insert (500) */
+        {"{\"name\":\"x\",\"recipient\":\"" RECIPIENT "\",\"token\":\"USDC\",\"amount\":\"1\","
+         "\"frequency\":\"daily\",\"startAt\":\"2030-01-01T09:00:00Z\","
+         "\"maxExecutions\":4294967295}",
+         400, "maxExecutions"},
         {"{\"name\":\"x\",\"recipient\":\"" RECIPIENT "\",\"token\":\"USDC\",\"amount\":1,"
          "\"frequency\":\"daily\",\"startAt\":\"2030-01-01T09:00:00Z\"}",
          400, "amount"},
@@ -182,6 +210,14 @@ Test(api_intents, rule_violations_are_clear_and_change_nothing, .timeout = 60,
     }
     cr_assert_eq(post_intent(NULL, cases[0].json), 401);
     cr_assert_str_eq(db_value("SELECT count(*) FROM intents"), "0");
+    /* the largest maxExecutions taken is stored and answered as sent */
+    cr_assert_eq(post_intent(token, "{\"name\":\"x\",\"recipient\":\"" RECIPIENT "\","
+                                    "\"token\":\"USDC\",\"amount\":\"1\",\"frequency\":\"daily\","
+                                    "\"startAt\":\"2030-01-01T09:00:00Z\","
+                                    "\"maxExecutions\":2147483647}"),
+                 201, "%s", body);
+    cr_assert_not_null(strstr(body, "\"maxExecutions\":2147483647"), "%s", body);
+    cr_assert_not_null(strstr(body, "\"maxExecutions\":\"2147483647\""), "typedData: %s", body);
     stop_server();
 }
 
@@ -559,6 +595,15 @@ Test(api_intents, patch_signs_inline_and_refuses_without_change, .timeout = 60,
     cr_assert_not_null(strstr(body, "\"field\":\"amount\""), "%s", body);
     cr_assert_eq(patch(token_a, id, "{\"extra\":1}"), 400, "%s", body);
     cr_assert_not_null(strstr(body, "\"field\":\"extra\""), "%s", body);
+    cr_assert_eq(patch(token_a, id,
+                       "{\"constraints\":{\"timeWindow\":{\"start\":\"09:00\","
+                       "\"end\":\"10:00\",\"tz\":\"+02:00\"}}}"),
+                 400, "%s", body);
+    cr_assert_not_null(strstr(body, "\"field\":\"constraints.timeWindow.tz\""), "%s", body);
+    cr_assert_eq(
+        patch(token_a, id, "{\"recipient\":\"0x90f79bf6eb2c4f870365e785982e1f101e93B906\"}"), 400,
+        "%s", body);
+    cr_assert_not_null(strstr(body, "\"field\":\"recipient\""), "%s", body);
     cr_assert_eq(patch(token_a, id, "{\"name\":7}"), 400, "%s", body);
     cr_assert_not_null(strstr(body, "\"field\":\"name\""), "%s", body);
     cr_assert_eq(patch(token_b, id, "{\"name\":\"mine\"}"), 404, "%s", body);

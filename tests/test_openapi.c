@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include "actors/api.h"
 #include "net/jwt.h"
@@ -213,5 +214,95 @@ Test(openapi, the_binary_serves_the_document_and_its_paths, .timeout = 60,
     }
     json_decref(file);
     json_decref(served);
+    stop_server();
+}
+
+/* ---- answers against the document's schemas ---- */
+
+/* The component schema `name` of the document. */
+static json_t *schema(json_t *doc, const char *name)
+{
+    json_t *s =
+        json_object_get(json_object_get(json_object_get(doc, "components"), "schemas"), name);
+    cr_assert_not_null(s, "no schema %s", name);
+    return s;
+}
+
+/* `obj` has every member `name`'s schema requires, and none it does not name. */
+static void expect_shape(json_t *doc, const char *name, json_t *obj)
+{
+    json_t *s = schema(doc, name), *props = json_object_get(s, "properties"), *v;
+    cr_assert(json_is_object(obj), "%s: not an object", name);
+    size_t i;
+    json_array_foreach(json_object_get(s, "required"), i, v)
+    {
+        const char *key = json_string_value(v);
+        cr_expect_not_null(json_object_get(obj, key), "%s: the answer lacks required \"%s\"", name,
+                           key);
+    }
+    const char *key;
+    json_object_foreach(obj, key, v)
+    {
+        cr_expect_not_null(json_object_get(props, key), "%s: the answer's \"%s\" is not documented",
+                           name, key);
+    }
+}
+
+static json_t *get_json(const char *path, const char *token, char *buf, size_t cap)
+{
+    cr_assert_eq(http("GET", path, token, NULL, NULL, buf, cap), 200, "%s: %s", path, buf);
+    json_t *j = json_loads(buf, 0, NULL);
+    cr_assert_not_null(j, "%s: not JSON", path);
+    return j;
+}
+
+Test(openapi, answers_have_the_documented_fields, .timeout = 60, .fini = kill_leftover_server)
+{
+    static const char *const env[] = {
+        "INTENT_CONTRACT_ADDRESS=0x5FbDB2315678afecb367f032d93F642f64180aa3",
+        "USDC_ADDRESS=0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512", NULL};
+    start_server_env(env);
+    static char buf[65536];
+    char token[4096], path[128], sql[192];
+    session(KEY_A, token, sizeof(token));
+    json_t *doc = load_file();
+    /* due within the hour, so that it has an upcoming execution in the window asked below */
+    time_t start = time(NULL) + 3600;
+    struct tm tm;
+    char json[512], at[32];
+    strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&start, &tm));
+    snprintf(json, sizeof(json),
+             "{\"name\":\"rent\",\"recipient\":\"0x90F79bf6EB2c4f870365E785982E1f101E93b906\","
+             "\"token\":\"USDC\",\"amount\":\"1\",\"frequency\":\"daily\",\"startAt\":\"%s\"}",
+             at);
+    cr_assert_eq(http("POST", "/api/intents", token, NULL, json, buf, sizeof(buf)), 201, "%s", buf);
+    json_t *created = json_loads(buf, 0, NULL);
+    expect_shape(doc, "Intent", created);
+    const char *id = json_string_value(json_object_get(created, "id"));
+    cr_assert_not_null(id);
+    /* live as far as the database is concerned, so that it has upcoming executions */
+    snprintf(sql, sizeof(sql),
+             "UPDATE intents SET status = 'active', signature = decode(repeat('44', 65), 'hex')"
+             " WHERE id = '%s'",
+             id);
+    db_exec(db_url, sql);
+    snprintf(path, sizeof(path), "/api/intents/%s", id);
+    json_t *got = get_json(path, token, buf, sizeof(buf));
+    expect_shape(doc, "Intent", got);
+    json_decref(got);
+    json_decref(created);
+    json_t *page = get_json("/api/intents/upcoming?limit=1", token, buf, sizeof(buf));
+    json_t *item = json_array_get(json_object_get(page, "items"), 0);
+    cr_assert_not_null(item, "no upcoming execution: %s", buf);
+    expect_shape(doc, "Upcoming", item);
+    json_decref(page);
+    json_t *user = get_json("/api/user/profile", token, buf, sizeof(buf));
+    expect_shape(doc, "User", user);
+    json_decref(user);
+    cr_assert_eq(http("GET", "/api/intents?limit=0", token, NULL, NULL, buf, sizeof(buf)), 400);
+    json_t *problem = json_loads(buf, 0, NULL);
+    expect_shape(doc, "Problem", problem);
+    json_decref(problem);
+    json_decref(doc);
     stop_server();
 }
