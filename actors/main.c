@@ -429,6 +429,7 @@ static bool setup_api(api_setup_t *s, net_http_server_t *http, int64_t port, cha
     api_register_statements();
     s->router = net_router_create();
     net_router_set_cors(s->router, &s->cors);
+    net_http_set_cors(http, &s->cors); /* for h2o's own errors: a body over the limit */
     const char *registry = rt_config_find(options, NUM_OPTIONS, "INTENT_CONTRACT_ADDRESS")->value;
     chain_addr_t registry_addr = {{0}};
     if (!load_tokens(s) || (registry != NULL && chain_addr_parse(&registry_addr, registry,

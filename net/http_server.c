@@ -3,10 +3,13 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "net/json.h"
+#include "net/problem.h"
 #include "runtime/log.h"
 
 #define MAX_ROUTES 64
@@ -22,6 +25,7 @@ typedef struct st_route_handler_t {
 struct st_net_http_server_t {
     h2o_globalconf_t globalconf;
     h2o_hostconf_t *hostconf;
+    const net_http_cors_t *cors; /* for h2o's own errors (net_http_set_cors); NULL: none */
     struct sockaddr_in address;
     rt_waiter_t waiter;
 };
@@ -52,6 +56,18 @@ typedef struct st_replay_t {
     socklen_t peer_len, sock_len;
 } replay_t;
 
+/* Turns h2o's own error answers into the API's problems (see on_setup_error_ostream). */
+typedef struct st_error_filter_t {
+    h2o_filter_t super;
+    net_http_server_t *server;
+} error_filter_t;
+
+/* Sends the problem in place of h2o's text/plain body. */
+typedef struct st_problem_ostream_t {
+    h2o_ostream_t super;
+    h2o_iovec_t body;
+} problem_ostream_t;
+
 static __thread worker_http_t *current_http;
 
 /* Runs when a request's memory pool is released, i.e. when the request is over, whether the
@@ -73,6 +89,62 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return route->fn(req, route->data);
 }
 
+static void problem_ostream_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs,
+                                 size_t bufcnt, h2o_send_state_t state)
+{
+    problem_ostream_t *os = (problem_ostream_t *)self;
+    /* h2o's body comes in one final send; a HEAD answer has none, and gets none */
+    h2o_iovec_t body = bufcnt != 0 ? os->body : h2o_iovec_init(NULL, 0);
+    os->body = h2o_iovec_init(NULL, 0); /* sent once, whatever h2o does next */
+    h2o_ostream_send_next(self, req, &body, body.len != 0, state);
+}
+
+/* h2o answers some errors itself before any handler runs: above all a body over
+ * max_request_entity_size (413, by its Content-Length at once or while a chunked body arrives),
+ * also a broken Content-Length or chunked encoding (400). Those go out through
+ * h2o_send_error_generic on the host's fallback path (the request has no path yet), as
+ * text/plain without the headers the router gives every answer. This filter sits on that path
+ * only: every request that reaches a handler is bound to a registered path ("/" catches all),
+ * so ordinary answers never meet it. It swaps the answer for the problem the API promises, with
+ * the security headers, a request id, CORS and the router's reason phrase; the status and the
+ * connection's fate (h2o closes it after a 413, having stopped reading) stay h2o's. */
+static void on_setup_error_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    net_http_server_t *server = ((error_filter_t *)self)->server;
+    int status = req->res.status;
+    /* statuses the API has a problem type for (400, 413; 5xx): h2o's others, such as a 417
+     * for an unknown Expect, are no answer of the API and stay as h2o words them */
+    if (status >= 400 && strcmp(net_problem_type(status), "about:blank") != 0) {
+        char detail[96]; /* as net_json_read words it when a handler finds the body too large */
+        snprintf(detail, sizeof(detail), "the body is larger than %zu bytes",
+                 (size_t)NET_JSON_BODY_LIMIT_DEFAULT);
+        req->res.reason = net_http_reason(status); /* the router's phrase: "Content Too Large" */
+        net_http_add_security_headers(req);
+        h2o_iovec_t body = net_problem_render(
+            req, &(net_problem_t){.status = status, .detail = status == 413 ? detail : NULL});
+        if (server->cors != NULL)
+            net_http_cors_add_headers(server->cors, req);
+        if (body.base != NULL) {
+            h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE,
+                           H2O_STRLIT(NET_PROBLEM_CONTENT_TYPE), 1);
+            req->res.content_length = body.len;
+            problem_ostream_t *os = (problem_ostream_t *)h2o_add_ostream(req, sizeof(*os), slot);
+            os->super.do_send = problem_ostream_send;
+            os->body = body;
+            slot = &os->super.next;
+        }
+    }
+    h2o_setup_next_ostream(req, slot);
+}
+
+static void register_error_filter(net_http_server_t *server)
+{
+    error_filter_t *filter =
+        (error_filter_t *)h2o_create_filter(&server->hostconf->fallback_path, sizeof(*filter));
+    filter->super.on_setup_ostream = on_setup_error_ostream;
+    filter->server = server;
+}
+
 net_http_server_t *net_http_create(const char *bind_address, uint16_t port)
 {
     net_http_server_t *server = calloc(1, sizeof(*server));
@@ -88,11 +160,21 @@ net_http_server_t *net_http_create(const char *bind_address, uint16_t port)
     h2o_config_init(&server->globalconf);
     server->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("intentd"));
     /* h2o buffers up to 1 GiB of request body by default before a handler sees it: the API
-     * takes at most 1 MiB, so refuse larger bodies (413) while they arrive */
-    server->globalconf.max_request_entity_size = 1024 * 1024;
+     * takes at most NET_JSON_BODY_LIMIT_DEFAULT, so h2o refuses larger bodies (413) while they
+     * arrive. One byte more than the limit, because h2o 2.2.5 refuses a chunked body that
+     * reaches max_request_entity_size (>=) but a Content-Length only above it (>): so a chunked
+     * body of exactly the limit passes, and a Content-Length of limit + 1 reaches the handler,
+     * whose net_json_read answers the same 413. */
+    server->globalconf.max_request_entity_size = NET_JSON_BODY_LIMIT_DEFAULT + 1;
     server->hostconf =
         h2o_config_register_host(&server->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    register_error_filter(server);
     return server;
+}
+
+void net_http_set_cors(net_http_server_t *server, const net_http_cors_t *cors)
+{
+    server->cors = cors;
 }
 
 void net_http_route(net_http_server_t *server, const char *path, net_http_handler_fn handler,

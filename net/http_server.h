@@ -19,6 +19,7 @@
 #include <h2o.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "net/http_util.h"
 #include "runtime/worker.h"
 
 typedef struct st_net_http_server_t net_http_server_t;
@@ -32,6 +33,10 @@ net_http_server_t *net_http_create(const char *bind_address, uint16_t port);
 /** Registers `handler` for requests whose path starts with `path`. Before start only. */
 void net_http_route(net_http_server_t *server, const char *path, net_http_handler_fn handler,
                     void *data);
+/** CORS for the errors h2o answers before any handler runs (a body over the size limit), which
+ * are otherwise answered as the router answers its own problems: the router's `cors`, borrowed,
+ * read-only, outliving the server. Before start only. */
+void net_http_set_cors(net_http_server_t *server, const net_http_cors_t *cors);
 /** The runtime waiter that runs this server on every worker. */
 rt_waiter_t *net_http_waiter(net_http_server_t *server);
 /** The calling worker's h2o event loop, or NULL when not on a worker running this waiter. Its

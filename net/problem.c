@@ -104,6 +104,20 @@ int net_problem_send(h2o_req_t *req, const net_problem_t *problem)
     return net_json_send_as(req, p.status, NET_PROBLEM_CONTENT_TYPE, net_problem_json(&p));
 }
 
+h2o_iovec_t net_problem_render(h2o_req_t *req, const net_problem_t *problem)
+{
+    net_problem_t p = *problem;
+    if (p.request_id == NULL)
+        p.request_id = net_http_request_id(req);
+    json_t *obj = net_problem_json(&p);
+    /* a rare answer (h2o's own errors), so no scratch buffer: measure, then render in place */
+    size_t size = obj != NULL ? json_dumpb(obj, NULL, 0, JSON_COMPACT) : 0;
+    char *buf = size != 0 ? h2o_mem_alloc_pool(&req->pool, size) : NULL;
+    size_t written = buf != NULL ? json_dumpb(obj, buf, size, JSON_COMPACT) : 0;
+    json_decref(obj);
+    return written == size && buf != NULL ? h2o_iovec_init(buf, size) : h2o_iovec_init(NULL, 0);
+}
+
 int net_problem_send_errors(h2o_req_t *req, int status, const net_json_errors_t *errs)
 {
     return net_problem_send(req, &(net_problem_t){.status = status, .errors = errs});

@@ -47,6 +47,11 @@ json_t *net_problem_json(const net_problem_t *problem);
 
 /** Answers `problem`, with its request id filled from the request. Returns 0. */
 int net_problem_send(h2o_req_t *req, const net_problem_t *problem);
+/** The body net_problem_send would answer, rendered into the request's pool, for code that must
+ * replace an answer already under way (an h2o filter) instead of sending one: the request id is
+ * filled from the request as net_problem_send does (adding X-Request-Id when absent); nothing
+ * else of the response is touched. {NULL, 0} when out of memory. */
+h2o_iovec_t net_problem_render(h2o_req_t *req, const net_problem_t *problem);
 /** Answers `status` with the detail and field errors of `errs` (what net/json found). */
 int net_problem_send_errors(h2o_req_t *req, int status, const net_json_errors_t *errs);
 
