@@ -192,7 +192,11 @@ static int st_insert, st_insert_again, st_keep_raw, st_mark_replaced, st_mark_br
 #define OUT_OF_GAS_ERROR "the batch ran out of gas"
 
 /* The statement that records a mined transaction's outcomes, its intents' counts, notifications
- * and audit rows at once. */
+ * and audit rows at once. The intents are read once, in the executions update (owner and name,
+ * which no outcome changes), and the notification and audit rows take them from its result
+ * instead of joining intents again (two index look-ups less per outcome: ~45.5 -> ~42.5 buffer
+ * hits per outcome in executor_bench's pg_stat_statements; the statement's time moved within
+ * the run-to-run noise). */
 static void register_finalize(void)
 {
     st_finalize = store_pg_statement(
@@ -200,28 +204,27 @@ static void register_finalize(void)
         "WITH o AS (SELECT * FROM unnest($2::uuid[], $3::int[], $4::text[]) AS o(i, p, err)),"
         " ex AS (UPDATE executions e SET status = CASE WHEN o.err IS NULL THEN 'confirmed' ELSE"
         " 'failed' END, error = o.err, gas_used = $5, gas_price_wei = $6, block_number = $7,"
-        " block_hash = $8, confirmed_at = now() FROM o WHERE e.tx_hash = $1 AND e.intent_id = o.i"
-        " AND e.period = o.p AND e.status IN ('signed', 'broadcast')"
-        " RETURNING e.intent_id, e.period, e.status, e.error),"
+        " block_hash = $8, confirmed_at = now() FROM o, intents i WHERE e.tx_hash = $1 AND"
+        " e.intent_id = o.i AND e.period = o.p AND e.status IN ('signed', 'broadcast') AND i.id ="
+        " e.intent_id RETURNING e.intent_id, e.period, e.status, e.error, i.owner_id, i.name),"
         " it AS (UPDATE intents i SET execution_count = GREATEST(i.execution_count, ex.period + 1),"
         " last_execution = GREATEST(i.last_execution, to_timestamp($9)), status = CASE WHEN"
         " i.status IN ('cancelled', 'failed', 'completed') THEN i.status WHEN i.max_executions IS"
         " NOT NULL AND GREATEST(i.execution_count, ex.period + 1) >= i.max_executions THEN"
         " 'completed' WHEN i.status = 'delayed' THEN 'active' ELSE i.status END, delay_reason ="
-        " NULL, updated_at = now() FROM ex WHERE i.id = ex.intent_id AND ex.status = 'confirmed'"
-        " RETURNING i.id),"
+        " NULL, updated_at = now() FROM ex WHERE i.id = ex.intent_id AND ex.status = 'confirmed'),"
         " n AS (INSERT INTO notifications (user_id, type, title, message, intent_id)"
-        " SELECT i.owner_id, CASE WHEN ex.status = 'confirmed' THEN 'execution_succeeded' ELSE"
+        " SELECT ex.owner_id, CASE WHEN ex.status = 'confirmed' THEN 'execution_succeeded' ELSE"
         " 'execution_failed' END, CASE WHEN ex.status = 'confirmed' THEN 'Payment sent' ELSE"
         " 'Payment failed' END, CASE WHEN ex.status = 'confirmed' THEN format('%s: payment %s was"
-        " made on chain.', i.name, ex.period + 1) ELSE format('%s: payment %s failed on chain: %s',"
-        " i.name, ex.period + 1, ex.error) END, i.id FROM ex JOIN intents i ON i.id = ex.intent_id"
+        " made on chain.', ex.name, ex.period + 1) ELSE format('%s: payment %s failed on chain:"
+        " %s', ex.name, ex.period + 1, ex.error) END, ex.intent_id FROM ex"
         " WHERE ex.error IS DISTINCT FROM '" OUT_OF_GAS_ERROR "'"
         " RETURNING intent_id::text, user_id::text, " NOTIFICATION_COLUMNS "),"
         " a AS (INSERT INTO audit_log (user_id, actor, action, subject_id, details)"
-        " SELECT i.owner_id, 'engine', 'execution.' || ex.status, i.id, jsonb_build_object("
-        "'period', ex.period, 'txHash', '0x' || encode($1, 'hex'), 'blockNumber', $7::bigint,"
-        " 'error', ex.error) FROM ex JOIN intents i ON i.id = ex.intent_id)"
+        " SELECT ex.owner_id, 'engine', 'execution.' || ex.status, ex.intent_id,"
+        " jsonb_build_object('period', ex.period, 'txHash', '0x' || encode($1, 'hex'),"
+        " 'blockNumber', $7::bigint, 'error', ex.error) FROM ex)"
         " SELECT * FROM n");
 }
 
