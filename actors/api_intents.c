@@ -296,11 +296,32 @@ typedef struct st_intent_call_t {
     int64_t until; /* upcoming: the window's end, unix seconds */
 } intent_call_t;
 
-/* Tells the engine (api.h's hook) that a change to intent `id` is committed. */
-static void notify_changed(api_t *api, const char *id)
+/* Tells the engine (api.h's hook) that a change to intent `in` of `user_id` is committed; the
+ * intent's actor announces it on the owner's live stream, in order with its own events
+ * (actors/engine.h). Without the engine (main.c sets no hook then) nothing else would, so the
+ * API announces it here: `type` with the intent as committed. */
+static void notify_changed(api_t *api, const char *user_id, const intent_t *in, const char *type)
 {
     if (api->config.intent_changed != NULL)
-        api->config.intent_changed(api->config.intent_changed_ctx, id);
+        api->config.intent_changed(api->config.intent_changed_ctx, in->id);
+    else if (api->config.events != NULL) {
+        json_t *data = intent_to_json(in);
+        if (data != NULL)
+            events_publish(api->config.events, user_id, type, data, 0);
+    }
+}
+
+/* The client left before its change's answer: a committed change still reaches the engine, the
+ * live stream and the read cache. */
+static void notify_unanswered(api_t *api, const api_user_t *user, bool updating,
+                              const store_pg_result_t *r)
+{
+    intent_t in;
+    if (updating && r->status == STORE_PG_OK && PQntuples(r->results[0]) == 1 &&
+        row_to_intent(api, user, r->results[0], 0, &in)) {
+        api_cache_bump(api->cache, user->id);
+        notify_changed(api, user->id, &in, "intent.updated");
+    }
 }
 
 /* The executions of rows of EXECUTION_COLUMNS; a row that cannot be shown is left out. */
@@ -586,13 +607,14 @@ static void create_answer(create_call_t *leader, create_call_t *m, const store_p
         in->created_at = atoll(PQgetvalue(res, row, INS_COL_CREATED));
         in->updated_at = atoll(PQgetvalue(res, row, INS_COL_UPDATED));
         api_cache_bump(m->api->cache, m->user_id); /* before the answer: GETs must miss */
-        if (req != NULL)
-            create_send_intent(req, m);
+        /* before the answer too: a change the client makes next reaches the actor after this */
         if (m->api->config.intent_created != NULL)
             m->api->config.intent_created(m->api->config.intent_changed_ctx, in, m->user_id,
                                           m->has_signature ? m->signature : NULL);
         else
-            notify_changed(m->api, in->id);
+            notify_changed(m->api, m->user_id, in, "intent.created");
+        if (req != NULL)
+            create_send_intent(req, m);
     } else if (req == NULL) {
         /* the client left */
     } else if (r->status == STORE_PG_ERROR && strcmp(r->sqlstate, "23505") == 0) {
@@ -1237,7 +1259,7 @@ static void change_answered(net_http_async_t *call, rt_msg_t *msg)
     store_pg_result_t *r = rt_msg_payload(msg);
     intent_t in;
     if (req == NULL) {
-        /* the client left */
+        notify_unanswered(st->api, &st->user, st->updating, r); /* the client left */
     } else if (r->status != STORE_PG_OK) {
         api__answer_store_failure(req, r);
     } else if (!st->updating) {
@@ -1249,8 +1271,8 @@ static void change_answered(net_http_async_t *call, rt_msg_t *msg)
         net_problem_internal(req);
     } else {
         api_cache_bump(st->api->cache, st->user.id); /* before the answer: the next GET misses */
+        notify_changed(st->api, st->user.id, &in, "intent.updated"); /* before, as a create */
         net_json_send(req, 200, change_answer(st, &in));
-        notify_changed(st->api, in.id);
     }
     net_http_async_end(call);
 }
@@ -1500,7 +1522,7 @@ static void patch_answered(net_http_async_t *call, rt_msg_t *msg)
     store_pg_result_t *r = rt_msg_payload(msg);
     intent_t in;
     if (req == NULL) {
-        /* the client left */
+        notify_unanswered(st->api, &st->user, st->updating, r); /* the client left */
     } else if (r->status == STORE_PG_ERROR && strcmp(r->sqlstate, "23505") == 0) {
         net_problem_conflict(req, "an intent with these terms and salt already exists");
     } else if (r->status != STORE_PG_OK) {
@@ -1523,8 +1545,8 @@ static void patch_answered(net_http_async_t *call, rt_msg_t *msg)
             json_decref(old);
         }
         api_cache_bump(st->api->cache, st->user.id); /* before the answer: the next GET misses */
+        notify_changed(st->api, st->user.id, &in, "intent.updated"); /* before, as a create */
         net_json_send(req, 200, answer);
-        notify_changed(st->api, in.id);
     }
     patch_end(call);
 }

@@ -374,7 +374,9 @@ void engine_intent_changed(void *slot, const char *intent_id)
     engine_t *e = atomic_load((engine_t * _Atomic *)slot);
     if (e == NULL)
         return; /* not started yet: the loader reads the row */
-    engine__deliver(e, intent_id, rt_msg_new(ENGINE_MSG_RELOAD, 0), true);
+    rt_msg_t *msg = rt_msg_new(ENGINE_MSG_RELOAD, 0);
+    msg->corr = ENGINE_RELOAD_CHANGED; /* the actor announces it */
+    engine__deliver(e, intent_id, msg, true);
 }
 
 void engine_intent_created(void *slot, const intent_t *in, const char *user_id,
@@ -388,6 +390,7 @@ void engine_intent_created(void *slot, const intent_t *in, const char *user_id,
     engine_form(in, user_id, row);
     if (signature != NULL)
         memcpy(row->signature, signature, sizeof(row->signature));
+    msg->corr = ENGINE_INIT_CREATED; /* announced by the actor, unlike the loader's rows */
     /* a new intent's actor is new too, so it takes this as its row; if the loader or a later
      * change got there first, it already has this row or a newer one and ignores this */
     engine__deliver(e, in->id, msg, true);

@@ -40,6 +40,12 @@
 /** The corr of the engine's reload message that also announces the intent (intent.updated):
  * the follower gave back a period of it (engine.c -> intent_actor.c). */
 #define ENGINE_RELOAD_ANNOUNCE 1
+/** The corr of the reload message of the API's hook (a committed change: signature, patch,
+ * pause, resume, cancel), which the actor announces as intent.updated once it has the row. */
+#define ENGINE_RELOAD_CHANGED 2
+/** The corr of the init message of the API's creation hook (the start-up loader's is 0), which
+ * the actor announces as intent.created, also when the loader's row reached it first. */
+#define ENGINE_INIT_CREATED 1
 /** Lateness histogram: buckets of ENGINE_LATENESS_BUCKET_US, the last one open-ended. */
 #define ENGINE_LATENESS_BUCKETS 4096
 #define ENGINE_LATENESS_BUCKET_US 25
@@ -108,14 +114,16 @@ void engine_start(engine_t *engine);
 /**
  * The API's hook (api_config_t.intent_changed): `slot` is the address of an `engine_t *` that
  * is NULL until the engine exists (api_create runs before the stores), read atomically. Reloads
- * the intent's row and spawns, updates or stops its actor. Any worker; never blocks.
+ * the intent's row and spawns, updates or stops its actor, which announces the change on the
+ * owner's live stream (intent.updated, the row as read) before it plans or leaves, in order with
+ * its own events. Any worker; never blocks.
  */
 void engine_intent_changed(void *slot, const char *intent_id);
 /**
  * The API's hook for a creation (api_config_t.intent_created; `slot` as above): `in` is the
  * intent as committed (id, status, schedule and next execution set), `signature` its owner's
- * (NULL while unsigned). Spawns the intent's actor with it, without reading the row back. Any
- * worker; never blocks.
+ * (NULL while unsigned). Spawns the intent's actor with it, without reading the row back; the
+ * actor announces it (intent.created, its first event) once. Any worker; never blocks.
  */
 void engine_intent_created(void *slot, const intent_t *in, const char *user_id,
                            const uint8_t *signature);

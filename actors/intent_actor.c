@@ -44,10 +44,29 @@
 #define WATCHDOG_MS 30000    /* no outcome this long after a hand-over: look at the database */
 #define WRONG_COUNT_RELOAD_MS 3000 /* a count the database lags: re-read, doubling to 96 s */
 
-/* what a database reply answers (the low byte of corr; the generation above it) */
-enum { Q_GET = 1, Q_WATCH, Q_NEXT, Q_DELAY, Q_COMPLETE, Q_FAIL, Q_LOW, Q_EVENT, Q_REOPEN };
+/* what a database reply answers (the low byte of corr; the generation above it); Q_EV_*: the
+ * row read for an event of that type */
+enum {
+    Q_GET = 1,
+    Q_WATCH,
+    Q_NEXT,
+    Q_DELAY,
+    Q_COMPLETE,
+    Q_FAIL,
+    Q_LOW,
+    Q_REOPEN,
+    Q_CHANGE, /* the row after the API's change (ENGINE_RELOAD_CHANGED) */
+    Q_EV_CREATED,
+    Q_EV_UPDATED,
+    Q_EV_DELAYED,
+};
 /* timer tags */
-enum { T_DUE = 1, T_WATCHDOG, T_SUBMIT, T_RELOAD, T_REOPEN };
+enum { T_DUE = 1, T_WATCHDOG, T_SUBMIT, T_RELOAD, T_REOPEN, T_CHANGE };
+/* Events waiting for their row read, one read at a time: the database's connections may answer
+ * out of order, and each event must show the row after the change it announces. More than this
+ * waiting (a burst of changes): an event of the type last queued is merged into it (its read
+ * comes later, so it shows the newer row). */
+#define EVENT_QUEUE_MAX 16
 
 typedef enum en_phase_t {
     PHASE_IDLE,      /* paused, pending a signature, or no row yet */
@@ -71,7 +90,10 @@ typedef struct st_intent_state_t {
     bool count_agreed;    /* the registry's count was read and not ahead of ours */
     uint32_t count_waits; /* looks at a registry count ahead of ours, in a row */
     uint32_t submitted_period;
-    const char *event_type; /* the event to publish with the next Q_EVENT row */
+    bool change_rides_next; /* a change's announcement is the Q_NEXT write's event */
+    bool event_reading;     /* an event's row read is in flight (event_queue[event_head]) */
+    uint8_t event_head, event_count;
+    uint8_t event_queue[EVENT_QUEUE_MAX]; /* Q_EV_* kinds, event_head first */
     rt_actor_timer_t timer;
 } intent_state_t;
 
@@ -155,26 +177,72 @@ static void write_next(rt_actor_t *self, int64_t at)
 
 /* ---- the event of a change, from a fresh row ---- */
 
-static void publish_row(rt_actor_t *self, const PGresult *res)
+static void publish_row(rt_actor_t *self, const PGresult *res, int kind)
 {
     intent_state_t *st = rt_actor_state(self);
     static __thread intent_t full;
     engine_intent_t row;
-    if (st->event_type == NULL || PQntuples(res) != 1 ||
-        !engine__row_parse(st->engine, res, 0, 0, &row, &full))
+    if (PQntuples(res) != 1 || !engine__row_parse(st->engine, res, 0, 0, &row, &full))
         return;
-    events_publish(st->engine->config.events, row.user_id, st->event_type, intent_to_json(&full),
-                   0);
+    const char *type = kind == Q_EV_CREATED   ? "intent.created"
+                       : kind == Q_EV_DELAYED ? "intent.delayed"
+                                              : "intent.updated";
+    events_publish(st->engine->config.events, row.user_id, type, intent_to_json(&full), 0);
 }
 
-static void ask_event(rt_actor_t *self, const char *type)
+/* Sends the row read of the first waiting event; one that cannot be sent is dropped (logged).
+ * With none left, an actor that waited for its last event leaves. */
+static void next_event(rt_actor_t *self)
 {
     intent_state_t *st = rt_actor_state(self);
-    if (st->engine->config.events == NULL)
+    while (!st->event_reading && st->event_count != 0) {
+        const char *params[] = {st->in.id};
+        int kind = st->event_queue[st->event_head];
+        if (store_pg_query(st->engine->config.pg, self, corr_of(st, kind), engine__st_get, 1,
+                           params)) {
+            st->event_reading = true;
+            return;
+        }
+        rt_log_warn("engine", "intent %s: database busy, event %d dropped", st->in.id, kind);
+        st->event_head = (uint8_t)((st->event_head + 1) % EVENT_QUEUE_MAX);
+        --st->event_count;
+    }
+    if (!st->event_reading && st->leave_after_event)
+        leave(self);
+}
+
+/* Announces the intent's row as it is once read (`kind`: Q_EV_*), after the events asked
+ * before. Without live events, nothing (an actor waiting to leave leaves). */
+static void ask_event(rt_actor_t *self, int kind)
+{
+    intent_state_t *st = rt_actor_state(self);
+    if (st->engine->config.events == NULL) {
+        if (st->leave_after_event)
+            leave(self);
         return;
-    st->event_type = type;
-    const char *params[] = {st->in.id};
-    query(self, Q_EVENT, engine__st_get, 1, params);
+    }
+    if (st->event_count == EVENT_QUEUE_MAX) {
+        int last = st->event_queue[(st->event_head + st->event_count - 1) % EVENT_QUEUE_MAX];
+        if (last != kind)
+            rt_log_warn("engine", "intent %s: too many events waiting, event %d dropped", st->in.id,
+                        kind);
+        return;
+    }
+    st->event_queue[(st->event_head + st->event_count) % EVENT_QUEUE_MAX] = (uint8_t)kind;
+    ++st->event_count;
+    next_event(self);
+}
+
+/* An event's row came back (`res`; NULL: the read failed): published, then the next. */
+static void on_event_row(rt_actor_t *self, const PGresult *res, int kind)
+{
+    intent_state_t *st = rt_actor_state(self);
+    if (res != NULL)
+        publish_row(self, res, kind);
+    st->event_reading = false;
+    st->event_head = (uint8_t)((st->event_head + 1) % EVENT_QUEUE_MAX);
+    --st->event_count;
+    next_event(self);
 }
 
 static void publish_notification(rt_actor_t *self, const PGresult *res, int first_col)
@@ -480,13 +548,9 @@ static void on_outcome(rt_actor_t *self, const executor_outcome_t *o)
         return;
     ++st->gen;
     if (o->status == EXECUTOR_REVOKED) {
-        st->in.status = INTENT_CANCELLED;        /* the follower wrote it */
-        if (st->engine->config.events != NULL) { /* the owner's screens learn it, then we go */
-            st->leave_after_event = true;
-            ask_event(self, "intent.updated");
-        } else {
-            leave(self);
-        }
+        st->in.status = INTENT_CANCELLED; /* the follower wrote it */
+        st->leave_after_event = true;     /* the owner's screens learn it, then we go */
+        ask_event(self, Q_EV_UPDATED);
         return;
     }
     bool ours = st->submitted && o->period == st->submitted_period;
@@ -538,7 +602,7 @@ static void on_outcome(rt_actor_t *self, const executor_outcome_t *o)
     plan(self);
 }
 
-/* The intent's row read again (Q_GET, Q_WATCH or Q_REOPEN): applied, then the plan. */
+/* The intent's row read again (Q_GET, Q_WATCH, Q_REOPEN or Q_CHANGE): applied, then the plan. */
 static void on_row(rt_actor_t *self, const PGresult *res, int kind)
 {
     intent_state_t *st = rt_actor_state(self);
@@ -553,14 +617,39 @@ static void on_row(rt_actor_t *self, const PGresult *res, int kind)
         return;
     }
     apply_row(self, &row, kind == Q_WATCH);
+    bool final = st->in.status == INTENT_COMPLETED || st->in.status == INTENT_CANCELLED ||
+                 st->in.status == INTENT_FAILED;
+    if (kind == Q_CHANGE && final) { /* cancelled: the owner's screens learn it, then we go */
+        st->phase = PHASE_IDLE;
+        rt_actor_timer_cancel(self, &st->timer);
+        st->leave_after_event = true;
+        ask_event(self, Q_EV_UPDATED);
+        return;
+    }
     int64_t next = st->in.next_execution;
+    st->change_rides_next = false;
     plan(self);
-    /* the follower changed the row (a period given back, a completed intent active again):
-     * announced once, by the plan's own write of nextExecution or here */
-    if (kind == Q_REOPEN && !st->leaving && st->in.next_execution == next &&
-        (st->in.status == INTENT_ACTIVE || st->in.status == INTENT_DELAYED ||
-         st->in.status == INTENT_PAUSED))
-        ask_event(self, "intent.updated");
+    /* the API's change, or the follower's (a period given back, a completed intent active
+     * again): announced once, by the plan's own write of nextExecution (or delay) or here */
+    bool announce = kind == Q_CHANGE || (kind == Q_REOPEN && !final);
+    if (!announce || st->leaving)
+        return;
+    if (st->in.next_execution == next)
+        ask_event(self, Q_EV_UPDATED);
+    else
+        st->change_rides_next = true; /* if that write fails, announced then */
+}
+
+/* The plan's write of nextExecution failed: written again by the next plan; a change that
+ * counted on its event is announced now. */
+static void on_next_failed(rt_actor_t *self)
+{
+    intent_state_t *st = rt_actor_state(self);
+    st->in.next_execution = SCHED_NONE;
+    if (st->change_rides_next) {
+        st->change_rides_next = false;
+        ask_event(self, Q_EV_UPDATED);
+    }
 }
 
 static void on_db(rt_actor_t *self, rt_msg_t *msg)
@@ -572,13 +661,15 @@ static void on_db(rt_actor_t *self, rt_msg_t *msg)
         rt_log_warn("engine", "intent %s: statement kind %d: %s %s", st->in.id, kind,
                     store_pg_status_name(r->status), r->message);
         if (kind == Q_GET || kind == Q_WATCH || kind == Q_COMPLETE || kind == Q_FAIL ||
-            kind == Q_REOPEN)
+            kind == Q_REOPEN || kind == Q_CHANGE)
             rt_actor_timer_start(self, &st->timer, DB_RETRY_MS,
-                                 kind == Q_REOPEN ? T_REOPEN : T_RELOAD);
+                                 kind == Q_REOPEN   ? T_REOPEN
+                                 : kind == Q_CHANGE ? T_CHANGE
+                                                    : T_RELOAD);
         else if (kind == Q_NEXT)
-            st->in.next_execution = SCHED_NONE; /* written again by the next plan */
-        else if (st->leave_after_event)
-            leave(self);
+            on_next_failed(self);
+        else if (kind >= Q_EV_CREATED)
+            on_event_row(self, NULL, kind);
         return;
     }
     const PGresult *res = r->results[0];
@@ -586,21 +677,23 @@ static void on_db(rt_actor_t *self, rt_msg_t *msg)
     case Q_GET:
     case Q_WATCH:
     case Q_REOPEN:
+    case Q_CHANGE:
         on_row(self, res, kind);
         break;
     case Q_DELAY:
         if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 1)) { /* the reason changed */
             publish_notification(self, res, 1);
-            ask_event(self, "intent.delayed");
+            ask_event(self, Q_EV_DELAYED);
         } else if (PQntuples(res) == 1) { /* the same reason, a new retry time */
-            ask_event(self, "intent.updated");
+            ask_event(self, Q_EV_UPDATED);
         }
         break;
     case Q_LOW:
         publish_notification(self, res, 0);
         break;
     case Q_NEXT: /* the owner's screens (and read caches) learn the new nextExecution */
-        ask_event(self, "intent.updated");
+        st->change_rides_next = false;
+        ask_event(self, Q_EV_UPDATED);
         break;
     case Q_COMPLETE:
     case Q_FAIL:
@@ -608,15 +701,15 @@ static void on_db(rt_actor_t *self, rt_msg_t *msg)
          * the change (if it was ours) is out, never before an event already asked for */
         if (PQntuples(res) == 1 && st->engine->config.events != NULL) {
             st->leave_after_event = true;
-            ask_event(self, "intent.updated");
+            ask_event(self, Q_EV_UPDATED);
         } else if (!st->leave_after_event) {
             leave(self);
         }
         break;
-    case Q_EVENT:
-        publish_row(self, res);
-        if (st->leave_after_event)
-            leave(self);
+    case Q_EV_CREATED:
+    case Q_EV_UPDATED:
+    case Q_EV_DELAYED:
+        on_event_row(self, res, kind);
         break;
     }
 }
@@ -626,7 +719,10 @@ static void reload(rt_actor_t *self, int kind)
     intent_state_t *st = rt_actor_state(self);
     const char *params[] = {st->in.id};
     if (!store_pg_query(st->engine->config.pg, self, corr_of(st, kind), engine__st_get, 1, params))
-        rt_actor_timer_start(self, &st->timer, DB_RETRY_MS, T_RELOAD);
+        rt_actor_timer_start(self, &st->timer, DB_RETRY_MS,
+                             kind == Q_REOPEN   ? T_REOPEN
+                             : kind == Q_CHANGE ? T_CHANGE
+                                                : T_RELOAD);
 }
 
 static void on_timer(rt_actor_t *self, uint64_t tag)
@@ -647,7 +743,27 @@ static void on_timer(rt_actor_t *self, uint64_t tag)
     case T_REOPEN:
         reload(self, Q_REOPEN);
         break;
+    case T_CHANGE:
+        reload(self, Q_CHANGE);
+        break;
     }
+}
+
+/* A row handed over: the loader's (start-up) or the API's creation hook's (`created`), in
+ * either order. Only the creation is announced, exactly once (its hook sends one message), and
+ * first: before anything the plan may write. */
+static void on_init(rt_actor_t *self, const engine_intent_t *row, bool created)
+{
+    intent_state_t *st = rt_actor_state(self);
+    st->count_agreed = false; /* loaded at start-up: the database may lag the chain */
+    if (created)
+        ask_event(self, Q_EV_CREATED);
+    if (st->have_row || st->leaving) /* the other one's row, or a newer one, is already here */
+        return;
+    apply_row(self, row, false);
+    if (st->in.status == INTENT_DELAYED) /* keep the backoff a restart found */
+        st->retry_at = st->in.next_execution;
+    plan(self);
 }
 
 void engine__intent_behaviour(rt_actor_t *self, rt_msg_t *msg)
@@ -657,16 +773,12 @@ void engine__intent_behaviour(rt_actor_t *self, rt_msg_t *msg)
         return;
     switch (msg->type) {
     case ENGINE_MSG_INIT:
-        st->count_agreed = false; /* loaded at start-up: the database may lag the chain */
-        if (!st->have_row) {      /* else the hook's newer row is already here */
-            apply_row(self, rt_msg_payload(msg), false);
-            if (st->in.status == INTENT_DELAYED) /* keep the backoff a restart found */
-                st->retry_at = st->in.next_execution;
-            plan(self);
-        }
+        on_init(self, rt_msg_payload(msg), msg->corr == ENGINE_INIT_CREATED);
         break;
     case ENGINE_MSG_RELOAD:
-        reload(self, msg->corr == ENGINE_RELOAD_ANNOUNCE ? Q_REOPEN : Q_GET);
+        reload(self, msg->corr == ENGINE_RELOAD_ANNOUNCE  ? Q_REOPEN
+                     : msg->corr == ENGINE_RELOAD_CHANGED ? Q_CHANGE
+                                                          : Q_GET);
         break;
     case ENGINE_MSG_CLOCK:
         if (st->phase == PHASE_WAITING)

@@ -450,12 +450,16 @@ static bool setup_api(api_setup_t *s, net_http_server_t *http, int64_t port, cha
                            .jwt_keys = s->jwt_keys,
                            .data_key = s->data_key,
                            .rpc = rpc,
-                           .intent_changed = engine_intent_changed,
-                           .intent_created = engine_intent_created,
                            .intent_changed_ctx = (void *)&engine_slot,
                            .gas = gas,
                            .native_symbol =
                                rt_config_find(options, NUM_OPTIONS, "NATIVE_SYMBOL")->value};
+    /* the engine's hooks when start_engine will start it (else the API announces its changes) */
+    if (rpc != NULL && registry != NULL && opt("DATABASE_URL") != NULL &&
+        opt("PRIVATE_KEY") != NULL) {
+        config.intent_changed = engine_intent_changed;
+        config.intent_created = engine_intent_created;
+    }
     config.events = live_events;
     config.events_test_endpoint = strcmp(opt("EVENTS_TEST_ENDPOINT"), "1") == 0;
     int64_t ip_limit, user_limit, window_s, cache_ttl_ms, cache_ttl_sub_ms, cache_bytes;
@@ -587,15 +591,16 @@ int main(int argc, char **argv)
     deps.rpc_endpoints = chain.num_urls;
     deps.events = live_events;
     deps.api = api.api;
-    api_attach_store(api.api, deps.pg);
-    api_attach_redis(api.api, deps.redis);
-    start_live_updates(rt, &deps, &api);
+    /* the engine before the API's store: no change commits before its hooks reach the engine */
     if (!start_engine(rt, &deps, &chain, api.tokens, api.num_tokens)) {
         close_stores(&deps);
         rt_runtime_shutdown(rt);
         rt_runtime_join_and_free(rt);
         return 2;
     }
+    api_attach_store(api.api, deps.pg);
+    api_attach_redis(api.api, deps.redis);
+    start_live_updates(rt, &deps, &api);
     rt_log_info("main", "listening on http://%s:%d with %d workers", bind_address, (int)port,
                 rt->num_workers);
 

@@ -1,0 +1,239 @@
+/*
+ * The live stream announces the user's own changes made through the API (shared/api.md, "Live
+ * updates"): with a socket open, a create (pending a signature, and signed at once), a
+ * signature, a patch, a pause, a resume and a cancel each bring exactly one frame
+ * (intent.created or intent.updated) whose data is the intent object GET /api/intents/:id
+ * answers next (without the newest executions GET adds); a
+ * repeat, a refused change (409, 422) and another user's changes bring none. Run with the engine
+ * (the intent's actor announces, in order with its own events) and without it (no RPC_URL and no
+ * key: the API announces). Real HTTP and WebSockets against the intentd binary; a marker event
+ * (POST /api/test/events) closes each stream, so a frame too many is seen, without waiting.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include "chain/eip712.h"
+#include "chain/hex.h"
+#include "chain/rfc3339.h"
+#include "support/engine_env.h"
+#include "support/ws_client.h"
+
+#define FRAME_MS 15000   /* an event on its way (bounded wait, margin for ASan) */
+#define AMOUNT 10000000u /* 10 USDC in base units */
+
+static char token_a[4096], token_b[4096], answer[65536];
+
+/* KEY_A's signature over the terms api.md derives for a daily intent of AMOUNT from `start_at`
+ * with a salt of 32 `salt_byte`s (as tests/test_engine_created.c). */
+static void sign_daily(int64_t start_at, uint8_t salt_byte, char out[133])
+{
+    chain_intent_t terms = {.min_interval = 86400 - 300,
+                            .valid_after = (uint64_t)start_at,
+                            .valid_until = CHAIN_INTENT_NO_END,
+                            .amount = chain_u256_from_u64(AMOUNT)};
+    chain_key_t *k = key(KEY_A);
+    terms.owner = *chain_key_address(k);
+    chain_addr_parse(&terms.token, engine_usdc, strlen(engine_usdc));
+    chain_addr_parse(&terms.recipient, ENGINE_RECIPIENT, strlen(ENGINE_RECIPIENT));
+    memset(terms.salt, salt_byte, sizeof(terms.salt));
+    chain_addr_t registry;
+    chain_addr_parse(&registry, engine_registry, strlen(engine_registry));
+    chain_eip712_domain_t domain;
+    chain_intent_domain(&domain, 31337, &registry);
+    uint8_t digest[32], bytes[CHAIN_SIG_LEN];
+    chain_intent_digest(&domain, &terms, digest);
+    chain_sig_t sig;
+    chain_key_sign(k, digest, &sig);
+    chain_sig_serialize(&sig, bytes);
+    chain_hex_encode(out, 133, bytes, sizeof(bytes), CHAIN_HEX_0X);
+    chain_key_free(k);
+}
+
+/* The create body of a daily intent from `start_at` with salt `salt_byte`, signed or not. */
+static void create_body(char *out, size_t cap, int64_t start_at, uint8_t salt_byte, bool signed_)
+{
+    char start_text[CHAIN_RFC3339_SIZE], salt[67], sig[133] = "", sig_field[160] = "";
+    chain_rfc3339_format(start_at, start_text);
+    snprintf(salt, sizeof(salt), "0x");
+    for (int i = 0; i != 32; ++i)
+        snprintf(salt + 2 + 2 * i, 3, "%02x", salt_byte);
+    if (signed_) {
+        sign_daily(start_at, salt_byte, sig);
+        snprintf(sig_field, sizeof(sig_field), ",\"signature\":\"%s\"", sig);
+    }
+    snprintf(out, cap,
+             "{\"name\":\"rent\",\"recipient\":\"%s\",\"token\":\"USDC\",\"amount\":\"10\","
+             "\"frequency\":\"daily\",\"startAt\":\"%s\",\"salt\":\"%s\"%s}",
+             ENGINE_RECIPIENT, start_text, salt, sig_field);
+}
+
+static ws_client_t *open_socket(const char *token)
+{
+    char auth[4200], err[512];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+    const char *headers[] = {auth, NULL};
+    int status;
+    ws_client_t *c = ws_connect(port, "/api/ws", headers, 0, &status, err, sizeof(err));
+    cr_assert_not_null(c, "upgrade refused: %d %s", status, err);
+    return c;
+}
+
+/* The next frame must be one event of `type` for intent `id` whose data equals the GET that
+ * follows; returns that intent (decref it). */
+static json_t *expect_intent_event(ws_client_t *c, const char *type, const char *id,
+                                   const char *what)
+{
+    ws_frame_t f;
+    uint16_t code = 0;
+    int r = ws_next_text(c, &f, FRAME_MS, &code);
+    cr_assert_eq(r, 1, "%s: no %s event (read %d, close %u)", what, type, r, code);
+    json_t *e = json_loads(f.data, 0, NULL);
+    cr_assert_not_null(e, "not JSON: %s", f.data);
+    cr_assert_str_eq(json_string_value(json_object_get(e, "type")), type, "%s: %s", what, f.data);
+    json_t *data = json_object_get(e, "data");
+    cr_assert_str_eq(json_string_value(json_object_get(data, "id")), id, "%s: %s", what, f.data);
+    json_t *got = engine_get_intent(token_a, id);
+    json_t *object = json_deep_copy(got); /* the intent object: GET's without its "executions" */
+    json_object_del(object, "executions");
+    cr_assert(json_equal(data, object), "%s: the event's data is not the GET answer:\n%s\n%s", what,
+              f.data, json_dumps(object, JSON_SORT_KEYS | JSON_COMPACT));
+    json_decref(object);
+    json_decref(e);
+    ws_frame_dispose(&f);
+    return got;
+}
+
+/* Publishes a marker event to the token's user; the socket's next frame must be it. */
+static void expect_marker_next(ws_client_t *c, const char *token, const char *tag)
+{
+    char payload[256];
+    snprintf(payload, sizeof(payload),
+             "{\"type\":\"notification.created\",\"count\":1,\"data\":{\"tag\":\"%s\"}}", tag);
+    cr_assert_eq(http("POST", "/api/test/events", token, NULL, payload, answer, sizeof(answer)),
+                 202, "%s", answer);
+    ws_frame_t f;
+    cr_assert_eq(ws_next_text(c, &f, FRAME_MS, NULL), 1, "no marker %s", tag);
+    json_t *e = json_loads(f.data, 0, NULL);
+    const char *got = json_string_value(json_object_get(json_object_get(e, "data"), "tag"));
+    cr_assert(got != NULL && strcmp(got, tag) == 0, "a frame before the marker %s: %s", tag,
+              f.data);
+    json_decref(e);
+    ws_frame_dispose(&f);
+}
+
+static int call(const char *method, const char *id, const char *suffix, const char *payload)
+{
+    char path[160];
+    snprintf(path, sizeof(path), "/api/intents/%s%s", id, suffix);
+    return http(method, path, token_a, NULL, payload, answer, sizeof(answer));
+}
+
+static void expect_status(const json_t *intent, const char *status)
+{
+    cr_assert_str_eq(json_string_value(json_object_get(intent, "status")), status);
+}
+
+/* The whole sequence, on a server already started with or without the engine. */
+static void run_sequence(bool engine)
+{
+    session(KEY_A, token_a, sizeof(token_a));
+    session(KEY_B, token_b, sizeof(token_b));
+    ws_client_t *a = open_socket(token_a), *b = open_socket(token_b);
+    int64_t start = (int64_t)time(NULL) + 7 * 86400; /* never due during the test */
+    char body[4096], id[37], sig[133], payload[256];
+
+    /* created pending a signature */
+    create_body(body, sizeof(body), start, 0x11, false);
+    cr_assert_eq(http("POST", "/api/intents", token_a, NULL, body, answer, sizeof(answer)), 201,
+                 "%s", answer);
+    json_t *created = json_loads(answer, 0, NULL);
+    snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(created, "id")));
+    json_decref(created);
+    json_t *in = expect_intent_event(a, "intent.created", id, "create (pending)");
+    expect_status(in, "pending_signature");
+    json_decref(in);
+
+    /* signed, renamed, paused (twice: the repeat says nothing), resumed */
+    sign_daily(start, 0x11, sig);
+    snprintf(payload, sizeof(payload), "{\"signature\":\"%s\"}", sig);
+    cr_assert_eq(call("POST", id, "/signature", payload), 200, "%s", answer);
+    in = expect_intent_event(a, "intent.updated", id, "signature");
+    expect_status(in, "active");
+    json_decref(in);
+    cr_assert_eq(call("PATCH", id, "", "{\"name\":\"rent, renamed\"}"), 200, "%s", answer);
+    in = expect_intent_event(a, "intent.updated", id, "patch");
+    cr_assert_str_eq(json_string_value(json_object_get(in, "name")), "rent, renamed");
+    json_decref(in);
+    cr_assert_eq(call("POST", id, "/pause", NULL), 200, "%s", answer);
+    in = expect_intent_event(a, "intent.updated", id, "pause");
+    expect_status(in, "paused");
+    json_decref(in);
+    cr_assert_eq(call("POST", id, "/pause", NULL), 200, "%s", answer);            /* a repeat */
+    cr_assert_eq(call("PATCH", id, "", "{\"amount\":\"0\"}"), 422, "%s", answer); /* refused */
+    /* a nextExecution the engine does not agree with (as after a crash mid-write): with the
+     * engine, the resumed actor's plan writes its own, and that write's event is the resume's
+     * one event, not a second */
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "UPDATE intents SET next_execution = next_execution + interval '1 hour'"
+             " WHERE id = '%s'",
+             id);
+    db_exec(db_url, sql);
+    cr_assert_eq(call("POST", id, "/resume", NULL), 200, "%s", answer);
+    in = expect_intent_event(a, "intent.updated", id, "resume");
+    expect_status(in, "active");
+    cr_assert_str_eq(json_string_value(json_object_get(in, "nextExecution")),
+                     engine_time_text(engine ? start : start + 3600));
+    json_decref(in);
+
+    /* cancelled: announced (with the engine, by an actor that then leaves); a change refused
+     * after it says nothing */
+    cr_assert_eq(call("DELETE", id, "", NULL), 200, "%s", answer);
+    in = expect_intent_event(a, "intent.updated", id, "cancel");
+    expect_status(in, "cancelled");
+    json_decref(in);
+    cr_assert_eq(call("POST", id, "/resume", NULL), 409, "%s", answer);
+
+    /* created signed, active at once */
+    create_body(body, sizeof(body), start, 0x22, true);
+    cr_assert_eq(http("POST", "/api/intents", token_a, NULL, body, answer, sizeof(answer)), 201,
+                 "%s", answer);
+    created = json_loads(answer, 0, NULL);
+    snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(created, "id")));
+    json_decref(created);
+    in = expect_intent_event(a, "intent.created", id, "create (signed)");
+    expect_status(in, "active");
+    json_decref(in);
+
+    /* nothing more for A (no second event of any change, none for the repeat or the refusals),
+     * and nothing at all for B */
+    expect_marker_next(a, token_a, "end-a");
+    expect_marker_next(b, token_b, "end-b");
+    ws_client_free(a);
+    ws_client_free(b);
+}
+
+Test(ws_api_events, the_users_changes_are_announced_by_the_engine, .timeout = 240,
+     .fini = engine_teardown)
+{
+    engine_chain_start(NULL);
+    const char *env[] = {"EVENTS_TEST_ENDPOINT=1", NULL};
+    engine_server_start(env);
+    run_sequence(true);
+    stop_server();
+}
+
+Test(ws_api_events, without_the_engine_the_api_announces_them, .timeout = 240,
+     .fini = engine_teardown)
+{
+    engine_chain_start(NULL); /* for the registry's and the token's addresses only */
+    static char registry[80], usdc[80];
+    snprintf(registry, sizeof(registry), "INTENT_CONTRACT_ADDRESS=%s", engine_registry);
+    snprintf(usdc, sizeof(usdc), "USDC_ADDRESS=%s", engine_usdc);
+    const char *env[] = {
+        registry, usdc, "EVENTS_TEST_ENDPOINT=1", "API_RATE_LIMIT=0", "USER_RATE_LIMIT=0", NULL};
+    start_server_env(env); /* no RPC_URL, no PRIVATE_KEY: no engine */
+    run_sequence(false);
+    stop_server();
+}
