@@ -290,6 +290,23 @@ Test(api_cache, every_api_change_is_visible_on_the_very_next_get, .timeout = 90,
     stop_server();
 }
 
+/* A second intentd on the test database and the Redis of `redis_env` ("REDIS_URL=..."), with
+ * the endpoint that publishes test events: "another process". Its pid (ws_kill_leftovers ends
+ * it). */
+static pid_t start_other_process(int port_b, const char *redis_env)
+{
+    const char *env_b[] = {"API_RATE_LIMIT=0",
+                           "USER_RATE_LIMIT=0",
+                           "EVENTS_TEST_ENDPOINT=1",
+                           redis_env,
+                           "JWT_SECRET=" JWT_SECRET,
+                           "DATA_ENCRYPTION_KEY=" DATA_KEY,
+                           NULL};
+    pid_t b = ws_start_intentd(INTENTD_BIN, port_b, db_url, env_b, "/tmp/intentd-test-cache.log");
+    cr_assert_gt(b, 0, "the second intentd did not start");
+    return b;
+}
+
 Test(api_cache, an_event_from_another_process_invalidates, .timeout = 120,
      .fini = ws_kill_leftovers)
 {
@@ -308,15 +325,7 @@ Test(api_cache, an_event_from_another_process_invalidates, .timeout = 120,
                          NULL};
     start_server_env(env);
     int port_a = port, port_b = free_port();
-    const char *env_b[] = {"API_RATE_LIMIT=0",
-                           "USER_RATE_LIMIT=0",
-                           "EVENTS_TEST_ENDPOINT=1",
-                           redis_env,
-                           "JWT_SECRET=" JWT_SECRET,
-                           "DATA_ENCRYPTION_KEY=" DATA_KEY,
-                           NULL};
-    pid_t b = ws_start_intentd(INTENTD_BIN, port_b, db_url, env_b, "/tmp/intentd-test-cache.log");
-    cr_assert_gt(b, 0, "the second intentd did not start");
+    pid_t b = start_other_process(port_b, redis_env);
     /* the subscription coming up makes every entry stale: before the first read */
     cr_assert(wait_metric("intentd_events_subscribed", 1, 20000), "A never subscribed");
     char token[4096], id[37], path[64];
@@ -823,15 +832,7 @@ Test(api_cache, the_ttl_follows_the_subscription_to_the_other_processes_events, 
                          NULL};
     start_server_env(env);
     int port_a = port, port_b = free_port();
-    const char *env_b[] = {"API_RATE_LIMIT=0",
-                           "USER_RATE_LIMIT=0",
-                           "EVENTS_TEST_ENDPOINT=1",
-                           redis_env,
-                           "JWT_SECRET=" JWT_SECRET,
-                           "DATA_ENCRYPTION_KEY=" DATA_KEY,
-                           NULL};
-    pid_t b = ws_start_intentd(INTENTD_BIN, port_b, db_url, env_b, "/tmp/intentd-test-cache.log");
-    cr_assert_gt(b, 0, "the second intentd did not start");
+    pid_t b = start_other_process(port_b, redis_env);
     port = port_b; /* B publishes only once its connections are up */
     cr_assert(wait_metric("intentd_events_subscribed", 1, 20000), "B never subscribed");
     port = port_a;

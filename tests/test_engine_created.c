@@ -28,32 +28,6 @@ static void setup(void)
     address_of(KEY_A, owner);
 }
 
-/* KEY_A's EIP-712 signature over the terms api.md derives for a daily intent of AMOUNT from
- * `start_at` with a salt of 32 SALT_BYTEs. */
-static void sign_daily(int64_t start_at, char out[133])
-{
-    chain_intent_t terms = {.min_interval = 86400 - 300,
-                            .valid_after = (uint64_t)start_at,
-                            .valid_until = CHAIN_INTENT_NO_END,
-                            .amount = chain_u256_from_u64(AMOUNT)};
-    chain_key_t *k = key(KEY_A);
-    terms.owner = *chain_key_address(k);
-    chain_addr_parse(&terms.token, engine_usdc, strlen(engine_usdc));
-    chain_addr_parse(&terms.recipient, ENGINE_RECIPIENT, strlen(ENGINE_RECIPIENT));
-    memset(terms.salt, SALT_BYTE, sizeof(terms.salt));
-    chain_addr_t registry;
-    chain_addr_parse(&registry, engine_registry, strlen(engine_registry));
-    chain_eip712_domain_t domain;
-    chain_intent_domain(&domain, 31337, &registry);
-    uint8_t digest[32], bytes[CHAIN_SIG_LEN];
-    chain_intent_digest(&domain, &terms, digest);
-    chain_sig_t sig;
-    chain_key_sign(k, digest, &sig);
-    chain_sig_serialize(&sig, bytes);
-    chain_hex_encode(out, 133, bytes, sizeof(bytes), CHAIN_HEX_0X);
-    chain_key_free(k);
-}
-
 Test(engine_created, inline_signed_create_runs_without_a_read_back, .init = setup,
      .fini = engine_teardown, .timeout = 180)
 {
@@ -63,7 +37,7 @@ Test(engine_created, inline_signed_create_runs_without_a_read_back, .init = setu
     int64_t start = engine_now() + 3600;
     char start_text[CHAIN_RFC3339_SIZE], sig[133], body[2048], answer[65536], salt[67];
     chain_rfc3339_format(start, start_text);
-    sign_daily(start, sig);
+    engine_sign_daily(KEY_A, start, AMOUNT, SALT_BYTE, sig);
     memset(salt, '2', sizeof(salt) - 1);
     salt[0] = '0', salt[1] = 'x', salt[66] = '\0';
     snprintf(body, sizeof(body),

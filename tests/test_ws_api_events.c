@@ -24,32 +24,6 @@
 
 static char token_a[4096], token_b[4096], answer[65536];
 
-/* KEY_A's signature over the terms api.md derives for a daily intent of AMOUNT from `start_at`
- * with a salt of 32 `salt_byte`s (as tests/test_engine_created.c). */
-static void sign_daily(int64_t start_at, uint8_t salt_byte, char out[133])
-{
-    chain_intent_t terms = {.min_interval = 86400 - 300,
-                            .valid_after = (uint64_t)start_at,
-                            .valid_until = CHAIN_INTENT_NO_END,
-                            .amount = chain_u256_from_u64(AMOUNT)};
-    chain_key_t *k = key(KEY_A);
-    terms.owner = *chain_key_address(k);
-    chain_addr_parse(&terms.token, engine_usdc, strlen(engine_usdc));
-    chain_addr_parse(&terms.recipient, ENGINE_RECIPIENT, strlen(ENGINE_RECIPIENT));
-    memset(terms.salt, salt_byte, sizeof(terms.salt));
-    chain_addr_t registry;
-    chain_addr_parse(&registry, engine_registry, strlen(engine_registry));
-    chain_eip712_domain_t domain;
-    chain_intent_domain(&domain, 31337, &registry);
-    uint8_t digest[32], bytes[CHAIN_SIG_LEN];
-    chain_intent_digest(&domain, &terms, digest);
-    chain_sig_t sig;
-    chain_key_sign(k, digest, &sig);
-    chain_sig_serialize(&sig, bytes);
-    chain_hex_encode(out, 133, bytes, sizeof(bytes), CHAIN_HEX_0X);
-    chain_key_free(k);
-}
-
 /* The create body of a daily intent from `start_at` with salt `salt_byte`, signed or not. */
 static void create_body(char *out, size_t cap, int64_t start_at, uint8_t salt_byte, bool signed_)
 {
@@ -59,7 +33,7 @@ static void create_body(char *out, size_t cap, int64_t start_at, uint8_t salt_by
     for (int i = 0; i != 32; ++i)
         snprintf(salt + 2 + 2 * i, 3, "%02x", salt_byte);
     if (signed_) {
-        sign_daily(start_at, salt_byte, sig);
+        engine_sign_daily(KEY_A, start_at, AMOUNT, salt_byte, sig);
         snprintf(sig_field, sizeof(sig_field), ",\"signature\":\"%s\"", sig);
     }
     snprintf(out, cap,
@@ -155,7 +129,7 @@ static void run_sequence(bool engine)
     json_decref(in);
 
     /* signed, renamed, paused (twice: the repeat says nothing), resumed */
-    sign_daily(start, 0x11, sig);
+    engine_sign_daily(KEY_A, start, AMOUNT, 0x11, sig);
     snprintf(payload, sizeof(payload), "{\"signature\":\"%s\"}", sig);
     cr_assert_eq(call("POST", id, "/signature", payload), 200, "%s", answer);
     in = expect_intent_event(a, "intent.updated", id, "signature");

@@ -358,3 +358,28 @@ void engine_wait_count(const char *token, const char *id, int count, int timeout
     cr_assert(engine_wait_field(token, id, "executionCount", text, timeout_ms),
               "intent %s did not reach executionCount %d", id, count);
 }
+
+void engine_sign_daily(const char *key_hex, int64_t start_at, uint64_t amount, uint8_t salt_byte,
+                       char out[133])
+{
+    chain_intent_t terms = {.min_interval = 86400 - 300,
+                            .valid_after = (uint64_t)start_at,
+                            .valid_until = CHAIN_INTENT_NO_END,
+                            .amount = chain_u256_from_u64(amount)};
+    chain_key_t *k = key(key_hex);
+    terms.owner = *chain_key_address(k);
+    chain_addr_parse(&terms.token, engine_usdc, strlen(engine_usdc));
+    chain_addr_parse(&terms.recipient, ENGINE_RECIPIENT, strlen(ENGINE_RECIPIENT));
+    memset(terms.salt, salt_byte, sizeof(terms.salt));
+    chain_addr_t registry;
+    chain_addr_parse(&registry, engine_registry, strlen(engine_registry));
+    chain_eip712_domain_t domain;
+    chain_intent_domain(&domain, 31337, &registry);
+    uint8_t digest[32], bytes[CHAIN_SIG_LEN];
+    chain_intent_digest(&domain, &terms, digest);
+    chain_sig_t sig;
+    chain_key_sign(k, digest, &sig);
+    chain_sig_serialize(&sig, bytes);
+    chain_hex_encode(out, 133, bytes, sizeof(bytes), CHAIN_HEX_0X);
+    chain_key_free(k);
+}

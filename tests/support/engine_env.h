@@ -25,6 +25,11 @@ extern char engine_registry[43], engine_usdc[43];
  * server is given. */
 extern uint64_t engine_registry_block;
 
+/** The 0x-hex EIP-712 signature by `key_hex` over the terms api.md derives for a daily intent of
+ * `amount` USDC base units from `start_at` to ENGINE_RECIPIENT, with a salt of 32 `salt_byte`s,
+ * on the deployed registry: what a create with that signature inline must carry. */
+void engine_sign_daily(const char *key_hex, int64_t start_at, uint64_t amount, uint8_t salt_byte,
+                       char out[133]);
 /** Starts anvil (extra args NULL-terminated or NULL) and deploys the registry and USDC. */
 void engine_chain_start(const char *const *anvil_args);
 /** Stops the server if left running, and anvil. For .fini. */
