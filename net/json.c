@@ -20,7 +20,12 @@
 
 void net_json_errors_init(net_json_errors_t *errs)
 {
-    memset(errs, 0, sizeof(*errs));
+    /* only what is read: `detail` as a string and the items below `count`, each of which
+     * net_json_errors_add writes whole (zeroing all ~3.9 KB was ~1 % of a cached list's userland
+     * time: every list reads its query parameters into one) */
+    errs->detail[0] = '\0';
+    errs->count = 0;
+    errs->truncated = false;
 }
 
 bool net_json_errors_any(const net_json_errors_t *errs)

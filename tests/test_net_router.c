@@ -312,6 +312,36 @@ Test(net_http_util, bearer_tokens)
         cr_assert_not(net_http_parse_bearer(bad[i], strlen(bad[i]), &t), "'%s' accepted", bad[i]);
 }
 
+/* Every byte inside a token: accepted exactly when it is one of RFC 6750's b64token characters
+ * (the parser reads them from a table; this spells them out again). */
+Test(net_http_util, bearer_token_characters)
+{
+    for (int c = 0; c != 256; ++c) {
+        char header[16] = "Bearer a?b";
+        header[8] = (char)c;
+        bool expected = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') ||
+                        (c >= 'a' && c <= 'z') || (c != 0 && strchr("-._~+/", c) != NULL);
+        h2o_iovec_t t;
+        cr_assert_eq(net_http_parse_bearer(header, 10, &t), expected, "byte 0x%02x", c);
+        if (expected)
+            cr_assert(t.base == header + 7 && t.len == 3, "byte 0x%02x", c);
+    }
+    /* a long token (read eight bytes a time): one bad byte anywhere refuses it */
+    char header[64] = "Bearer ";
+    for (int i = 0; i != 41; ++i)
+        header[7 + i] = "abcdefghijklmnopqrstuvwxyz0123456789-._~+"[i];
+    h2o_iovec_t t;
+    cr_assert(net_http_parse_bearer(header, 48, &t) && t.len == 41);
+    for (int at = 0; at != 41; ++at) {
+        char bad[64];
+        memcpy(bad, header, sizeof(bad));
+        bad[7 + at] = at % 2 == 0 ? ',' : '\x80';
+        cr_assert_not(net_http_parse_bearer(bad, 48, &t), "bad byte at %d accepted", at);
+        bad[7 + at] = '=';
+        cr_assert_eq(net_http_parse_bearer(bad, 48, &t), at == 40, "'=' at %d", at);
+    }
+}
+
 Test(net_http_util, cors_origins)
 {
     net_http_cors_t cors;
@@ -634,7 +664,14 @@ Test(net_router_http, found_with_parameter_and_security_headers)
     char first[32];
     snprintf(first, sizeof(first), "%s", id);
     r = get("GET", "/api/intents/x", "");
-    cr_assert_str_neq(header(r, "x-request-id"), first, "request ids repeat");
+    const char *next = header(r, "x-request-id");
+    cr_assert_str_neq(next, first, "request ids repeat");
+    /* one server thread: the same 16-digit prefix, then its counter's next value in 8 digits */
+    cr_assert_eq(strlen(next), 24);
+    cr_assert_eq(strspn(next, "0123456789abcdef"), 24);
+    cr_assert_eq(memcmp(next, first, 16), 0, "%s then %s", first, next);
+    unsigned long a = strtoul(first + 16, NULL, 16), b = strtoul(next + 16, NULL, 16);
+    cr_assert_eq(b, (a + 1) & 0xffffffffu, "%s then %s", first, next);
 }
 
 Test(net_router_http, head_has_no_body)
