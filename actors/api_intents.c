@@ -574,12 +574,12 @@ static __thread struct {
     bool dispatch_asked; /* a create_dispatcher actor will run create_dispatch */
 } create_queue;
 
-/* Answers 201 with the created intent, rendered straight into the request's pool (the same bytes
- * as intent_to_json dumped, for a fraction of the CPU); takes intent_to_json when it cannot. */
-static void create_send_intent(h2o_req_t *req, const create_call_t *m)
+/* Answers 201 with the created intent: the `n` bytes of `scratch` that intent_render_json wrote
+ * (the same bytes as intent_to_json dumped, for a fraction of the CPU), copied into the request's
+ * pool; takes intent_to_json when it could not (n 0). */
+static void create_send_intent(h2o_req_t *req, const create_call_t *m, const char *scratch,
+                               size_t n)
 {
-    static __thread char scratch[INTENT_JSON_MAX_SIZE];
-    size_t n = intent_render_json(&m->in, m->text.on_chain_id_raw, scratch, sizeof(scratch));
     if (n == 0) {
         json_t *intent = intent_to_json(&m->in);
         if (intent == NULL)
@@ -607,14 +607,19 @@ static void create_answer(create_call_t *leader, create_call_t *m, const store_p
         in->created_at = atoll(PQgetvalue(res, row, INS_COL_CREATED));
         in->updated_at = atoll(PQgetvalue(res, row, INS_COL_UPDATED));
         api_cache_bump(m->api->cache, m->user_id); /* before the answer: GETs must miss */
+        /* the answer's text, rendered once: also the event's data when the API announces */
+        static __thread char scratch[INTENT_JSON_MAX_SIZE];
+        size_t n = intent_render_json(in, m->text.on_chain_id_raw, scratch, sizeof(scratch));
         /* before the answer too: a change the client makes next reaches the actor after this */
         if (m->api->config.intent_created != NULL)
             m->api->config.intent_created(m->api->config.intent_changed_ctx, in, m->user_id,
                                           m->has_signature ? m->signature : NULL);
+        else if (n != 0 && m->api->config.events != NULL)
+            events_publish_text(m->api->config.events, m->user_id, "intent.created", scratch, n, 0);
         else
             notify_changed(m->api, m->user_id, in, "intent.created");
         if (req != NULL)
-            create_send_intent(req, m);
+            create_send_intent(req, m, scratch, n);
     } else if (req == NULL) {
         /* the client left */
     } else if (r->status == STORE_PG_ERROR && strcmp(r->sqlstate, "23505") == 0) {

@@ -477,27 +477,34 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void events_publish(events_t *events, const char *user_id, const char *type, json_t *data,
-                    int64_t at_ms)
+/* The frame {"type":..,"at":..,"data":<data>}, written out directly (`type` is one of the event
+ * names, which need no escaping): what json_dumps of that object gives, without building it. */
+static session_frame_t *frame_of(const char *type, int64_t at_ms, const char *data, size_t len)
 {
-    rt_actor_t *hub = user_id != NULL && strlen(user_id) < SESSION_USER_ID_SIZE
-                          ? events__hub_of(events, user_id)
-                          : NULL;
-    if (events != NULL && events->user_hook != NULL && user_id != NULL)
-        events->user_hook(events->user_hook_ctx, user_id); /* the change happened, sent or not */
-    if (hub == NULL || type == NULL || data == NULL) {
-        if (events != NULL)
-            atomic_fetch_add_explicit(&events->dropped, 1, memory_order_relaxed);
-        json_decref(data);
-        return;
-    }
     char at[32];
     format_at(at_ms > 0 ? at_ms : now_ms(), at);
-    json_t *event = json_pack("{s:s, s:s, s:o}", "type", type, "at", at, "data", data);
-    char *text = event != NULL ? json_dumps(event, JSON_COMPACT) : NULL;
-    json_decref(event);
-    session_frame_t *frame = text != NULL ? session_frame_new(text, strlen(text)) : NULL;
+    size_t tlen = strlen(type), alen = strlen(at);
+    size_t total = sizeof("{\"type\":\"\",\"at\":\"\",\"data\":}") - 1 + tlen + alen + len;
+    char *text = malloc(total), *p = text;
+    if (text == NULL)
+        return NULL;
+#define PUT(s, n) (memcpy(p, (s), (n)), p += (n))
+    PUT("{\"type\":\"", 9);
+    PUT(type, tlen);
+    PUT("\",\"at\":\"", 8);
+    PUT(at, alen);
+    PUT("\",\"data\":", 9);
+    PUT(data, len);
+    PUT("}", 1);
+#undef PUT
+    session_frame_t *frame = session_frame_new(text, total);
     free(text);
+    return frame;
+}
+
+/* Queues `frame` (NULL: out of memory) to the hub of `user_id`, or counts it dropped. */
+static void deliver(events_t *events, rt_actor_t *hub, const char *user_id, session_frame_t *frame)
+{
     if (frame == NULL) {
         atomic_fetch_add_explicit(&events->dropped, 1, memory_order_relaxed);
         return;
@@ -510,6 +517,39 @@ void events_publish(events_t *events, const char *user_id, const char *type, jso
         rt_msg_free(msg);
         atomic_fetch_add_explicit(&events->dropped, 1, memory_order_relaxed);
     }
+}
+
+/* The hub of `user_id` after the user hook has run; NULL (counted dropped) when there is none. */
+static rt_actor_t *hub_for(events_t *events, const char *user_id, bool have_event)
+{
+    rt_actor_t *hub = user_id != NULL && strlen(user_id) < SESSION_USER_ID_SIZE
+                          ? events__hub_of(events, user_id)
+                          : NULL;
+    if (events != NULL && events->user_hook != NULL && user_id != NULL)
+        events->user_hook(events->user_hook_ctx, user_id); /* the change happened, sent or not */
+    if ((hub == NULL || !have_event) && events != NULL)
+        atomic_fetch_add_explicit(&events->dropped, 1, memory_order_relaxed);
+    return have_event ? hub : NULL;
+}
+
+void events_publish(events_t *events, const char *user_id, const char *type, json_t *data,
+                    int64_t at_ms)
+{
+    rt_actor_t *hub = hub_for(events, user_id, type != NULL && data != NULL);
+    char *text = hub != NULL ? json_dumps(data, JSON_COMPACT) : NULL;
+    json_decref(data);
+    if (hub == NULL)
+        return;
+    deliver(events, hub, user_id, text != NULL ? frame_of(type, at_ms, text, strlen(text)) : NULL);
+    free(text);
+}
+
+void events_publish_text(events_t *events, const char *user_id, const char *type, const char *data,
+                         size_t len, int64_t at_ms)
+{
+    rt_actor_t *hub = hub_for(events, user_id, type != NULL && data != NULL);
+    if (hub != NULL)
+        deliver(events, hub, user_id, frame_of(type, at_ms, data, len));
 }
 
 void notifications_publish_created(events_t *events, const char *user_id, json_t *notification)

@@ -30,6 +30,11 @@ typedef struct st_events_t events_t;
  */
 void events_publish(events_t *events, const char *user_id, const char *type, json_t *data,
                     int64_t at_ms);
+/** events_publish with the data already written as JSON text (`len` bytes, one JSON value, as
+ * json_dumps would write it), so that a caller that has rendered the object for its own answer
+ * does not build it again. */
+void events_publish_text(events_t *events, const char *user_id, const char *type, const char *data,
+                         size_t len, int64_t at_ms);
 
 /* ---- life cycle (main.c) and helpers ---- */
 
