@@ -46,10 +46,11 @@ typedef struct st_api_config_t {
      * signature, patch, pause, resume, cancel. The engine takes it from there. May be NULL. */
     void (*intent_changed)(void *ctx, const char *intent_id);
     /* For a creation, called instead of intent_changed (same ctx) with the intent as committed
-     * (`signature`: the owner's, NULL while unsigned), so the engine need not read it back. May
-     * be NULL. */
+     * (`signature`: the owner's, NULL while unsigned) and as its answer renders it (`json`,
+     * `json_len` bytes; NULL when not rendered), so the engine need not read it back. May be
+     * NULL. */
     void (*intent_created)(void *ctx, const intent_t *in, const char *user_id,
-                           const uint8_t *signature);
+                           const uint8_t *signature, const char *json, size_t json_len);
     void *intent_changed_ctx;
     /* the users' live event stream (NULL: none; GET /api/ws answers 503) */
     events_t *events;

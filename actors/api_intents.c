@@ -613,7 +613,8 @@ static void create_answer(create_call_t *leader, create_call_t *m, const store_p
         /* before the answer too: a change the client makes next reaches the actor after this */
         if (m->api->config.intent_created != NULL)
             m->api->config.intent_created(m->api->config.intent_changed_ctx, in, m->user_id,
-                                          m->has_signature ? m->signature : NULL);
+                                          m->has_signature ? m->signature : NULL,
+                                          n != 0 ? scratch : NULL, n);
         else if (n != 0 && m->api->config.events != NULL)
             events_publish_text(m->api->config.events, m->user_id, "intent.created", scratch, n, 0);
         else

@@ -380,16 +380,22 @@ void engine_intent_changed(void *slot, const char *intent_id)
 }
 
 void engine_intent_created(void *slot, const intent_t *in, const char *user_id,
-                           const uint8_t *signature)
+                           const uint8_t *signature, const char *json, size_t json_len)
 {
     engine_t *e = atomic_load((engine_t * _Atomic *)slot);
     if (e == NULL)
         return; /* not started yet: the loader reads the row */
-    rt_msg_t *msg = rt_msg_new(ENGINE_MSG_INIT, sizeof(engine_intent_t));
-    engine_intent_t *row = rt_msg_payload(msg);
+    if (json == NULL)
+        json_len = 0;
+    rt_msg_t *msg = rt_msg_new(ENGINE_MSG_INIT, sizeof(engine_created_t) + json_len);
+    engine_created_t *created = rt_msg_payload(msg);
+    engine_intent_t *row = &created->row;
     engine_form(in, user_id, row);
     if (signature != NULL)
         memcpy(row->signature, signature, sizeof(row->signature));
+    created->json_len = json_len;
+    if (json_len != 0)
+        memcpy(created->json, json, json_len);
     msg->corr = ENGINE_INIT_CREATED; /* announced by the actor, unlike the loader's rows */
     /* a new intent's actor is new too, so it takes this as its row; if the loader or a later
      * change got there first, it already has this row or a newer one and ignores this */

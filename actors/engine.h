@@ -122,11 +122,13 @@ void engine_intent_changed(void *slot, const char *intent_id);
 /**
  * The API's hook for a creation (api_config_t.intent_created; `slot` as above): `in` is the
  * intent as committed (id, status, schedule and next execution set), `signature` its owner's
- * (NULL while unsigned). Spawns the intent's actor with it, without reading the row back; the
- * actor announces it (intent.created, its first event) once. Any worker; never blocks.
+ * (NULL while unsigned), `json` (`json_len` bytes, NULL: none) the intent object as the API's
+ * answer renders it. Spawns the intent's actor with it, without reading the row back; the actor
+ * announces it (intent.created, its first event) once, with `json` as its data when no other
+ * event of the intent waits (else from a read of the row, in order). Any worker; never blocks.
  */
 void engine_intent_created(void *slot, const intent_t *in, const char *user_id,
-                           const uint8_t *signature);
+                           const uint8_t *signature, const char *json, size_t json_len);
 /** The executor's outcome callback (executor_config_t.on_outcome); `ctx` is the engine. */
 void engine_on_outcome(void *ctx, const executor_outcome_t *outcome);
 /** True once the start-up load has read every page. */

@@ -40,6 +40,15 @@ typedef struct st_engine_intent_t {
     bool in_flight;            /* a signed/broadcast execution row exists for execution_count */
 } engine_intent_t;
 
+/* The payload of the creation hook's ENGINE_MSG_INIT (corr ENGINE_INIT_CREATED): the row, then
+ * the intent object as the API's answer rendered it (json_len 0: not rendered), the data of its
+ * intent.created event. The loader's ENGINE_MSG_INIT carries the row alone. */
+typedef struct st_engine_created_t {
+    engine_intent_t row;
+    size_t json_len;
+    char json[];
+} engine_created_t;
+
 /** Payload of ENGINE_MSG_READ: what the reader should look up. */
 typedef struct st_engine_read_t {
     chain_addr_t owner, token;

@@ -752,12 +752,25 @@ static void on_timer(rt_actor_t *self, uint64_t tag)
 /* A row handed over: the loader's (start-up) or the API's creation hook's (`created`), in
  * either order. Only the creation is announced, exactly once (its hook sends one message), and
  * first: before anything the plan may write. */
+/* The creation hook's announcement: the API's rendered object when no other event of the intent
+ * waits (a new actor: the usual case, which then costs no read of the row), else the row as read
+ * after those, in order. */
+static void announce_created(rt_actor_t *self, const engine_created_t *c)
+{
+    intent_state_t *st = rt_actor_state(self);
+    events_t *events = st->engine->config.events;
+    if (c->json_len != 0 && events != NULL && st->event_count == 0 && !st->event_reading)
+        events_publish_text(events, c->row.user_id, "intent.created", c->json, c->json_len, 0);
+    else
+        ask_event(self, Q_EV_CREATED);
+}
+
 static void on_init(rt_actor_t *self, const engine_intent_t *row, bool created)
 {
     intent_state_t *st = rt_actor_state(self);
     st->count_agreed = false; /* loaded at start-up: the database may lag the chain */
-    if (created)
-        ask_event(self, Q_EV_CREATED);
+    if (created)              /* the hook's message: an engine_created_t */
+        announce_created(self, (const engine_created_t *)row);
     if (st->have_row || st->leaving) /* the other one's row, or a newer one, is already here */
         return;
     apply_row(self, row, false);
