@@ -519,23 +519,27 @@ static void deliver(events_t *events, rt_actor_t *hub, const char *user_id, sess
     }
 }
 
-/* The hub of `user_id` after the user hook has run; NULL (counted dropped) when there is none. */
-static rt_actor_t *hub_for(events_t *events, const char *user_id, bool have_event)
+/* Runs the user hook (the change happened, sent or not) and returns the hub of `user_id`, NULL
+ * when the event cannot go out (no hub, no type or no data: counted dropped). */
+static rt_actor_t *hub_for(events_t *events, const char *user_id, const char *type,
+                           const void *data)
 {
     rt_actor_t *hub = user_id != NULL && strlen(user_id) < SESSION_USER_ID_SIZE
                           ? events__hub_of(events, user_id)
                           : NULL;
     if (events != NULL && events->user_hook != NULL && user_id != NULL)
-        events->user_hook(events->user_hook_ctx, user_id); /* the change happened, sent or not */
-    if ((hub == NULL || !have_event) && events != NULL)
+        events->user_hook(events->user_hook_ctx, user_id);
+    if (hub != NULL && type != NULL && data != NULL)
+        return hub;
+    if (events != NULL)
         atomic_fetch_add_explicit(&events->dropped, 1, memory_order_relaxed);
-    return have_event ? hub : NULL;
+    return NULL;
 }
 
 void events_publish(events_t *events, const char *user_id, const char *type, json_t *data,
                     int64_t at_ms)
 {
-    rt_actor_t *hub = hub_for(events, user_id, type != NULL && data != NULL);
+    rt_actor_t *hub = hub_for(events, user_id, type, data);
     char *text = hub != NULL ? json_dumps(data, JSON_COMPACT) : NULL;
     json_decref(data);
     if (hub == NULL)
@@ -547,7 +551,7 @@ void events_publish(events_t *events, const char *user_id, const char *type, jso
 void events_publish_text(events_t *events, const char *user_id, const char *type, const char *data,
                          size_t len, int64_t at_ms)
 {
-    rt_actor_t *hub = hub_for(events, user_id, type != NULL && data != NULL);
+    rt_actor_t *hub = hub_for(events, user_id, type, data);
     if (hub != NULL)
         deliver(events, hub, user_id, frame_of(type, at_ms, data, len));
 }

@@ -765,12 +765,13 @@ static void announce_created(rt_actor_t *self, const engine_created_t *c)
         ask_event(self, Q_EV_CREATED);
 }
 
-static void on_init(rt_actor_t *self, const engine_intent_t *row, bool created)
+/* `row` from the loader, or from the creation hook (`created`, NULL for the loader's). */
+static void on_init(rt_actor_t *self, const engine_intent_t *row, const engine_created_t *created)
 {
     intent_state_t *st = rt_actor_state(self);
     st->count_agreed = false; /* loaded at start-up: the database may lag the chain */
-    if (created)              /* the hook's message: an engine_created_t */
-        announce_created(self, (const engine_created_t *)row);
+    if (created != NULL)
+        announce_created(self, created);
     if (st->have_row || st->leaving) /* the other one's row, or a newer one, is already here */
         return;
     apply_row(self, row, false);
@@ -785,9 +786,12 @@ void engine__intent_behaviour(rt_actor_t *self, rt_msg_t *msg)
     if (st->leaving)
         return;
     switch (msg->type) {
-    case ENGINE_MSG_INIT:
-        on_init(self, rt_msg_payload(msg), msg->corr == ENGINE_INIT_CREATED);
+    case ENGINE_MSG_INIT: {
+        const engine_created_t *created =
+            msg->corr == ENGINE_INIT_CREATED ? rt_msg_payload(msg) : NULL;
+        on_init(self, created != NULL ? &created->row : rt_msg_payload(msg), created);
         break;
+    }
     case ENGINE_MSG_RELOAD:
         reload(self, msg->corr == ENGINE_RELOAD_ANNOUNCE  ? Q_REOPEN
                      : msg->corr == ENGINE_RELOAD_CHANGED ? Q_CHANGE

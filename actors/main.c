@@ -244,14 +244,21 @@ static const char *opt(const char *name)
 }
 
 /* Starts the engine when there is a database, a registry and an executor key. */
+/* Whether the engine runs: it needs the database, the chain, the registry and an executor key
+ * (setup_api gives the API the engine's hooks only then; start_engine starts it). */
+static bool engine_configured(const chain_rpc_t *rpc)
+{
+    return rpc != NULL && opt("DATABASE_URL") != NULL && opt("INTENT_CONTRACT_ADDRESS") != NULL &&
+           opt("PRIVATE_KEY") != NULL;
+}
+
 static bool start_engine(rt_runtime_t *rt, ops_deps_t *deps, chain_setup_t *chain,
                          const intent_token_t *tokens, size_t num_tokens)
 {
     chain_addr_t registry;
     const char *registry_text = opt("INTENT_CONTRACT_ADDRESS");
     int64_t chain_id;
-    if (deps->pg == NULL || chain->rpc == NULL || registry_text == NULL ||
-        opt("PRIVATE_KEY") == NULL) {
+    if (deps->pg == NULL || !engine_configured(chain->rpc)) {
         rt_log_warn("main", "no engine: it needs DATABASE_URL, RPC_URL, INTENT_CONTRACT_ADDRESS "
                             "and PRIVATE_KEY");
         return true;
@@ -454,9 +461,7 @@ static bool setup_api(api_setup_t *s, net_http_server_t *http, int64_t port, cha
                            .gas = gas,
                            .native_symbol =
                                rt_config_find(options, NUM_OPTIONS, "NATIVE_SYMBOL")->value};
-    /* the engine's hooks when start_engine will start it (else the API announces its changes) */
-    if (rpc != NULL && registry != NULL && opt("DATABASE_URL") != NULL &&
-        opt("PRIVATE_KEY") != NULL) {
+    if (engine_configured(rpc)) { /* else the API announces its changes itself */
         config.intent_changed = engine_intent_changed;
         config.intent_created = engine_intent_created;
     }

@@ -115,9 +115,8 @@ static void on_setup_error_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostre
     /* statuses the API has a problem type for (400, 413; 5xx): h2o's others, such as a 417
      * for an unknown Expect, are no answer of the API and stay as h2o words them */
     if (status >= 400 && strcmp(net_problem_type(status), "about:blank") != 0) {
-        char detail[96]; /* as net_json_read words it when a handler finds the body too large */
-        snprintf(detail, sizeof(detail), "the body is larger than %zu bytes",
-                 (size_t)NET_JSON_BODY_LIMIT_DEFAULT);
+        char detail[96];
+        net_json_too_large_detail(detail, sizeof(detail), NET_JSON_BODY_LIMIT_DEFAULT);
         req->res.reason = net_http_reason(status); /* the router's phrase: "Content Too Large" */
         net_http_add_security_headers(req);
         h2o_iovec_t body = net_problem_render(

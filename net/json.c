@@ -253,7 +253,7 @@ int net_json_parse_body(const char *content_type, size_t content_type_len, const
         return 415;
     }
     if (body_len > limit) {
-        snprintf(errs->detail, sizeof(errs->detail), "the body is larger than %zu bytes", limit);
+        net_json_too_large_detail(errs->detail, sizeof(errs->detail), limit);
         return 413;
     }
     if (body_len == 0) {
@@ -498,4 +498,9 @@ void net_json_out_put_str(net_json_out_t *o, const char *s)
     }
     net_json_out_put(o, s + start, len - start);
     net_json_out_put(o, "\"", 1);
+}
+
+void net_json_too_large_detail(char *out, size_t cap, size_t limit)
+{
+    snprintf(out, cap, "the body is larger than %zu bytes", limit);
 }

@@ -111,6 +111,9 @@ bool net_json_is_decimal(const char *s, size_t len);
 /** The request body as a validated object, or NULL after answering the problem (400, 413, 415)
  * itself. The caller owns the returned reference. Limit: NET_JSON_BODY_LIMIT_DEFAULT. */
 json_t *net_json_read(h2o_req_t *req, const net_json_field_t *fields, size_t n);
+/** The detail of a 413 for a body over `limit` bytes, into `out`: net_json_read,
+ * net_problem_too_large and h2o's own refusal (net/http_server.c) word it alike. */
+void net_json_too_large_detail(char *out, size_t cap, size_t limit);
 
 /** Serialises `body` into the request's pool and answers `status` with `content_type`.
  * Steals the reference to `body`; a NULL `body` (a failed json_pack) answers 500. Returns 0,

@@ -163,7 +163,7 @@ int net_problem_conflict(h2o_req_t *req, const char *detail)
 int net_problem_too_large(h2o_req_t *req, size_t limit_bytes)
 {
     char detail[96];
-    snprintf(detail, sizeof(detail), "the body is larger than %zu bytes", limit_bytes);
+    net_json_too_large_detail(detail, sizeof(detail), limit_bytes);
     return net_problem_send(req, &(net_problem_t){.status = 413, .detail = detail});
 }
 
