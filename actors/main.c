@@ -615,6 +615,7 @@ int main(int argc, char **argv)
     }
     api_attach_store(api.api, deps.pg);
     api_attach_redis(api.api, deps.redis);
+    atomic_store(&deps.serving, 1);
     start_live_updates(rt, &deps, &api);
     rt_log_info("main", "listening on http://%s:%d with %d workers", bind_address, (int)port,
                 rt->num_workers);

@@ -70,11 +70,16 @@ static int on_readyz(h2o_req_t *req, void *data)
     const char *cache = deps->redis == NULL                     ? "not_configured"
                         : store_redis_is_connected(deps->redis) ? "up"
                                                                 : "down";
-    bool ready = strcmp(db, "up") == 0;
+    /* the pool connects before the engine starts, and the API gets its stores only after it:
+     * a client let in between got 503s from the API itself */
+    bool serving = atomic_load(&deps->serving) != 0, ready = serving && strcmp(db, "up") == 0;
     char body[256];
     int len = snprintf(body, sizeof(body),
                        "{\"status\":\"%s\",\"database\":\"%s\",\"cache\":\"%s\",\"chain\":\"%s\"}",
-                       ready ? "ready" : "unavailable", db, cache, chain_state(deps));
+                       !serving ? "starting"
+                       : ready  ? "ready"
+                                : "unavailable",
+                       db, cache, chain_state(deps));
     net_http_respond(req, ready ? 200 : 503, ready ? "OK" : "Service Unavailable",
                      "application/json", h2o_strdup(&req->pool, body, (size_t)len).base,
                      (size_t)len);

@@ -23,6 +23,7 @@ typedef struct st_ops_deps_t {
     size_t rpc_endpoints; /* how many endpoints it has */
     events_t *events;     /* live updates (their counters) */
     api_t *api;           /* the API (its read cache's counters) */
+    _Atomic int serving;  /* set once the API has its stores: /readyz answers 503 before */
     _Atomic int closing;  /* set before the stores are closed: /readyz then answers 503 */
 } ops_deps_t;
 
