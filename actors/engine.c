@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "actors/chain_follower.h"
 #include "actors/engine_clock.h"
 #include "actors/engine_internal.h"
@@ -19,6 +20,9 @@
 #define MAX_INTENTS_DEFAULT (4u << 20)
 #define SHARD_CAP_MIN 64
 #define LOAD_RETRY_MS 1000
+/* How far the database's clock (created_at) may be behind ours: a row created up to this long
+ * before the engine started still counts as fresh (ENGINE_INIT_FRESH). */
+#define FRESH_MARGIN_S 5
 
 int engine__st_load, engine__st_get, engine__st_next, engine__st_delay, engine__st_complete,
     engine__st_fail, engine__st_low_buffer;
@@ -308,9 +312,14 @@ bool engine__deliver(engine_t *e, const char *id, rt_msg_t *msg, bool spawn)
         rt_actor_send(a, msg); /* under the lock: an actor leaving takes it first (see forget) */
     pthread_mutex_unlock(&s->lock);
     if (a == NULL) {
-        if (spawn)
-            rt_log_warn("engine", "intent %s: no actor (map full: %u intents)", id,
-                        e->config.max_intents);
+        /* Full: the intent stays as committed, but nothing runs it until a restart finds room
+         * (retrying would not help: actors leave only when their intents end). Loud, and
+         * counted, so that it is never silent. */
+        if (spawn) {
+            atomic_fetch_add(&e->refused, 1);
+            rt_log_error("engine", "intent %s: NOT SCHEDULED, the engine is full (%u intents)", id,
+                         e->config.max_intents);
+        }
         rt_msg_free(msg);
     }
     return a != NULL;
@@ -399,7 +408,9 @@ void engine_intent_created(void *slot, const intent_t *in, const char *user_id,
     msg->corr = ENGINE_INIT_CREATED; /* announced by the actor, unlike the loader's rows */
     /* a new intent's actor is new too, so it takes this as its row; if the loader or a later
      * change got there first, it already has this row or a newer one and ignores this */
-    engine__deliver(e, in->id, msg, true);
+    if (!engine__deliver(e, in->id, msg, true) && !atomic_load(&e->stopping) && json_len != 0 &&
+        e->config.events != NULL) /* no actor (full): its event has no other sender, sent here */
+        events_publish_text(e->config.events, user_id, "intent.created", json, json_len, 0);
 }
 
 void engine_on_outcome(void *ctx, const executor_outcome_t *outcome)
@@ -490,16 +501,22 @@ static void load_page(rt_actor_t *self)
 static void load_rows(rt_actor_t *self, const PGresult *res)
 {
     loader_t *l = rt_actor_state(self);
+    static __thread intent_t full; /* 1.5 KiB: not on a worker's stack */
     int n = PQntuples(res);
     for (int i = 0; i != n; ++i) {
         rt_msg_t *msg = rt_msg_new(ENGINE_MSG_INIT, sizeof(engine_intent_t));
         engine_intent_t *row = rt_msg_payload(msg);
         snprintf(l->last_id, sizeof(l->last_id), "%s", PQgetvalue(res, i, 0));
-        if (!engine__row_parse(l->engine, res, i, 0, row, NULL)) {
+        if (!engine__row_parse(l->engine, res, i, 0, row, &full)) {
             rt_log_error("engine", "intent %s: row not usable, not scheduled", l->last_id);
             rt_msg_free(msg);
             continue;
         }
+        /* created since the engine started: maybe through this process's API, whose creation
+         * hook may reach the actor after this row (intent_actor.c, on_init) */
+        if (row->status == INTENT_ACTIVE && row->execution_count == 0 &&
+            full.created_at >= l->engine->started_s - FRESH_MARGIN_S)
+            msg->corr = ENGINE_INIT_FRESH;
         /* an actor the hook made meanwhile already read a newer row: it ignores this one */
         engine__deliver(l->engine, row->id, msg, true);
     }
@@ -696,6 +713,7 @@ void engine_start(engine_t *e)
         engine__reader_init(e->readers[w], e);
     }
     engine_clock_set_listener(on_clock_moved, e);
+    e->started_s = (int64_t)time(NULL); /* before the API has its store (main.c) */
     static const char digits[] = "0123456789abcdef";
     atomic_store(&e->loaders_running, ENGINE_LOADERS);
     for (int i = 0; i != ENGINE_LOADERS; ++i) {
@@ -720,6 +738,11 @@ bool engine_loaded(const engine_t *e)
 size_t engine_actor_count(const engine_t *e)
 {
     return atomic_load(&e->actors);
+}
+
+uint64_t engine_refused_count(const engine_t *e)
+{
+    return atomic_load(&e->refused);
 }
 
 executor_pool_t *engine_executor(engine_t *e)

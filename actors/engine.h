@@ -135,6 +135,9 @@ void engine_on_outcome(void *ctx, const executor_outcome_t *outcome);
 bool engine_loaded(const engine_t *engine);
 /** Intent actors alive now. */
 size_t engine_actor_count(const engine_t *engine);
+/** Intents the engine had no room for (max_intents): not scheduled until a restart; each one is
+ * logged as an error. */
+uint64_t engine_refused_count(const engine_t *engine);
 /** Lateness of the executions handed over so far. */
 void engine_lateness(const engine_t *engine, engine_lateness_t *out);
 /** The executor pool the engine created (NULL when it uses `submit` or has no keys). */

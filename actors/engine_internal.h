@@ -49,6 +49,11 @@ typedef struct st_engine_created_t {
     char json[];
 } engine_created_t;
 
+/* The corr of the loader's ENGINE_MSG_INIT for a row created at or after the engine's start
+ * (0: an older row): the API's creation hook may still be on its way, and its intent.created
+ * must come first (intent_actor.c, on_init). */
+#define ENGINE_INIT_FRESH 2
+
 /** Payload of ENGINE_MSG_READ: what the reader should look up. */
 typedef struct st_engine_read_t {
     chain_addr_t owner, token;
@@ -92,6 +97,8 @@ struct st_engine_t {
     _Atomic uint64_t loaded_intents;
     rt_actor_t **readers; /* one per worker */
     atomic_bool loaded, stopping;
+    int64_t started_s;        /* the wall clock at engine_start (the loader's fresh rows) */
+    _Atomic uint64_t refused; /* intents the full map gave no actor (not scheduled) */
     _Atomic size_t actors;
     engine_shard_t shards[ENGINE_SHARDS];
     _Atomic uint64_t lateness[ENGINE_LATENESS_BUCKETS];

@@ -43,6 +43,11 @@
 #define DB_RETRY_MS 1000     /* the database's queue was full */
 #define WATCHDOG_MS 30000    /* no outcome this long after a hand-over: look at the database */
 #define WRONG_COUNT_RELOAD_MS 3000 /* a count the database lags: re-read, doubling to 96 s */
+#define DB_RETRY_MAX_SHIFT 3       /* the database refusing: retried after 1, 2, 4, then 8 s */
+/* A row the loader read that may have been created just now, through this process's API (created
+ * at or after the engine's start, less this much for the database's clock): its actor waits for
+ * the creation hook at most this long before it plans (see on_init). */
+#define CREATED_GRACE_MS 2000
 
 /* what a database reply answers (the low byte of corr; the generation above it); Q_EV_*: the
  * row read for an event of that type */
@@ -60,8 +65,17 @@ enum {
     Q_EV_UPDATED,
     Q_EV_DELAYED,
 };
-/* timer tags */
-enum { T_DUE = 1, T_WATCHDOG, T_SUBMIT, T_RELOAD, T_REOPEN, T_CHANGE };
+/* timer tags: `timer` (the plan's: re-armed by every re-plan) takes T_DUE .. T_CREATED, `retry`
+ * only T_RETRY */
+enum { T_DUE = 1, T_WATCHDOG, T_SUBMIT, T_RELOAD, T_CREATED, T_RETRY };
+/* Row reads the database refused, waiting for `retry` (reads_wanted): each is a change still to
+ * apply and, for CHANGE and REOPEN, to announce. Not on the plan's timer: a re-plan (a due time, a
+ * delay, a clock move, an outcome) re-arms that one, and a retry armed there was lost, and with it
+ * the change's event. One read serves all that wait: it shows the newest row. */
+enum { W_GET = 1, W_REOPEN = 2, W_CHANGE = 4 };
+/* Writes in flight whose event also announces a change (rides): if such a write fails, the change
+ * is announced on its own instead. */
+enum { RIDE_NEXT = 1, RIDE_DELAY = 2 };
 /* Events waiting for their row read, one read at a time: the database's connections may answer
  * out of order, and each event must show the row after the change it announces. More than this
  * waiting (a burst of changes): an event of the type last queued is merged into it (its read
@@ -90,11 +104,16 @@ typedef struct st_intent_state_t {
     bool count_agreed;    /* the registry's count was read and not ahead of ours */
     uint32_t count_waits; /* looks at a registry count ahead of ours, in a row */
     uint32_t submitted_period;
-    bool change_rides_next; /* a change's announcement is the Q_NEXT write's event */
-    bool event_reading;     /* an event's row read is in flight (event_queue[event_head]) */
+    bool announce_next;    /* a change's announcement: taken by the plan's next write, if any */
+    bool awaiting_created; /* the loader's row of a fresh intent: the creation hook comes first */
+    uint8_t rides;         /* RIDE_* */
+    uint8_t reads_wanted;  /* W_* */
+    uint8_t db_retries;    /* database refusals in a row (retry backoff) */
+    bool event_reading;    /* an event's row read is in flight (event_queue[event_head]) */
     uint8_t event_head, event_count;
     uint8_t event_queue[EVENT_QUEUE_MAX]; /* Q_EV_* kinds, event_head first */
-    rt_actor_timer_t timer;
+    rt_actor_timer_t timer;               /* the plan's */
+    rt_actor_timer_t retry;               /* the database's refusals: reads_wanted, the events */
 } intent_state_t;
 
 const size_t engine__intent_state_size = sizeof(intent_state_t);
@@ -116,12 +135,35 @@ static uint64_t corr_of(const intent_state_t *st, int kind)
     return ((uint64_t)st->gen << 8) | (uint64_t)kind;
 }
 
-static void query(rt_actor_t *self, int kind, int statement, int nparams, const char *const *p)
+static bool query(rt_actor_t *self, int kind, int statement, int nparams, const char *const *p)
 {
     intent_state_t *st = rt_actor_state(self);
-    if (!store_pg_query(st->engine->config.pg, self, corr_of(st, kind), statement, nparams, p))
-        rt_log_warn("engine", "intent %s: database busy, statement %d not sent", st->in.id,
-                    statement);
+    if (store_pg_query(st->engine->config.pg, self, corr_of(st, kind), statement, nparams, p))
+        return true;
+    rt_log_warn("engine", "intent %s: database busy, statement %d not sent", st->in.id, statement);
+    return false;
+}
+
+/* Arms the retry of what the database refused, unless it is armed already (then that retry serves
+ * this one too): 1 s, doubling to 8 s while the refusals go on. */
+static void arm_retry(rt_actor_t *self)
+{
+    intent_state_t *st = rt_actor_state(self);
+    if (st->retry.actor != NULL) /* armed (the runtime clears it when the timer fires) */
+        return;
+    uint32_t shift = st->db_retries < DB_RETRY_MAX_SHIFT ? st->db_retries : DB_RETRY_MAX_SHIFT;
+    if (st->db_retries != UINT8_MAX)
+        ++st->db_retries;
+    rt_actor_timer_start(self, &st->retry, (uint64_t)DB_RETRY_MS << shift, T_RETRY);
+}
+
+/* A row read (`kind`: Q_GET, Q_WATCH, Q_COMPLETE, Q_FAIL, Q_REOPEN, Q_CHANGE) that the database
+ * refused or did not take: read again on the retry timer. */
+static void want_read(rt_actor_t *self, int kind)
+{
+    intent_state_t *st = rt_actor_state(self);
+    st->reads_wanted |= kind == Q_CHANGE ? W_CHANGE : kind == Q_REOPEN ? W_REOPEN : W_GET;
+    arm_retry(self);
 }
 
 static void leave(rt_actor_t *self)
@@ -131,8 +173,25 @@ static void leave(rt_actor_t *self)
         return;
     st->leaving = true;
     rt_actor_timer_cancel(self, &st->timer);
+    rt_actor_timer_cancel(self, &st->retry);
     engine__forget(st->engine, st->in.id, self);
-    rt_actor_stop(self);
+    /* stopped after what is queued already (not with it): a hook's message that found this actor
+     * in the map before it left is passed on (pass_on), not dropped with the mailbox */
+    rt_actor_send_stop(self);
+}
+
+/* A message that reached the actor after it chose to leave. A reload (a change of the API, or
+ * the follower's reopening: the intent may run again) goes to the intent's next actor, spawned
+ * for it, which reads the row afresh and announces it; lost here, the change would go
+ * unannounced, and a reopened intent unscheduled. Rows (INIT) are older than what made this one
+ * leave, and outcomes are in the database already: dropped. */
+static void pass_on(rt_actor_t *self, rt_msg_t *msg)
+{
+    intent_state_t *st = rt_actor_state(self);
+    if (msg->type != ENGINE_MSG_RELOAD)
+        return;
+    rt_msg_keep(msg);
+    engine__deliver(st->engine, st->in.id, msg, true);
 }
 
 static int64_t now_ms(void)
@@ -162,17 +221,32 @@ static void arm_at(rt_actor_t *self, int64_t at_s, int tag)
     rt_actor_timer_start(self, &st->timer, delay_ms > 0 ? (uint64_t)delay_ms : 0, (uint64_t)tag);
 }
 
+/* A change waiting to be announced (announce_next) rides the write just sent (`ride`): that
+ * write's event is its announcement. */
+static void take_announcement(rt_actor_t *self, uint8_t ride)
+{
+    intent_state_t *st = rt_actor_state(self);
+    if (st->announce_next) {
+        st->announce_next = false;
+        st->rides |= ride;
+    }
+}
+
 static void write_next(rt_actor_t *self, int64_t at)
 {
     intent_state_t *st = rt_actor_state(self);
     if (st->in.next_execution == at)
         return;
-    st->in.next_execution = at;
     char id[INTENT_ID_SIZE], at_text[24];
     snprintf(id, sizeof(id), "%s", st->in.id);
     snprintf(at_text, sizeof(at_text), "%lld", (long long)at);
     const char *params[] = {id, at_text};
-    query(self, Q_NEXT, engine__st_next, 2, params);
+    if (query(self, Q_NEXT, engine__st_next, 2, params)) {
+        st->in.next_execution = at;
+        take_announcement(self, RIDE_NEXT);
+    } else {
+        st->in.next_execution = SCHED_NONE; /* written by the next plan */
+    }
 }
 
 /* ---- the event of a change, from a fresh row ---- */
@@ -190,12 +264,15 @@ static void publish_row(rt_actor_t *self, const PGresult *res, int kind)
     events_publish(st->engine->config.events, row.user_id, type, intent_to_json(&full), 0);
 }
 
-/* Sends the row read of the first waiting event; one that cannot be sent is dropped (logged).
- * With none left, an actor that waited for its last event leaves. */
+/* Sends the row read of the first waiting event; one that cannot be sent stays first and is
+ * sent again on the retry timer (never dropped, nor overtaken by a later one). With none left,
+ * an actor that waited for its last event leaves. */
 static void next_event(rt_actor_t *self)
 {
     intent_state_t *st = rt_actor_state(self);
-    while (!st->event_reading && st->event_count != 0) {
+    if (st->event_reading)
+        return;
+    if (st->event_count != 0) {
         const char *params[] = {st->in.id};
         int kind = st->event_queue[st->event_head];
         if (store_pg_query(st->engine->config.pg, self, corr_of(st, kind), engine__st_get, 1,
@@ -203,11 +280,11 @@ static void next_event(rt_actor_t *self)
             st->event_reading = true;
             return;
         }
-        rt_log_warn("engine", "intent %s: database busy, event %d dropped", st->in.id, kind);
-        st->event_head = (uint8_t)((st->event_head + 1) % EVENT_QUEUE_MAX);
-        --st->event_count;
+        rt_log_warn("engine", "intent %s: database busy, event %d waits", st->in.id, kind);
+        arm_retry(self);
+        return;
     }
-    if (!st->event_reading && st->leave_after_event)
+    if (st->leave_after_event)
         leave(self);
 }
 
@@ -233,12 +310,12 @@ static void ask_event(rt_actor_t *self, int kind)
     next_event(self);
 }
 
-/* An event's row came back (`res`; NULL: the read failed): published, then the next. */
+/* An event's row came back: published, then the next. (One the database refused stays first,
+ * on the retry timer.) */
 static void on_event_row(rt_actor_t *self, const PGresult *res, int kind)
 {
     intent_state_t *st = rt_actor_state(self);
-    if (res != NULL)
-        publish_row(self, res, kind);
+    publish_row(self, res, kind);
     st->event_reading = false;
     st->event_head = (uint8_t)((st->event_head + 1) % EVENT_QUEUE_MAX);
     --st->event_count;
@@ -261,7 +338,8 @@ static void complete(rt_actor_t *self)
 {
     intent_state_t *st = rt_actor_state(self);
     const char *params[] = {st->in.id};
-    query(self, Q_COMPLETE, engine__st_complete, 1, params);
+    if (!query(self, Q_COMPLETE, engine__st_complete, 1, params))
+        want_read(self, Q_COMPLETE); /* as when it fails: the row again, then the plan again */
     st->in.status = INTENT_COMPLETED;
     st->phase = PHASE_IDLE;
     rt_actor_timer_cancel(self, &st->timer); /* leaves once the database has it */
@@ -271,7 +349,8 @@ static void fail(rt_actor_t *self, const char *error)
 {
     intent_state_t *st = rt_actor_state(self);
     const char *params[] = {st->in.id, error};
-    query(self, Q_FAIL, engine__st_fail, 2, params);
+    if (!query(self, Q_FAIL, engine__st_fail, 2, params))
+        want_read(self, Q_FAIL);
     st->in.status = INTENT_FAILED;
     st->phase = PHASE_IDLE;
     rt_actor_timer_cancel(self, &st->timer);
@@ -316,7 +395,8 @@ static void delay(rt_actor_t *self, sched_delay_t reason, int64_t retry_at)
              reason_text(reason), when);
     const char *params[] = {st->in.id, sched_delay_name(reason), at_text, "Payment delayed",
                             message};
-    query(self, Q_DELAY, engine__st_delay, 5, params);
+    if (query(self, Q_DELAY, engine__st_delay, 5, params))
+        take_announcement(self, RIDE_DELAY);
 }
 
 /* ---- due: constraints, then the hand-over ---- */
@@ -459,6 +539,7 @@ static void plan(rt_actor_t *self)
     intent_state_t *st = rt_actor_state(self);
     if (!st->have_row || st->leaving)
         return;
+    st->awaiting_created = false; /* planned: a creation hook after this only announces */
     switch (st->in.status) {
     case INTENT_COMPLETED:
     case INTENT_CANCELLED:
@@ -619,6 +700,8 @@ static void on_row(rt_actor_t *self, const PGresult *res, int kind)
     apply_row(self, &row, kind == Q_WATCH);
     bool final = st->in.status == INTENT_COMPLETED || st->in.status == INTENT_CANCELLED ||
                  st->in.status == INTENT_FAILED;
+    if (!final) /* live again (the follower reopened it): it stays, whatever it waited to leave */
+        st->leave_after_event = false;
     if (kind == Q_CHANGE && final) { /* cancelled: the owner's screens learn it, then we go */
         st->phase = PHASE_IDLE;
         rt_actor_timer_cancel(self, &st->timer);
@@ -626,28 +709,27 @@ static void on_row(rt_actor_t *self, const PGresult *res, int kind)
         ask_event(self, Q_EV_UPDATED);
         return;
     }
-    int64_t next = st->in.next_execution;
-    st->change_rides_next = false;
-    plan(self);
     /* the API's change, or the follower's (a period given back, a completed intent active
-     * again): announced once, by the plan's own write of nextExecution (or delay) or here */
-    bool announce = kind == Q_CHANGE || (kind == Q_REOPEN && !final);
-    if (!announce || st->leaving)
-        return;
-    if (st->in.next_execution == next)
-        ask_event(self, Q_EV_UPDATED);
-    else
-        st->change_rides_next = true; /* if that write fails, announced then */
+     * again): announced once, by the plan's own write of nextExecution or delay (whose event then
+     * shows it) or here */
+    st->announce_next = kind == Q_CHANGE || (kind == Q_REOPEN && !final);
+    plan(self);
+    if (st->announce_next) {
+        st->announce_next = false;
+        if (!st->leaving)
+            ask_event(self, Q_EV_UPDATED);
+    }
 }
 
-/* The plan's write of nextExecution failed: written again by the next plan; a change that
- * counted on its event is announced now. */
-static void on_next_failed(rt_actor_t *self)
+/* The write `ride` (Q_NEXT's or Q_DELAY's) failed, so it has no event: a change that counted on
+ * it is announced on its own. (A failed nextExecution is written again by the next plan.) */
+static void on_write_failed(rt_actor_t *self, uint8_t ride)
 {
     intent_state_t *st = rt_actor_state(self);
-    st->in.next_execution = SCHED_NONE;
-    if (st->change_rides_next) {
-        st->change_rides_next = false;
+    if (ride == RIDE_NEXT)
+        st->in.next_execution = SCHED_NONE;
+    if (st->rides & ride) {
+        st->rides &= (uint8_t)~ride;
         ask_event(self, Q_EV_UPDATED);
     }
 }
@@ -661,17 +743,17 @@ static void on_db(rt_actor_t *self, rt_msg_t *msg)
         rt_log_warn("engine", "intent %s: statement kind %d: %s %s", st->in.id, kind,
                     store_pg_status_name(r->status), r->message);
         if (kind == Q_GET || kind == Q_WATCH || kind == Q_COMPLETE || kind == Q_FAIL ||
-            kind == Q_REOPEN || kind == Q_CHANGE)
-            rt_actor_timer_start(self, &st->timer, DB_RETRY_MS,
-                                 kind == Q_REOPEN   ? T_REOPEN
-                                 : kind == Q_CHANGE ? T_CHANGE
-                                                    : T_RELOAD);
-        else if (kind == Q_NEXT)
-            on_next_failed(self);
-        else if (kind >= Q_EV_CREATED)
-            on_event_row(self, NULL, kind);
+            kind == Q_REOPEN || kind == Q_CHANGE) {
+            want_read(self, kind);
+        } else if (kind == Q_NEXT || kind == Q_DELAY) {
+            on_write_failed(self, kind == Q_NEXT ? RIDE_NEXT : RIDE_DELAY);
+        } else if (kind >= Q_EV_CREATED) { /* the event stays first: read again on the retry */
+            st->event_reading = false;
+            arm_retry(self);
+        }
         return;
     }
+    st->db_retries = 0;
     const PGresult *res = r->results[0];
     switch (kind) {
     case Q_GET:
@@ -681,6 +763,7 @@ static void on_db(rt_actor_t *self, rt_msg_t *msg)
         on_row(self, res, kind);
         break;
     case Q_DELAY:
+        st->rides &= (uint8_t)~RIDE_DELAY; /* its event (below) shows a change it carried */
         if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 1)) { /* the reason changed */
             publish_notification(self, res, 1);
             ask_event(self, Q_EV_DELAYED);
@@ -692,7 +775,7 @@ static void on_db(rt_actor_t *self, rt_msg_t *msg)
         publish_notification(self, res, 0);
         break;
     case Q_NEXT: /* the owner's screens (and read caches) learn the new nextExecution */
-        st->change_rides_next = false;
+        st->rides &= (uint8_t)~RIDE_NEXT;
         ask_event(self, Q_EV_UPDATED);
         break;
     case Q_COMPLETE:
@@ -719,10 +802,19 @@ static void reload(rt_actor_t *self, int kind)
     intent_state_t *st = rt_actor_state(self);
     const char *params[] = {st->in.id};
     if (!store_pg_query(st->engine->config.pg, self, corr_of(st, kind), engine__st_get, 1, params))
-        rt_actor_timer_start(self, &st->timer, DB_RETRY_MS,
-                             kind == Q_REOPEN   ? T_REOPEN
-                             : kind == Q_CHANGE ? T_CHANGE
-                                                : T_RELOAD);
+        want_read(self, kind);
+}
+
+/* The retry timer: the row reads the database refused (one read, of the kind that announces
+ * most: a change's shows the follower's reopening too), and the first waiting event's. */
+static void on_retry(rt_actor_t *self)
+{
+    intent_state_t *st = rt_actor_state(self);
+    uint8_t wanted = st->reads_wanted;
+    st->reads_wanted = 0;
+    if (wanted != 0)
+        reload(self, wanted & W_CHANGE ? Q_CHANGE : wanted & W_REOPEN ? Q_REOPEN : Q_GET);
+    next_event(self);
 }
 
 static void on_timer(rt_actor_t *self, uint64_t tag)
@@ -740,11 +832,12 @@ static void on_timer(rt_actor_t *self, uint64_t tag)
     case T_RELOAD:
         reload(self, Q_GET);
         break;
-    case T_REOPEN:
-        reload(self, Q_REOPEN);
+    case T_CREATED: /* no creation hook came (another process's intent, or an older one) */
+        if (st->awaiting_created)
+            plan(self);
         break;
-    case T_CHANGE:
-        reload(self, Q_CHANGE);
+    case T_RETRY:
+        on_retry(self);
         break;
     }
 }
@@ -765,31 +858,54 @@ static void announce_created(rt_actor_t *self, const engine_created_t *c)
         ask_event(self, Q_EV_CREATED);
 }
 
-/* `row` from the loader, or from the creation hook (`created`, NULL for the loader's). */
-static void on_init(rt_actor_t *self, const engine_intent_t *row, const engine_created_t *created)
+/* `row` from the loader, or from the creation hook (`created`, NULL for the loader's).
+ *
+ * The loader and the hook race when an intent is created while the loader reads its slice: the
+ * insert commits, the loader's page can see it, and only then does the API's worker call the hook.
+ * Were the loader's row planned at once, an intent due now could have its delay (or its
+ * nextExecution's write) announced before its intent.created. So the loader marks a row created at
+ * or after the engine's start (`fresh`: maybe this process's, whose hook is on its way; rows older
+ * than that have no hook coming, the API sends none before the engine exists) and its actor
+ * waits for the hook, at most CREATED_GRACE_MS (another process's row gets no hook here), before
+ * it plans: the announcement of the creation comes first. */
+static void on_init(rt_actor_t *self, const engine_intent_t *row, const engine_created_t *created,
+                    bool fresh)
 {
     intent_state_t *st = rt_actor_state(self);
     st->count_agreed = false; /* loaded at start-up: the database may lag the chain */
     if (created != NULL)
         announce_created(self, created);
+    if (created != NULL && st->awaiting_created) { /* the loader's row is here, unplanned */
+        rt_actor_timer_cancel(self, &st->timer);
+        plan(self);
+        return;
+    }
     if (st->have_row || st->leaving) /* the other one's row, or a newer one, is already here */
         return;
     apply_row(self, row, false);
     if (st->in.status == INTENT_DELAYED) /* keep the backoff a restart found */
         st->retry_at = st->in.next_execution;
+    if (fresh) {
+        st->awaiting_created = true;
+        rt_actor_timer_start(self, &st->timer, CREATED_GRACE_MS, T_CREATED);
+        return;
+    }
     plan(self);
 }
 
 void engine__intent_behaviour(rt_actor_t *self, rt_msg_t *msg)
 {
     intent_state_t *st = rt_actor_state(self);
-    if (st->leaving)
+    if (st->leaving) {
+        pass_on(self, msg);
         return;
+    }
     switch (msg->type) {
     case ENGINE_MSG_INIT: {
         const engine_created_t *created =
             msg->corr == ENGINE_INIT_CREATED ? rt_msg_payload(msg) : NULL;
-        on_init(self, created != NULL ? &created->row : rt_msg_payload(msg), created);
+        on_init(self, created != NULL ? &created->row : rt_msg_payload(msg), created,
+                msg->corr == ENGINE_INIT_FRESH);
         break;
     }
     case ENGINE_MSG_RELOAD:
@@ -823,6 +939,7 @@ void engine__intent_behaviour(rt_actor_t *self, rt_msg_t *msg)
         break;
     case RT_MSG_STOP:
         rt_actor_timer_cancel(self, &st->timer);
+        rt_actor_timer_cancel(self, &st->retry);
         break;
     }
 }

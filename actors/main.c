@@ -92,6 +92,9 @@ static rt_option_t options[] = {
      "block the intent registry was deployed in (`intentd deploy` prints it): logs are read from"
      " there, not from block 0",
      false, NULL},
+    {"ENGINE_MAX_INTENTS", "4194304",
+     "most live intents the engine schedules (more are logged as errors and not scheduled)", false,
+     NULL},
     {"ENGINE_TEST_CLOCK", "0",
      "1: tests may move the engine's clock (POST /internal/test/clock, loopback only)", false,
      NULL},
@@ -261,13 +264,14 @@ static bool start_engine(rt_runtime_t *rt, ops_deps_t *deps, chain_setup_t *chai
 {
     chain_addr_t registry;
     const char *registry_text = opt("INTENT_CONTRACT_ADDRESS");
-    int64_t chain_id;
+    int64_t chain_id, max_intents;
     if (deps->pg == NULL || !engine_configured(chain->rpc)) {
         rt_log_warn("main", "no engine: it needs DATABASE_URL, RPC_URL, INTENT_CONTRACT_ADDRESS "
                             "and PRIVATE_KEY");
         return true;
     }
     if (!read_int("CHAIN_ID", 1, INT64_MAX, &chain_id) ||
+        !read_int("ENGINE_MAX_INTENTS", 1, UINT32_MAX, &max_intents) ||
         chain_addr_parse(&registry, registry_text, strlen(registry_text)) != CHAIN_OK)
         return false;
     engine_settings_t settings = {.private_key = opt("PRIVATE_KEY"),
@@ -286,6 +290,7 @@ static bool start_engine(rt_runtime_t *rt, ops_deps_t *deps, chain_setup_t *chai
                               .num_tokens = num_tokens,
                               .chain_id = (uint64_t)chain_id,
                               .registry = registry,
+                              .max_intents = (uint32_t)max_intents,
                               .events = live_events};
     char err[256];
     engine_t *engine = engine_setup(&settings, &config, err, sizeof(err));

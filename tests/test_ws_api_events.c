@@ -8,6 +8,8 @@
  * (the intent's actor announces, in order with its own events) and without it (no RPC_URL and no
  * key: the API announces). Real HTTP and WebSockets against the intentd binary; a marker event
  * (POST /api/test/events) closes each stream, so a frame too many is seen, without waiting.
+ * With the engine, also while the database refuses its row reads for a while: a change and a
+ * delay are announced once the reads succeed again, also across a re-plan meanwhile.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -209,5 +211,148 @@ Test(ws_api_events, without_the_engine_the_api_announces_them, .timeout = 240,
         registry, usdc, "EVENTS_TEST_ENDPOINT=1", "API_RATE_LIMIT=0", "USER_RATE_LIMIT=0", NULL};
     start_server_env(env); /* no RPC_URL, no PRIVATE_KEY: no engine */
     run_sequence(false);
+    stop_server();
+}
+
+/* ---- announcements while the database refuses the engine's row reads ----
+ *
+ * Every read of an intent's row (the engine's engine_get: its change, its events) goes through
+ * `executions`; the test swaps that table for a view whose rows come from a function that counts
+ * the attempt (a sequence: not rolled back with the error) and raises, so each read fails while
+ * everything else the engine writes still works. */
+
+static void refuse_reads(void)
+{
+    db_exec(db_url, "CREATE SEQUENCE IF NOT EXISTS refused_reads;"
+                    " ALTER TABLE executions RENAME TO executions_held;"
+                    " CREATE OR REPLACE FUNCTION refuse_read() RETURNS SETOF executions_held"
+                    "   LANGUAGE plpgsql VOLATILE AS $$BEGIN PERFORM nextval('refused_reads');"
+                    "   RAISE EXCEPTION 'reads refused by the test'; END$$;"
+                    " CREATE VIEW executions AS SELECT * FROM refuse_read()");
+}
+
+static void allow_reads(void)
+{
+    db_exec(db_url, "DROP VIEW executions; ALTER TABLE executions_held RENAME TO executions");
+}
+
+/* Waits until at least `n` reads of `executions` were refused (the engine's row reads, and any
+ * other statement on that table). */
+static void wait_refused(int n)
+{
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT (is_called AND last_value >= %d)::text FROM refused_reads",
+             n);
+    cr_assert(engine_wait_db(sql, "true", FRAME_MS), "fewer than %d reads refused", n);
+}
+
+/* The next frame must be a notification.created of `type`. */
+static void expect_notification(ws_client_t *c, const char *type)
+{
+    ws_frame_t f;
+    cr_assert_eq(ws_next_text(c, &f, FRAME_MS, NULL), 1, "no notification %s", type);
+    json_t *e = json_loads(f.data, 0, NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(e, "type")), "notification.created", "%s",
+                     f.data);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(e, "data"), "type")), type,
+                     "%s", f.data);
+    json_decref(e);
+    ws_frame_dispose(&f);
+}
+
+/* A change whose row read the database refuses is read again until it can be, and announced
+ * once, although a re-plan (a clock move) re-armed the actor's due-time timer meanwhile, which
+ * once took the place of the read's retry. */
+Test(ws_api_events, a_change_is_announced_after_refused_reads_and_a_re_plan, .timeout = 240,
+     .fini = engine_teardown)
+{
+    engine_chain_start(NULL);
+    const char *env[] = {"EVENTS_TEST_ENDPOINT=1", NULL};
+    engine_server_start(env);
+    session(KEY_A, token_a, sizeof(token_a));
+    ws_client_t *a = open_socket(token_a);
+    char body[4096], id[37];
+    create_body(body, sizeof(body), engine_now() + 7 * 86400, 0x33, true); /* never due here */
+    cr_assert_eq(http("POST", "/api/intents", token_a, NULL, body, answer, sizeof(answer)), 201,
+                 "%s", answer);
+    json_t *created = json_loads(answer, 0, NULL);
+    snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(created, "id")));
+    json_decref(created);
+    json_decref(expect_intent_event(a, "intent.created", id, "create"));
+
+    refuse_reads();
+    cr_assert_eq(call("POST", id, "/pause", NULL), 200, "%s", answer);
+    wait_refused(2);    /* the change's read, and (likely) its first retry: refused */
+    engine_advance(60); /* a re-plan: the actor (waiting for its due time) arms its timer */
+    wait_refused(3);    /* still retrying after it */
+    allow_reads();
+    json_t *in = expect_intent_event(a, "intent.updated", id, "pause after refused reads");
+    expect_status(in, "paused");
+    json_decref(in);
+    expect_marker_next(a, token_a, "end"); /* announced once */
+    ws_client_free(a);
+    stop_server();
+}
+
+/* An event whose row read the database refuses waits, first in its intent's queue, and goes out
+ * once the read succeeds: here the intent.delayed of a due intent whose owner has no funds (the
+ * delay itself is written; its notification needs no read). */
+Test(ws_api_events, a_delay_is_announced_after_refused_reads, .timeout = 240,
+     .fini = engine_teardown)
+{
+    engine_chain_start(NULL);
+    const char *env[] = {"EVENTS_TEST_ENDPOINT=1", NULL};
+    engine_server_start(env);
+    session(KEY_A, token_a, sizeof(token_a));
+    ws_client_t *a = open_socket(token_a);
+    char body[4096], id[37];
+    int64_t start = engine_now() + 600;
+    create_body(body, sizeof(body), start, 0x44, true);
+    cr_assert_eq(http("POST", "/api/intents", token_a, NULL, body, answer, sizeof(answer)), 201,
+                 "%s", answer);
+    json_t *created = json_loads(answer, 0, NULL);
+    snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(created, "id")));
+    json_decref(created);
+    json_decref(expect_intent_event(a, "intent.created", id, "create"));
+
+    refuse_reads();
+    engine_advance_to(start); /* due: no balance, delayed */
+    expect_notification(a, "execution_delayed");
+    wait_refused(2); /* the event's read among them (the executor's are refused too) */
+    allow_reads();
+    json_t *in = expect_intent_event(a, "intent.delayed", id, "delay after refused reads");
+    expect_status(in, "delayed");
+    json_decref(in);
+    expect_marker_next(a, token_a, "end");
+    ws_client_free(a);
+    stop_server();
+}
+
+/* An engine with room for one intent (ENGINE_MAX_INTENTS=1) gives the second no actor: that one
+ * is logged as not scheduled, and its creation is still announced (by the hook, as nothing else
+ * will). */
+Test(ws_api_events, a_creation_the_full_engine_cannot_take_is_still_announced, .timeout = 240,
+     .fini = engine_teardown)
+{
+    engine_chain_start(NULL);
+    const char *env[] = {"EVENTS_TEST_ENDPOINT=1", "ENGINE_MAX_INTENTS=1", NULL};
+    engine_server_start(env);
+    session(KEY_A, token_a, sizeof(token_a));
+    ws_client_t *a = open_socket(token_a);
+    int64_t start = engine_now() + 7 * 86400;
+    for (uint8_t salt = 0x55; salt != 0x57; ++salt) {
+        char body[4096], id[37];
+        create_body(body, sizeof(body), start, salt, true);
+        cr_assert_eq(http("POST", "/api/intents", token_a, NULL, body, answer, sizeof(answer)), 201,
+                     "%s", answer);
+        json_t *created = json_loads(answer, 0, NULL);
+        snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(created, "id")));
+        json_decref(created);
+        json_t *in = expect_intent_event(a, "intent.created", id, "create");
+        expect_status(in, "active");
+        json_decref(in);
+    }
+    expect_marker_next(a, token_a, "end");
+    ws_client_free(a);
     stop_server();
 }
