@@ -2,13 +2,28 @@
  * The event hub: events_publish, the per-worker hubs that find users' sessions, and the relay
  * between processes over Redis pub/sub. See actors/events.h and actors/session.h.
  *
- * Redis. The hub that delivers an event locally also publishes it once on EVENTS_CHANNEL as
- * "<origin> <user id> <frame>", where origin is a random id drawn at start; every process's
- * relay actor receives all publications, ignores its own origin and hands the rest to the
- * user's hub as "from Redis" (delivered, never published again). One hub handles a given user,
- * on one worker's Redis connection, so one process's events of a user reach Redis in order.
- * When Redis is down the PUBLISH is answered UNAVAILABLE at once and the event stays local:
- * live updates are a best-effort view of what the database holds.
+ * Redis. The hub that delivers an event locally also publishes it once on EVENTS_CHANNEL,
+ * tagged with this process's origin (a random id drawn at start); every process's relay actor
+ * receives all publications, ignores its own origin and hands the rest to the user's hub as
+ * "from Redis" (delivered, never published again). One hub handles a given user, on one
+ * worker's Redis connection, so one process's events of a user reach Redis in order. When Redis
+ * is down the PUBLISH is answered UNAVAILABLE at once and the events stay local: live updates
+ * are a best-effort view of what the database holds.
+ *
+ * Batches. Each write that reaches Redis costs it a wake-up, a read, the answer to us and a
+ * write to every subscriber (us too: Redis sends our own publications back, and the relay drops
+ * them by origin); that costs about the same for one event as for many. So a hub gathers its
+ * events and publishes them together: at the end of the loop turn when it last published
+ * FLUSH_INTERVAL_MS ago or more (its first event asks its flusher actor, which runs after what
+ * the worker had scheduled by then and sends the flush back), else when that interval is over
+ * (a timer). Idle, an event goes out in the turn it came; under load a hub writes to Redis at
+ * most every FLUSH_INTERVAL_MS, which is all the delay it adds for the other processes (and
+ * their caches, actors/api_cache.c). Local sockets never wait for it. A PUBLISH carries at most
+ * BATCH_MAX_BYTES (or one larger event). A lone event goes out as "<origin> <user id> <frame>"
+ * (the format of the first versions, still read), several as "<origin>*" followed by
+ * "\n<user id> <frame length> <frame>" each, in order. Processes of versions that read only the
+ * first format drop batches as malformed (a rolling upgrade: their sockets miss the new
+ * processes' bursts until they are upgraded too).
  *
  * Whether the subscription is up. Caches of what the events announce (actors/api_cache.c) keep
  * answers longer while every other process's event surely reaches this one, so the relay
@@ -45,16 +60,23 @@
 #define HUB_BUCKETS_MAX (1u << 22)
 #define STOP_WAIT_MS 5000
 #define PROBE_CHANNEL_PREFIX "intentd:probe:"
-#define PROBE_TICK_MS 20       /* the connections are looked at this often */
-#define PROBE_INTERVAL_MS 1000 /* a probe this often while up */
-#define PROBE_TIMEOUT_MS 2000  /* a probe unanswered this long: down */
+#define PROBE_TICK_MS 20            /* the connections are looked at this often */
+#define PROBE_INTERVAL_MS 1000      /* a probe this often while up */
+#define PROBE_TIMEOUT_MS 2000       /* a probe unanswered this long: down */
+#define BATCH_MARK '*'              /* after the origin: a batch (a lone event has a space) */
+#define BATCH_MAX_BYTES (32u << 10) /* a PUBLISH's payload, unless one event is larger */
+#define FLUSH_INTERVAL_MS 2         /* a hub's PUBLISHes at most this often while events flow */
 
-enum { RELAY_MSG_START = RT_MSG_USER + 0x7f0 }; /* to the relay: Redis attached, start probing */
+enum {
+    RELAY_MSG_START = RT_MSG_USER + 0x7f0, /* to the relay: Redis attached, start probing */
+    HUB_MSG_FLUSH,                         /* hub -> flusher -> hub: publish the batch */
+};
 
 struct st_events_t {
     events_config_t config;
     rt_runtime_t *rt;
-    rt_actor_t **hubs; /* one per worker, while running */
+    rt_actor_t **hubs;     /* one per worker, while running */
+    rt_actor_t **flushers; /* the hubs' flushers, likewise */
     int num_hubs;
     rt_actor_t *relay;
     _Atomic int running;
@@ -72,16 +94,22 @@ struct st_events_t {
 
 /* ---- frames ---- */
 
-session_frame_t *session_frame_new(const char *text, size_t len)
+/* A frame of `len` bytes whose text the caller writes, or NULL. */
+static session_frame_t *frame_alloc(size_t len)
 {
-    session_frame_t *f = malloc(sizeof(*f) + len);
-    if (f == NULL || len > UINT32_MAX) {
-        free(f);
+    session_frame_t *f = len <= UINT32_MAX ? malloc(sizeof(*f) + len) : NULL;
+    if (f == NULL)
         return NULL;
-    }
     atomic_init(&f->refs, 1);
     f->len = (uint32_t)len;
-    memcpy(f->text, text, len);
+    return f;
+}
+
+session_frame_t *session_frame_new(const char *text, size_t len)
+{
+    session_frame_t *f = frame_alloc(len);
+    if (f != NULL)
+        memcpy(f->text, text, len);
     return f;
 }
 
@@ -110,7 +138,8 @@ rt_msg_t *session_event_msg(session_frame_t *frame, const char *user_id, bool fr
     session_frame_retain(frame);
     e->frame = frame;
     e->from_redis = from_redis;
-    snprintf(e->user_id, sizeof(e->user_id), "%s", user_id);
+    size_t ulen = strnlen(user_id, sizeof(e->user_id) - 1);
+    memcpy(e->user_id, user_id, ulen); /* the payload is zeroed: NUL-terminated */
     msg->dispose = dispose_event;
     return msg;
 }
@@ -167,6 +196,17 @@ typedef struct st_hub_t {
     events_t *events;
     hub_entry_t **buckets;
     size_t nbuckets, count;
+    /* what goes to Redis at the next flush: the first event held as is (a lone one is sent in
+     * the single format), the batch written out in `batch` from the second on */
+    rt_actor_t *flusher;
+    rt_actor_timer_t flush_timer;
+    uint64_t flushed_ms; /* when the last batch went out */
+    bool flush_asked;    /* of the flusher or the timer */
+    uint32_t batch_events;
+    session_frame_t *first_frame; /* a reference, while batch_events == 1 */
+    char first_user[SESSION_USER_ID_SIZE];
+    char *batch;
+    size_t batch_len, batch_cap;
 } hub_t;
 
 /* FNV-1a: spreads UUIDs evenly enough over hubs and buckets. */
@@ -209,25 +249,130 @@ static void hub_grow(hub_t *hub)
     hub->nbuckets = n;
 }
 
-/* Publishes a locally produced event for the other processes. */
-static void hub_publish_redis(rt_actor_t *self, hub_t *hub, const session_event_t *e)
+/* Makes room for `more` bytes in the hub's buffer; false when out of memory. */
+static bool hub_reserve(hub_t *hub, size_t more)
+{
+    if (hub->batch_len + more <= hub->batch_cap)
+        return true;
+    size_t cap = hub->batch_cap != 0 ? hub->batch_cap : 1024;
+    while (cap < hub->batch_len + more)
+        cap *= 2;
+    char *b = realloc(hub->batch, cap);
+    if (b == NULL)
+        return false;
+    hub->batch = b;
+    hub->batch_cap = cap;
+    return true;
+}
+
+static void hub_put(hub_t *hub, const void *bytes, size_t len)
+{
+    memcpy(hub->batch + hub->batch_len, bytes, len);
+    hub->batch_len += len;
+}
+
+/* Appends "\n<user> <len> <frame>" (room reserved by the caller: batch_record_size). */
+static void hub_put_record(hub_t *hub, const char *user_id, const session_frame_t *frame)
+{
+    char len[16];
+    int n = snprintf(len, sizeof(len), " %u ", frame->len);
+    hub_put(hub, "\n", 1);
+    hub_put(hub, user_id, strlen(user_id));
+    hub_put(hub, len, (size_t)n);
+    hub_put(hub, frame->text, frame->len);
+}
+
+static size_t batch_record_size(const char *user_id, const session_frame_t *frame)
+{
+    return 1 + strlen(user_id) + 12 + frame->len; /* "\n", user, " <10 digits> ", frame */
+}
+
+/* Publishes what the hub gathered and starts afresh; keeps a buffer of ordinary size. */
+static void hub_flush(rt_actor_t *self, hub_t *hub)
 {
     store_redis_t *redis = atomic_load_explicit(&hub->events->redis, memory_order_acquire);
-    if (redis == NULL)
+    if (hub->batch_events == 1) { /* "<origin> <user> <frame>" */
+        hub->batch_len = 0;
+        if (redis != NULL &&
+            hub_reserve(hub, ORIGIN_LEN + 2 + strlen(hub->first_user) + hub->first_frame->len)) {
+            hub_put(hub, hub->events->origin, ORIGIN_LEN);
+            hub_put(hub, " ", 1);
+            hub_put(hub, hub->first_user, strlen(hub->first_user));
+            hub_put(hub, " ", 1);
+            hub_put(hub, hub->first_frame->text, hub->first_frame->len);
+        }
+        session_frame_release(hub->first_frame);
+        hub->first_frame = NULL;
+    }
+    if (redis != NULL && hub->batch_events != 0 && hub->batch_len != 0) {
+        const char *argv[] = {"PUBLISH", EVENTS_CHANNEL, hub->batch};
+        const size_t argv_len[] = {7, sizeof(EVENTS_CHANNEL) - 1, hub->batch_len};
+        store_redis_command(redis, self, 0, 3, argv, argv_len); /* the reply is ignored */
+    }
+    hub->batch_events = 0;
+    hub->batch_len = 0;
+    hub->flushed_ms = rt_now_ms();
+    if (hub->batch_cap > 2 * BATCH_MAX_BYTES) { /* one large event: not kept */
+        free(hub->batch);
+        hub->batch = NULL;
+        hub->batch_cap = 0;
+    }
+}
+
+/* Adds a locally produced event to what goes to the other processes at the next flush. An
+ * event that cannot be added (out of memory) stays local, as when Redis is down. */
+static void hub_gather(rt_actor_t *self, hub_t *hub, const session_event_t *e)
+{
+    if (atomic_load_explicit(&hub->events->redis, memory_order_relaxed) == NULL)
         return;
-    size_t ulen = strlen(e->user_id), len = ORIGIN_LEN + 1 + ulen + 1 + e->frame->len;
-    char *payload = malloc(len);
-    if (payload == NULL)
+    if (!hub->flush_asked) {
+        hub->flush_asked = true;
+        uint64_t now_ms = rt_now_ms(), next_ms = hub->flushed_ms + FLUSH_INTERVAL_MS;
+        if (now_ms >= next_ms)
+            rt_actor_send(hub->flusher, rt_msg_new(HUB_MSG_FLUSH, 0));
+        else
+            rt_actor_timer_start(self, &hub->flush_timer, next_ms - now_ms, 0);
+    }
+    size_t more = batch_record_size(e->user_id, e->frame);
+    if (hub->batch_events >= 2 &&
+        (hub->batch_len + more > BATCH_MAX_BYTES || !hub_reserve(hub, more)))
+        hub_flush(self, hub);     /* full: this event starts the next batch */
+    if (hub->batch_events == 1) { /* the second: the batch is written out from now on */
+        hub->batch_len = 0;
+        if (hub_reserve(hub, ORIGIN_LEN + 1 + batch_record_size(hub->first_user, hub->first_frame) +
+                                 more)) {
+            hub_put(hub, hub->events->origin, ORIGIN_LEN);
+            hub_put(hub, (char[]){BATCH_MARK}, 1);
+            hub_put_record(hub, hub->first_user, hub->first_frame);
+            session_frame_release(hub->first_frame);
+            hub->first_frame = NULL;
+        } else {
+            hub_flush(self, hub); /* the first alone; this one starts the next batch */
+        }
+    }
+    if (hub->batch_events == 0) {
+        session_frame_retain(e->frame);
+        hub->first_frame = e->frame;
+        memcpy(hub->first_user, e->user_id, sizeof(hub->first_user));
+        hub->batch_events = 1;
         return;
-    memcpy(payload, hub->events->origin, ORIGIN_LEN);
-    payload[ORIGIN_LEN] = ' ';
-    memcpy(payload + ORIGIN_LEN + 1, e->user_id, ulen);
-    payload[ORIGIN_LEN + 1 + ulen] = ' ';
-    memcpy(payload + ORIGIN_LEN + 2 + ulen, e->frame->text, e->frame->len);
-    const char *argv[] = {"PUBLISH", EVENTS_CHANNEL, payload};
-    const size_t argv_len[] = {7, sizeof(EVENTS_CHANNEL) - 1, len};
-    store_redis_command(redis, self, 0, 3, argv, argv_len); /* the reply is ignored */
-    free(payload);
+    }
+    hub_put_record(hub, e->user_id, e->frame); /* room reserved above */
+    ++hub->batch_events;
+}
+
+/* The flusher: sends the hub's flush back to it from the end of its worker's run queue, so
+ * that what the worker's other actors publish meanwhile joins the batch. */
+static void flusher_behaviour(rt_actor_t *self, rt_msg_t *msg)
+{
+    rt_actor_t **hub = rt_actor_state(self);
+    if (msg->type == HUB_MSG_FLUSH) {
+        rt_msg_keep(msg);
+        rt_actor_send(*hub, msg);
+    } else if (msg->type == RT_MSG_STOP) {
+        rt_actor_release(*hub);
+        *hub = NULL;
+    }
 }
 
 static void hub_on_attach(rt_actor_t *self, hub_t *hub, rt_msg_t *msg)
@@ -272,8 +417,9 @@ static void hub_on_detach(hub_t *hub, rt_msg_t *msg)
     --hub->count;
 }
 
-static void hub_on_stop(hub_t *hub)
+static void hub_on_stop(rt_actor_t *self, hub_t *hub)
 {
+    rt_actor_timer_cancel(self, &hub->flush_timer);
     for (size_t i = 0; i != hub->nbuckets; ++i) {
         for (hub_entry_t *e = hub->buckets[i], *next; e != NULL; e = next) {
             next = e->next;
@@ -285,6 +431,9 @@ static void hub_on_stop(hub_t *hub)
     free(hub->buckets);
     hub->buckets = NULL;
     hub->count = hub->nbuckets = 0;
+    hub_flush(self, hub); /* what it gathered goes out: Redis is detached after the hubs stop */
+    free(hub->batch);
+    hub->batch = NULL;
     atomic_fetch_add(&hub->events->hubs_stopped, 1);
 }
 
@@ -295,7 +444,7 @@ static void hub_behaviour(rt_actor_t *self, rt_msg_t *msg)
     case SESSION_MSG_EVENT: {
         session_event_t *e = rt_msg_payload(msg);
         if (!e->from_redis)
-            hub_publish_redis(self, hub, e);
+            hub_gather(self, hub, e);
         hub_entry_t *entry = *hub_slot(hub, e->user_id);
         if (entry != NULL) {
             rt_msg_keep(msg);
@@ -309,8 +458,13 @@ static void hub_behaviour(rt_actor_t *self, rt_msg_t *msg)
     case SESSION_MSG_DETACH:
         hub_on_detach(hub, msg);
         break;
+    case HUB_MSG_FLUSH:
+    case RT_MSG_TIMER:
+        hub->flush_asked = false;
+        hub_flush(self, hub);
+        break;
     case RT_MSG_STOP:
-        hub_on_stop(hub);
+        hub_on_stop(self, hub);
         break;
     default: /* Redis replies to PUBLISH: nothing to do */
         break;
@@ -404,20 +558,18 @@ static void relay_on_probe(relay_t *r, const char *text, size_t len)
         relay_set_up(r, true);
 }
 
-static void relay_on_event(events_t *events, const char *text, const char *end)
+/* Hands one event of another process to its user's hub (and runs the user hook). */
+static void relay_deliver(events_t *events, const char *user, size_t user_len,
+                          const char *frame_text, size_t frame_len)
 {
-    if (end - text < ORIGIN_LEN + 3 || text[ORIGIN_LEN] != ' ' ||
-        memcmp(text, events->origin, ORIGIN_LEN) == 0)
-        return; /* malformed, or our own */
-    const char *user = text + ORIGIN_LEN + 1, *space = memchr(user, ' ', (size_t)(end - user));
-    if (space == NULL || space == user || space - user >= SESSION_USER_ID_SIZE)
+    if (user_len == 0 || user_len >= SESSION_USER_ID_SIZE)
         return;
     char user_id[SESSION_USER_ID_SIZE];
-    memcpy(user_id, user, (size_t)(space - user));
-    user_id[space - user] = '\0';
+    memcpy(user_id, user, user_len);
+    user_id[user_len] = '\0';
     if (events->user_hook != NULL)
         events->user_hook(events->user_hook_ctx, user_id);
-    session_frame_t *frame = session_frame_new(space + 1, (size_t)(end - space - 1));
+    session_frame_t *frame = session_frame_new(frame_text, frame_len);
     rt_actor_t *hub = events__hub_of(events, user_id);
     if (frame == NULL || hub == NULL) {
         session_frame_release(frame);
@@ -430,6 +582,43 @@ static void relay_on_event(events_t *events, const char *text, const char *end)
         rt_msg_free(ev);
         atomic_fetch_add_explicit(&events->dropped, 1, memory_order_relaxed);
     }
+}
+
+/* One "\n<user> <len> <frame>" of a batch at `p`: delivers it and returns what follows, or NULL
+ * when it is malformed (the rest of the batch is dropped). */
+static const char *relay_record(events_t *events, const char *p, const char *end)
+{
+    if (end - p < 5 || *p != '\n')
+        return NULL;
+    const char *user = p + 1, *space = memchr(user, ' ', (size_t)(end - user));
+    if (space == NULL || space - user >= SESSION_USER_ID_SIZE)
+        return NULL;
+    size_t len = 0;
+    const char *q = space + 1;
+    for (; q != end && *q >= '0' && *q <= '9' && q - space <= 10; ++q)
+        len = len * 10 + (size_t)(*q - '0');
+    if (q == end || *q != ' ' || q == space + 1 || len > (size_t)(end - q - 1))
+        return NULL;
+    relay_deliver(events, user, (size_t)(space - user), q + 1, len);
+    return q + 1 + len;
+}
+
+/* A publication on EVENTS_CHANNEL: "<origin> <user> <frame>" or a batch, "<origin>*" and its
+ * records (see the top of the file). */
+static void relay_on_event(events_t *events, const char *text, const char *end)
+{
+    if (end - text < ORIGIN_LEN + 3 || memcmp(text, events->origin, ORIGIN_LEN) == 0)
+        return; /* malformed, or our own */
+    const char *p = text + ORIGIN_LEN + 1;
+    if (text[ORIGIN_LEN] == BATCH_MARK) {
+        /* each record takes at least 5 bytes of the payload: bounded */
+        while (p != NULL && p != end)
+            p = relay_record(events, p, end);
+        return;
+    }
+    const char *space = text[ORIGIN_LEN] == ' ' ? memchr(p, ' ', (size_t)(end - p)) : NULL;
+    if (space != NULL)
+        relay_deliver(events, p, (size_t)(space - p), space + 1, (size_t)(end - space - 1));
 }
 
 static void relay_behaviour(rt_actor_t *self, rt_msg_t *msg)
@@ -485,9 +674,10 @@ static session_frame_t *frame_of(const char *type, int64_t at_ms, const char *da
     format_at(at_ms > 0 ? at_ms : now_ms(), at);
     size_t tlen = strlen(type), alen = strlen(at);
     size_t total = sizeof("{\"type\":\"\",\"at\":\"\",\"data\":}") - 1 + tlen + alen + len;
-    char *text = malloc(total), *p = text;
-    if (text == NULL)
+    session_frame_t *frame = frame_alloc(total); /* written in place: one allocation */
+    if (frame == NULL)
         return NULL;
+    char *p = frame->text;
 #define PUT(s, n) (memcpy(p, (s), (n)), p += (n))
     PUT("{\"type\":\"", 9);
     PUT(type, tlen);
@@ -497,8 +687,6 @@ static session_frame_t *frame_of(const char *type, int64_t at_ms, const char *da
     PUT(data, len);
     PUT("}", 1);
 #undef PUT
-    session_frame_t *frame = session_frame_new(text, total);
-    free(text);
     return frame;
 }
 
@@ -605,12 +793,17 @@ void events_start(events_t *events, rt_runtime_t *rt)
     events->rt = rt;
     events->num_hubs = rt->num_workers;
     events->hubs = calloc((size_t)rt->num_workers, sizeof(*events->hubs));
-    if (events->hubs == NULL)
+    events->flushers = calloc((size_t)rt->num_workers, sizeof(*events->flushers));
+    if (events->hubs == NULL || events->flushers == NULL)
         rt_log_fatal("events", "out of memory");
     for (int w = 0; w != rt->num_workers; ++w) {
         events->hubs[w] = rt_actor_spawn(rt, w, hub_behaviour, sizeof(hub_t));
+        events->flushers[w] = rt_actor_spawn(rt, w, flusher_behaviour, sizeof(rt_actor_t *));
+        rt_actor_retain(events->hubs[w]); /* the flusher's, released when it stops */
+        *(rt_actor_t **)rt_actor_state(events->flushers[w]) = events->hubs[w];
         hub_t *hub = rt_actor_state(events->hubs[w]);
         hub->events = events;
+        hub->flusher = events->flushers[w];
         hub->nbuckets = HUB_BUCKETS_MIN;
         hub->buckets = calloc(HUB_BUCKETS_MIN, sizeof(*hub->buckets));
         if (hub->buckets == NULL)
@@ -640,20 +833,27 @@ void events_stop(events_t *events)
     if (events->hubs == NULL)
         return;
     atomic_store_explicit(&events->running, 0, memory_order_release);
-    atomic_store_explicit(&events->redis, NULL, memory_order_release);
-    for (int w = 0; w != events->num_hubs; ++w)
+    for (int w = 0; w != events->num_hubs; ++w) {
         rt_actor_send_stop(events->hubs[w]);
+        rt_actor_send_stop(events->flushers[w]);
+    }
     rt_actor_send_stop(events->relay);
     /* wait (bounded) until the hubs have stopped their sessions, which close the sockets */
     for (int waited_ms = 0;
          atomic_load(&events->hubs_stopped) != events->num_hubs && waited_ms < STOP_WAIT_MS;
          ++waited_ms)
         usleep(1000);
-    for (int w = 0; w != events->num_hubs; ++w)
+    /* only now: a stopping hub publishes what it gathered (the store closes after this) */
+    atomic_store_explicit(&events->redis, NULL, memory_order_release);
+    for (int w = 0; w != events->num_hubs; ++w) {
         rt_actor_release(events->hubs[w]);
+        rt_actor_release(events->flushers[w]);
+    }
     rt_actor_release(events->relay);
     free(events->hubs);
+    free(events->flushers);
     events->hubs = NULL;
+    events->flushers = NULL;
     events->relay = NULL;
 }
 
