@@ -20,6 +20,32 @@ enum {
     EXECUTOR_MSG_ADOPT, /* rows of ours are in flight again that no slot may follow (a reorg) */
 };
 
+/* What a lane did, timed (bench/executor_bench.c reads them to say where a burst's time goes):
+ * a store, a broadcast, a receipt poll, a block read or a finalization sent (_SENT) and its
+ * answer, and a head announced by the follower. */
+enum {
+    EXECUTOR_TRACE_STORE_SENT, /* n: executions */
+    EXECUTOR_TRACE_STORED,     /* n: 0 stored, else the unit failed */
+    EXECUTOR_TRACE_SEND_SENT,
+    EXECUTOR_TRACE_SENT,      /* n: the node's error (0: taken) */
+    EXECUTOR_TRACE_POLL_SENT, /* n: calls */
+    EXECUTOR_TRACE_POLLED,
+    EXECUTOR_TRACE_BLOCK_SENT,
+    EXECUTOR_TRACE_BLOCK_READ,
+    EXECUTOR_TRACE_FINAL_SENT, /* n: executions */
+    EXECUTOR_TRACE_FINALIZED,
+    EXECUTOR_TRACE_HEAD,        /* n: the head the follower announced */
+    EXECUTOR_TRACE_POLL_PARSED, /* a poll's answer read (after EXECUTOR_TRACE_POLLED) */
+    EXECUTOR_TRACE_KINDS,
+};
+
+/* One traced event (CLOCK_MONOTONIC microseconds). */
+typedef struct st_executor_trace_event_t {
+    uint64_t at_us;
+    uint32_t n;
+    uint8_t kind, lane, slot;
+} executor_trace_event_t;
+
 /* One hash of the pool's follow set (executor__pool_follows); refs: the slots holding it. */
 typedef struct st_executor_follow_entry_t {
     uint8_t hash[32];
@@ -36,6 +62,11 @@ struct st_executor_pool_t {
     _Atomic uint64_t in_flight;
     _Atomic unsigned next_lane;
     chain_follower_t *follower;
+    struct { /* the trace (executor__pool_trace): NULL when nobody asked for one */
+        executor_trace_event_t *events;
+        uint32_t cap;
+        _Atomic uint32_t n; /* events recorded; those past cap are dropped */
+    } trace;
     /* the hashes of the versions the lanes' slots follow, stored and not yet decided: an open
      * addressing table (linear probing) of `cap` places, twice the most the slots can hold
      * (lanes x EXECUTOR_LANE_TXS_MAX x their hashes), so it never fills; the lock is held for
@@ -47,6 +78,9 @@ struct st_executor_pool_t {
     } follow;
 };
 
+/** Records what the lanes do into `events` (`cap` of them) from now on (before
+ * executor_pool_start; a bench's instrument, off in the server). */
+void executor__pool_trace(executor_pool_t *pool, executor_trace_event_t *events, uint32_t cap);
 /** Sends a message of `type` with corr `value` to every lane (heads, reorgs). Any thread. */
 void executor__pool_broadcast(executor_pool_t *pool, uint32_t type, uint64_t value);
 /** True when a lane of `pool` follows the transaction `hash`: a version that one of its slots

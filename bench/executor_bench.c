@@ -196,7 +196,10 @@ typedef struct st_engine_run_t {
     executor_pool_t *pool;
     chain_key_t *keys[LANES_MAX];
     int lanes;
+    executor_trace_event_t *trace; /* what the lanes did, timed (report_trace) */
 } engine_run_t;
+
+enum { TRACE_MAX = 1 << 16 };
 
 static void engine_start(echain_t *c, engine_run_t *e, int lanes, uint64_t batch_gas_budget)
 {
@@ -225,6 +228,8 @@ static void engine_start(echain_t *c, engine_run_t *e, int lanes, uint64_t batch
     e->pool = executor_pool_create(&cfg);
     if (e->pool == NULL)
         die("executor_pool_create");
+    e->trace = calloc(TRACE_MAX, sizeof(*e->trace));
+    executor__pool_trace(e->pool, e->trace, TRACE_MAX);
     executor_pool_start(e->pool, e->h.rt);
 }
 
@@ -239,6 +244,91 @@ static void engine_stop(engine_run_t *e)
     net_http_client_free(e->http);
     for (int i = 0; i != e->lanes; ++i)
         chain_key_free(e->keys[i]);
+    free(e->trace);
+}
+
+/* One kind of step of the lanes: its requests paired with their answers (by lane and slot). */
+typedef struct st_trace_span_t {
+    const char *name;
+    int sent, done;         /* trace kinds */
+    long count;             /* answers */
+    double sum_s, max_s;    /* time from request to answer */
+    double first_s, last_s; /* the first request and the last answer, s after due */
+    int inflight, most;     /* requests in flight (at most) */
+    double open_s[LANES_MAX][256];
+} trace_span_t;
+
+static void trace_span(trace_span_t *sp, const executor_trace_event_t *ev, double at_s)
+{
+    if (ev->kind == sp->sent) {
+        if (sp->count == 0 && sp->inflight == 0)
+            sp->first_s = at_s;
+        sp->open_s[ev->lane][ev->slot] = at_s;
+        sp->most = ++sp->inflight > sp->most ? sp->inflight : sp->most;
+    } else if (ev->kind == sp->done && sp->open_s[ev->lane][ev->slot] != 0) {
+        double d = at_s - sp->open_s[ev->lane][ev->slot];
+        sp->open_s[ev->lane][ev->slot] = 0;
+        --sp->inflight, ++sp->count, sp->sum_s += d, sp->last_s = at_s;
+        sp->max_s = d > sp->max_s ? d : sp->max_s;
+    }
+}
+
+/* Where the lanes' time went: per step, how many, how long each took (mean, max), how many
+ * were in flight at once, and when the first started and the last ended after due (t0); the
+ * wait of a stored batch for its broadcast to be sent; and the tail as the lanes saw it: from
+ * the follower's announcement of `last` (the last execution's block) to the last outcome
+ * committed (the bench's own look at the follower's head waits behind its other calls). */
+static void report_trace(const engine_run_t *e, double t0, uint64_t last)
+{
+    static trace_span_t sp[5];
+    const char *names[] = {"store", "send", "poll", "block", "finalize"};
+    for (int k = 0; k != 5; ++k)
+        memset(&sp[k], 0, sizeof(sp[k])), sp[k].name = names[k], sp[k].sent = 2 * k,
+                                          sp[k].done = 2 * k + 1;
+    uint32_t n = atomic_load(&e->pool->trace.n);
+    n = n < TRACE_MAX ? n : TRACE_MAX;
+    double stored_at[LANES_MAX][256] = {{0}}, wait_sum = 0, wait_max = 0;
+    double polled_at[LANES_MAX][256] = {{0}}, parse_s = 0, last_head_s = 0;
+    long waits = 0;
+    char head_text[256] = "";
+    size_t pos = 0;
+    for (uint32_t i = 0; i != n; ++i) {
+        const executor_trace_event_t *ev = &e->trace[i];
+        double at_s = (double)ev->at_us / 1e6 - t0;
+        if (ev->kind == EXECUTOR_TRACE_HEAD && pos < sizeof(head_text) - 32 && ev->lane == 0)
+            pos += (size_t)snprintf(head_text + pos, sizeof(head_text) - pos, " %u@%+.2f", ev->n,
+                                    at_s);
+        if (ev->kind == EXECUTOR_TRACE_HEAD && ev->n == last && ev->lane == 0)
+            last_head_s = at_s;
+        if (ev->kind == EXECUTOR_TRACE_POLLED)
+            polled_at[ev->lane][ev->slot] = at_s;
+        if (ev->kind == EXECUTOR_TRACE_POLL_PARSED && polled_at[ev->lane][ev->slot] != 0)
+            parse_s += at_s - polled_at[ev->lane][ev->slot];
+        if (ev->kind == EXECUTOR_TRACE_STORED && ev->n == 0)
+            stored_at[ev->lane][ev->slot] = at_s;
+        if (ev->kind == EXECUTOR_TRACE_SEND_SENT && stored_at[ev->lane][ev->slot] != 0) {
+            double w = at_s - stored_at[ev->lane][ev->slot];
+            stored_at[ev->lane][ev->slot] = 0;
+            wait_sum += w, ++waits, wait_max = w > wait_max ? w : wait_max;
+        }
+        for (int k = 0; k != 5; ++k)
+            trace_span(&sp[k], ev, at_s);
+    }
+    printf("trace: %u events%s; heads announced to lane 0 (block@s after due):%s\n", n,
+           n == TRACE_MAX ? " (full)" : "", head_text);
+    printf("trace: stored -> send requested %.1f ms on average (max %.1f)\n",
+           waits ? 1000 * wait_sum / (double)waits : 0, 1000 * wait_max);
+    printf("trace: the lanes' own time reading the polls' answers: %.0f ms in all\n",
+           1000 * parse_s);
+    if (last_head_s != 0)
+        printf("trace: tail: block %llu announced to the lanes at %+.3f s, last outcome committed"
+               " %+.3f s (%.3f s later)\n",
+               (unsigned long long)last, last_head_s, sp[4].last_s, sp[4].last_s - last_head_s);
+    for (int k = 0; k != 5; ++k)
+        printf("trace: %-8s %4ld, %6.1f ms each on average (max %6.1f), up to %d at once,"
+               " first sent %+.3f s, last answered %+.3f s\n",
+               sp[k].name, sp[k].count, sp[k].count ? 1000 * sp[k].sum_s / (double)sp[k].count : 0,
+               1000 * sp[k].max_s, sp[k].most, sp[k].first_s, sp[k].last_s);
 }
 
 static long rows_with(echain_t *c, const char *status)
@@ -481,6 +571,7 @@ static pass_figures_t run_pass(int n, int lanes, uint64_t budget, const char *ga
     clock_gettime(CLOCK_REALTIME, &wall);
     double due_epoch_s = (double)wall.tv_sec + (double)wall.tv_nsec / 1e9;
     double t0 = now_s();
+    atomic_store(&e.pool->trace.n, 0);
     for (int i = 0; i != n; ++i)
         while (!executor_submit(e.pool, &jobs[i]))
             if (now_s() - t0 > 600)
@@ -545,6 +636,7 @@ static pass_figures_t run_pass(int n, int lanes, uint64_t budget, const char *ga
                " %.2f s later (to the 2 ms poll)\n",
                (unsigned long long)last, followed_s[last - follower0],
                engine_s - followed_s[last - follower0]);
+    report_trace(&e, t0, last);
     /* to line up a profile (perf record -k CLOCK_MONOTONIC) with the phases */
     printf("executor: due at CLOCK_MONOTONIC %.3f s\n", t0);
     engine_stop(&e);

@@ -38,10 +38,12 @@ typedef struct st_fixture_t {
     store_pg_t *pg;
     executor_pool_t *pool;
     chain_key_t *key, *key2;
-    int lanes;                  /* 1, or 2 with dev account 6 as the second executor */
-    proxy_t *proxy;             /* NULL, or the JSON-RPC proxy the pool talks to */
-    const char *rpc_url;        /* NULL: anvil's own */
-    uint64_t gas_per_execution; /* 0: the executor's own figure */
+    int lanes;                     /* 1, or 2 with dev account 6 as the second executor */
+    proxy_t *proxy;                /* NULL, or the JSON-RPC proxy the pool talks to */
+    const char *rpc_url;           /* NULL: anvil's own */
+    uint64_t gas_per_execution;    /* 0: the executor's own figure */
+    executor_trace_event_t *trace; /* NULL, or where the pool records what its lanes do */
+    uint32_t trace_cap;
     events_t *events;
     intent_token_t token;
     pthread_mutex_t mutex;
@@ -118,6 +120,8 @@ static void begin_pool(uint32_t confirmations, uint32_t replace_ms, uint32_t att
                            .num_tokens = 1};
     fx.pool = executor_pool_create(&c);
     cr_assert_not_null(fx.pool);
+    if (fx.trace != NULL)
+        executor__pool_trace(fx.pool, fx.trace, fx.trace_cap);
     executor_pool_start(fx.pool, fx.h.rt);
 }
 
@@ -144,6 +148,8 @@ static void proxy_stop(proxy_t *p);
 static void end_all(void)
 {
     end_pool();
+    free(fx.trace);
+    fx.trace = NULL;
     if (fx.proxy != NULL)
         proxy_stop(fx.proxy);
     fx.proxy = NULL;
@@ -1442,5 +1448,62 @@ Test(executor, outcomes_of_transactions_in_several_blocks_name_each_ones_block_a
         cr_assert_eq(time_s, chain_time_s, "block %llu: last execution is not its time", number);
     }
     cr_assert_eq(seen, N);
+    cr_assert_eq(outcomes_with(EXECUTOR_CONFIRMED, true), N);
+}
+
+/* Transactions of one block that become deep enough together read that block once: the others
+ * wait for that read instead of each sending its own. Three blocks mined at once put the head two
+ * past the block of the batches, so the header read with the receipts (the block the head makes
+ * CONFIRMATIONS deep) is not theirs and their block has to be read for them. */
+Test(executor, the_transactions_of_one_block_share_one_read_of_it, .timeout = 120, .fini = end_all)
+{
+    begin_chain(NULL);
+    enum { OWNERS = 4, N = 12, TRACE_CAP = 4096 };
+    static executor_job_t jobs[N];
+    for (int o = 1; o <= OWNERS; ++o)
+        fund(o, 1000000);
+    for (int i = 0; i != N; ++i)
+        funded_job(1 + i % OWNERS, 8, 100 + (uint64_t)i, 700 + (uint32_t)i, &jobs[i]);
+    cr_assert(echain_automine(&fx.chain, false));
+    fx.gas_per_execution = 2000000; /* at most three per batch of 8M: four or more transactions */
+    fx.trace = calloc(TRACE_CAP, sizeof(*fx.trace));
+    fx.trace_cap = TRACE_CAP;
+    begin_pool(2, 30000, 5000);
+    wait_head(chain_head());
+    for (int i = 0; i != N; ++i)
+        submit(&jobs[i]);
+    cr_assert_eq(wait_count("SELECT count(*) FROM executions WHERE status = 'broadcast'", N, 30000),
+                 N);
+    char out[256];
+    cr_assert(echain_rpc(&fx.chain, "anvil_mine", "[\"0x3\"]", out, sizeof(out)), "%s", out);
+    cr_assert_eq(wait_count("SELECT count(*) FROM executions WHERE status = 'confirmed'", N, 30000),
+                 N);
+    char v[64];
+    echain_db_value(&fx.chain,
+                    "SELECT count(DISTINCT tx_hash) || ' ' || count(DISTINCT block_number) FROM"
+                    " executions",
+                    v, sizeof(v));
+    int txs = 0, blocks = 0;
+    cr_assert_eq(sscanf(v, "%d %d", &txs, &blocks), 2, "%s", v);
+    cr_assert(txs >= 3 && blocks == 1, "%d transactions in %d blocks: the test shows nothing", txs,
+              blocks);
+    uint32_t events = atomic_load(&fx.pool->trace.n), reads = 0;
+    cr_assert_lt(events, TRACE_CAP);
+    for (uint32_t i = 0; i != events; ++i)
+        reads += fx.trace[i].kind == EXECUTOR_TRACE_BLOCK_SENT;
+    cr_assert_eq(reads, 1, "%u reads of one block for its %d transactions", reads, txs);
+    /* each row names the canonical block and its time, as any other outcome */
+    unsigned long long number = 0;
+    char hash[65], row_hash[80];
+    long long time_s, row_time_s;
+    echain_db_value(&fx.chain,
+                    "SELECT min(e.block_number) || ' ' || min(encode(e.block_hash, 'hex')) || ' '"
+                    " || min(extract(epoch FROM i.last_execution)::bigint) FROM executions e JOIN"
+                    " intents i ON i.id = e.intent_id",
+                    out, sizeof(out));
+    cr_assert_eq(sscanf(out, "%llu %79s %lld", &number, row_hash, &row_time_s), 3, "%s", out);
+    chain_block(number, hash, &time_s);
+    cr_assert_str_eq(row_hash, hash);
+    cr_assert_eq(row_time_s, time_s);
     cr_assert_eq(outcomes_with(EXECUTOR_CONFIRMED, true), N);
 }
