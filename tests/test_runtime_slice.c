@@ -14,7 +14,7 @@
 /* The se.slice of thread `tid` in nanoseconds, -1 when the kernel does not show it. */
 static long long slice_of(const char *tid)
 {
-    char path[320], line[256]; /* a d_name is at most 255 bytes */
+    char path[64], line[256];
     snprintf(path, sizeof(path), "/proc/self/task/%s/sched", tid);
     FILE *f = fopen(path, "r");
     long long slice = -1;
