@@ -42,10 +42,6 @@ static rt_option_t options[] = {
     {"SHUTDOWN_TIMEOUT_MS", "10000", "how long a graceful shutdown may drain in-flight work", false,
      NULL},
     {"RING_ENTRIES", "1024", "io_uring submission queue entries per worker", false, NULL},
-    {"WORKER_SLICE_US", "100",
-     "scheduler slice the worker threads ask for, 100-100000 us (Linux 6.12+; 0: the kernel's "
-     "default)",
-     false, NULL},
     {"DATABASE_URL", NULL,
      "PostgreSQL connection URL; migrations run at start (unset: no database, /readyz is 503)",
      false, NULL},
@@ -528,16 +524,11 @@ int main(int argc, char **argv)
     case RT_CONFIG_OK:
         break;
     }
-    int64_t port, workers, drain_ms, ring_entries, slice_us;
+    int64_t port, workers, drain_ms, ring_entries;
     if (!read_int("PORT", 1, 65535, &port) || !read_int("WORKERS", 0, RT_MAX_WORKERS, &workers) ||
         !read_int("SHUTDOWN_TIMEOUT_MS", 1, 3600000, &drain_ms) ||
-        !read_int("RING_ENTRIES", 8, 32768, &ring_entries) ||
-        !read_int("WORKER_SLICE_US", 0, 100000, &slice_us))
+        !read_int("RING_ENTRIES", 8, 32768, &ring_entries))
         return 2;
-    if (slice_us > 0 && slice_us < 100) {
-        fprintf(stderr, "intentd: WORKER_SLICE_US must be 0 or 100-100000 (the kernel's range)\n");
-        return 2;
-    }
     int level = rt_log_parse_level(rt_config_find(options, NUM_OPTIONS, "LOG_LEVEL")->value);
     if (level < 0) {
         fprintf(stderr, "intentd: LOG_LEVEL must be debug, info, warn or error\n");
@@ -568,7 +559,6 @@ int main(int argc, char **argv)
     rt_config_t rt_config = {.workers = (int)workers,
                              .ring_entries = (unsigned)ring_entries,
                              .drain_timeout_ms = (uint64_t)drain_ms,
-                             .slice_us = (uint32_t)slice_us,
                              .waiter = net_http_client_waiter(chain.http, net_http_waiter(http))};
     rt_config_log(options, NUM_OPTIONS);
     const char *database_url = rt_config_find(options, NUM_OPTIONS, "DATABASE_URL")->value;

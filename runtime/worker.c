@@ -5,11 +5,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sched.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include "runtime/log.h"
@@ -361,47 +358,11 @@ static void worker_close(rt_worker_t *w)
      * waking this worker (wake_all at shutdown), and a closed, reused fd would take the write */
 }
 
-/* Asks the kernel to run this thread in slices of `slice_us` (EEVDF's custom slice, Linux 6.12+;
- * older kernels accept and ignore it). Why: a worker answers a request in tens of microseconds
- * and then sleeps, but when it shares the cores with busy processes (PostgreSQL, Redis, a load
- * generator) the default slice (1.4 ms on 2 CPUs) lets whoever runs keep the core that long
- * before a woken worker gets it, and a worker that runs long keeps others waiting as long. With
- * a short slice a woken worker is picked sooner and gives the core back sooner. glibc 2.36 has
- * no sched_setattr wrapper, hence the system call. Failing leaves the kernel's default, which
- * only costs latency. */
-static void request_slice(uint32_t slice_us)
-{
-    /* the kernel's struct sched_attr (SCHED_ATTR_SIZE_VER1): <linux/sched/types.h> cannot be
-     * included next to glibc's <sched.h>, which defines struct sched_param too */
-    struct sched_attr {
-        uint32_t size, sched_policy;
-        uint64_t sched_flags;
-        int32_t sched_nice;
-        uint32_t sched_priority;
-        uint64_t sched_runtime, sched_deadline, sched_period;
-        uint32_t sched_util_min, sched_util_max;
-    };
-    if (slice_us == 0)
-        return;
-    pid_t tid = (pid_t)syscall(SYS_gettid);
-    errno = 0;
-    int nice_value = getpriority(PRIO_PROCESS, (id_t)tid); /* kept: setattr sets it too */
-    if (errno != 0)
-        return;
-    struct sched_attr attr = {.size = sizeof(attr),
-                              .sched_policy = SCHED_OTHER,
-                              .sched_nice = nice_value,
-                              .sched_runtime = (uint64_t)slice_us * 1000};
-    if (syscall(SYS_sched_setattr, tid, &attr, 0) != 0)
-        rt_log_debug("runtime", "sched_setattr (slice %u us): %s", slice_us, strerror(errno));
-}
-
 static void *worker_main(void *arg)
 {
     rt_worker_t *w = arg;
     current_worker = w;
     rt_log_set_worker(w->id);
-    request_slice(w->rt->config.slice_us);
     bool ok = worker_open(w);
     if (!ok)
         atomic_fetch_add(&w->rt->workers_failed, 1);

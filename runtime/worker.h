@@ -84,7 +84,6 @@ typedef struct st_rt_config_t {
     unsigned ring_entries;     /* submission queue size per worker */
     uint64_t drain_timeout_ms; /* graceful shutdown deadline */
     rt_waiter_t *waiter;       /* NULL: poll(2) on the wake eventfd */
-    uint32_t slice_us;         /* scheduler slice each worker thread asks for (0: the kernel's) */
 } rt_config_t;
 
 struct st_rt_runtime_t {
