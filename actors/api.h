@@ -52,6 +52,11 @@ typedef struct st_api_config_t {
     void (*intent_created)(void *ctx, const intent_t *in, const char *user_id,
                            const uint8_t *signature, const char *json, size_t json_len);
     void *intent_changed_ctx;
+    /* Asked (same ctx) before a creation (`intent_id` NULL) or a change that makes an intent
+     * run (signature, resume) is stored: true when the engine has no room for the intent's
+     * actor, and the request is refused (503, reason "engine_full"). Cheap (an atomic read).
+     * May be NULL. */
+    bool (*engine_full)(void *ctx, const char *intent_id);
     /* the users' live event stream (NULL: none; GET /api/ws answers 503) */
     events_t *events;
     /* POST /api/test/events publishes any event to the caller (tests and benchmarks only) */

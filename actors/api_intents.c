@@ -901,6 +901,22 @@ static int create_insert(api_t *api, h2o_req_t *req, const char *user_id, const 
     return 0;
 }
 
+/* True when the engine has no room for the actor of a new intent (`intent_id` NULL) or of
+ * `intent_id` made live: the request is answered 503 with the reason, and nothing is stored (an
+ * intent stored then would never run until a restart). */
+static bool refuse_engine_full(api_t *api, h2o_req_t *req, const char *intent_id)
+{
+    if (api->config.engine_full == NULL ||
+        !api->config.engine_full(api->config.intent_changed_ctx, intent_id))
+        return false;
+    net_problem_t p = {.status = 503, .request_id = net_http_request_id(req)};
+    json_t *problem = net_problem_json(&p);
+    if (problem != NULL) /* a 5xx's detail is generic: the reason is a member of its own */
+        json_object_set_new(problem, "reason", json_string("engine_full"));
+    net_json_send_as(req, 503, NET_PROBLEM_CONTENT_TYPE, problem);
+    return true;
+}
+
 static int on_create(h2o_req_t *req, const net_router_match_t *match, void *data)
 {
     api_t *api = data;
@@ -912,7 +928,7 @@ static int on_create(h2o_req_t *req, const net_router_match_t *match, void *data
     intent_t in;
     intent_extras_t ex;
     uint8_t sig[CHAIN_SIG_LEN];
-    if (!read_new_intent(api, req, &user, &in, &ex, sig))
+    if (!read_new_intent(api, req, &user, &in, &ex, sig) || refuse_engine_full(api, req, NULL))
         return 0;
     return create_insert(api, req, user.id, &in, &ex, sig);
 }
@@ -1235,6 +1251,9 @@ static void decide_change(net_http_async_t *call, h2o_req_t *req, const PGresult
             net_problem_conflict(req, "the intent's status does not allow this");
         } else if (next == in.status) { /* a repeat: answer the same */
             net_json_send(req, 200, change_answer(st, &in));
+        } else if ((next == INTENT_ACTIVE || next == INTENT_DELAYED) &&
+                   refuse_engine_full(st->api, req, st->id)) {
+            /* answered: to run (signed, resumed), it needs an actor the engine has no room for */
         } else {
             char sig_hex[2 * CHAIN_SIG_LEN + 1];
             chain_hex_encode(sig_hex, sizeof(sig_hex), st->signature, CHAIN_SIG_LEN, 0);

@@ -71,12 +71,14 @@ void engine_register_statements(void)
         " FROM (SELECT 1) one LEFT JOIN n ON true");
     /* Completion by endAt; and after the executor completed it by maxExecutions, the clearing
      * of next_execution (which the executor does not own). Audited only when it was live; a
-     * row answered when the intent changed (its intent.updated event). */
+     * row answered when the intent changed (its intent.updated event). Only while the count is
+     * still the one the actor decided on ($2): one a reorg took back (the follower reopened the
+     * intent meanwhile) leaves a period to pay. */
     engine__st_complete = store_pg_statement(
         "engine_complete",
         "WITH old AS (SELECT id, owner_id, status FROM intents WHERE id = $1::uuid"
         "   AND (status IN " LIVE " OR (status = 'completed' AND next_execution IS NOT NULL))"
-        "   FOR UPDATE),"
+        "   AND execution_count >= $2::int FOR UPDATE),"
         " upd AS (UPDATE intents i SET status = 'completed', delay_reason = NULL,"
         "   next_execution = NULL, updated_at = now() FROM old WHERE i.id = old.id),"
         " a AS (INSERT INTO audit_log (user_id, actor, action, subject_id, details)"
@@ -411,6 +413,25 @@ void engine_intent_created(void *slot, const intent_t *in, const char *user_id,
     if (!engine__deliver(e, in->id, msg, true) && !atomic_load(&e->stopping) && json_len != 0 &&
         e->config.events != NULL) /* no actor (full): its event has no other sender, sent here */
         events_publish_text(e->config.events, user_id, "intent.created", json, json_len, 0);
+}
+
+bool engine_full(void *slot, const char *intent_id)
+{
+    engine_t *e = atomic_load((engine_t * _Atomic *)slot);
+    if (e == NULL || atomic_load_explicit(&e->actors, memory_order_relaxed) < e->config.max_intents)
+        return false;
+    uint8_t key[16];
+    if (intent_id == NULL || !engine__uuid_parse(intent_id, key))
+        return true;
+    /* full, but an intent that has its actor already (one created unsigned in this process)
+     * needs no room */
+    uint64_t h = key_hash(key);
+    engine_shard_t *s = shard_of(e, h);
+    pthread_mutex_lock(&s->lock);
+    engine_slot_t *found = shard_find(s, key, h);
+    bool has_actor = found != NULL && found->actor != NULL;
+    pthread_mutex_unlock(&s->lock);
+    return !has_actor;
 }
 
 void engine_on_outcome(void *ctx, const executor_outcome_t *outcome)

@@ -129,6 +129,16 @@ void engine_intent_changed(void *slot, const char *intent_id);
  */
 void engine_intent_created(void *slot, const intent_t *in, const char *user_id,
                            const uint8_t *signature, const char *json, size_t json_len);
+/**
+ * The API's check before a change that may need a new actor (api_config_t.engine_full; `slot` as
+ * above): a creation (`intent_id` NULL), or a change that makes intent `intent_id` run. True
+ * when the engine has no room for another intent (max_intents) and, for a change, the intent has
+ * no actor already, so that the API refuses it (503) instead of storing an intent nothing would
+ * run. A creation costs one atomic read and no lock (a change at the bound, a shard's lock); two
+ * racing for the last room may both pass, and the loser is then refused as before
+ * (engine_refused_count). Any worker; never blocks.
+ */
+bool engine_full(void *slot, const char *intent_id);
 /** The executor's outcome callback (executor_config_t.on_outcome); `ctx` is the engine. */
 void engine_on_outcome(void *ctx, const executor_outcome_t *outcome);
 /** True once the start-up load has read every page. */

@@ -25,6 +25,17 @@
  *
  * Every reply carries the generation (`gen`) it was asked in; a reload, an outcome or a clock
  * move bumps it, so an answer to a question that no longer matters is ignored.
+ *
+ * The database's connections may answer out of order, so every statement's reply carries its
+ * sequence number (`seq`), and the actor decides from the newest state it knows (`basis_seq`: the
+ * newest row read it applied, or the completion or failure it wrote since). A row read sent
+ * before that is not applied (a pause read after a resume's would leave an active intent
+ * unscheduled; a read from before a cancel would schedule it again), and the result of a
+ * completion or failure that a newer read overtook does not make the actor leave: a reorg may
+ * have reopened the intent meanwhile (the follower's reopening, read and planned), and leaving
+ * would leave its period unpaid until a restart. Such a write that changed the row is followed by
+ * a read of it (that read, sent after the write committed, is the truth), and one that changed
+ * nothing (the row is not as the actor thought: reopened, cancelled) too, instead of leaving.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +71,8 @@ enum {
     Q_FAIL,
     Q_LOW,
     Q_REOPEN,
-    Q_CHANGE, /* the row after the API's change (ENGINE_RELOAD_CHANGED) */
+    Q_CHANGE,  /* the row after the API's change (ENGINE_RELOAD_CHANGED) */
+    Q_RECHECK, /* the row after a completion or failure a read overtook (announced if final) */
     Q_EV_CREATED,
     Q_EV_UPDATED,
     Q_EV_DELAYED,
@@ -112,8 +124,12 @@ typedef struct st_intent_state_t {
     bool event_reading;    /* an event's row read is in flight (event_queue[event_head]) */
     uint8_t event_head, event_count;
     uint8_t event_queue[EVENT_QUEUE_MAX]; /* Q_EV_* kinds, event_head first */
-    rt_actor_timer_t timer;               /* the plan's */
-    rt_actor_timer_t retry;               /* the database's refusals: reads_wanted, the events */
+    uint64_t seq;           /* statements sent (the high bits of their replies' corr) */
+    uint64_t basis_seq;     /* the newest row read applied, or completion/failure sent since */
+    uint64_t final_seq;     /* the completion or failure in flight (0: none) */
+    uint8_t after_final;    /* W_REOPEN: a reopening's read it overtook, to announce after it */
+    rt_actor_timer_t timer; /* the plan's */
+    rt_actor_timer_t retry; /* the database's refusals: reads_wanted, the events */
 } intent_state_t;
 
 const size_t engine__intent_state_size = sizeof(intent_state_t);
@@ -130,9 +146,10 @@ void engine__intent_init(rt_actor_t *self, engine_t *e, const char *id)
     st->count_agreed = true; /* until the start-up loader says otherwise */
 }
 
-static uint64_t corr_of(const intent_state_t *st, int kind)
+/* A new statement's corr: its sequence number, and what it is. */
+static uint64_t corr_of(intent_state_t *st, int kind)
 {
-    return ((uint64_t)st->gen << 8) | (uint64_t)kind;
+    return (++st->seq << 8) | (uint64_t)kind;
 }
 
 static bool query(rt_actor_t *self, int kind, int statement, int nparams, const char *const *p)
@@ -157,8 +174,8 @@ static void arm_retry(rt_actor_t *self)
     rt_actor_timer_start(self, &st->retry, (uint64_t)DB_RETRY_MS << shift, T_RETRY);
 }
 
-/* A row read (`kind`: Q_GET, Q_WATCH, Q_COMPLETE, Q_FAIL, Q_REOPEN, Q_CHANGE) that the database
- * refused or did not take: read again on the retry timer. */
+/* A row read (`kind`: Q_GET, Q_WATCH, Q_COMPLETE, Q_FAIL, Q_REOPEN, Q_CHANGE, Q_RECHECK) that the
+ * database refused or did not take: read again on the retry timer. */
 static void want_read(rt_actor_t *self, int kind)
 {
     intent_state_t *st = rt_actor_state(self);
@@ -334,11 +351,17 @@ static void publish_notification(rt_actor_t *self, const PGresult *res, int firs
 
 /* ---- the end of an intent's schedule, or of its chances ---- */
 
+/* Completes the intent in the database, unless its count went back meanwhile (a reorg took a
+ * payment back: the follower reopened it, and its read is on the way). */
 static void complete(rt_actor_t *self)
 {
     intent_state_t *st = rt_actor_state(self);
-    const char *params[] = {st->in.id};
-    if (!query(self, Q_COMPLETE, engine__st_complete, 1, params))
+    char count[16];
+    snprintf(count, sizeof(count), "%u", st->in.execution_count);
+    const char *params[] = {st->in.id, count};
+    if (query(self, Q_COMPLETE, engine__st_complete, 2, params))
+        st->basis_seq = st->final_seq = st->seq; /* newer than any row read sent before */
+    else
         want_read(self, Q_COMPLETE); /* as when it fails: the row again, then the plan again */
     st->in.status = INTENT_COMPLETED;
     st->phase = PHASE_IDLE;
@@ -349,7 +372,9 @@ static void fail(rt_actor_t *self, const char *error)
 {
     intent_state_t *st = rt_actor_state(self);
     const char *params[] = {st->in.id, error};
-    if (!query(self, Q_FAIL, engine__st_fail, 2, params))
+    if (query(self, Q_FAIL, engine__st_fail, 2, params))
+        st->basis_seq = st->final_seq = st->seq;
+    else
         want_read(self, Q_FAIL);
     st->in.status = INTENT_FAILED;
     st->phase = PHASE_IDLE;
@@ -544,6 +569,12 @@ static void plan(rt_actor_t *self)
     case INTENT_COMPLETED:
     case INTENT_CANCELLED:
     case INTENT_FAILED:
+        if (st->event_count != 0 || st->event_reading) { /* the events asked for go out first */
+            st->phase = PHASE_IDLE;
+            rt_actor_timer_cancel(self, &st->timer);
+            st->leave_after_event = true;
+            return;
+        }
         leave(self);
         return;
     case INTENT_PENDING_SIGNATURE:
@@ -683,11 +714,32 @@ static void on_outcome(rt_actor_t *self, const executor_outcome_t *o)
     plan(self);
 }
 
-/* The intent's row read again (Q_GET, Q_WATCH, Q_REOPEN or Q_CHANGE): applied, then the plan. */
-static void on_row(rt_actor_t *self, const PGresult *res, int kind)
+/* A row read sent before what the actor knows now (a newer read applied, or a completion or
+ * failure written since): not applied, only the change it was to announce is (from a fresh read).
+ * A reopening read before a completion or failure is announced after that write, by the read
+ * that follows it when the write found the intent changed (on_final). */
+static void on_stale_row(rt_actor_t *self, int kind)
+{
+    intent_state_t *st = rt_actor_state(self);
+    bool final = st->in.status == INTENT_COMPLETED || st->in.status == INTENT_CANCELLED ||
+                 st->in.status == INTENT_FAILED;
+    if (kind == Q_REOPEN && st->final_seq != 0)
+        st->after_final |= W_REOPEN;
+    else if (kind == Q_CHANGE || (kind == Q_REOPEN && !final))
+        ask_event(self, Q_EV_UPDATED);
+}
+
+/* The intent's row read again (Q_GET, Q_WATCH, Q_REOPEN, Q_CHANGE or Q_RECHECK; `seq`: when it
+ * was sent): applied, then the plan. */
+static void on_row(rt_actor_t *self, const PGresult *res, int kind, uint64_t seq)
 {
     intent_state_t *st = rt_actor_state(self);
     engine_intent_t row;
+    if (seq < st->basis_seq) {
+        on_stale_row(self, kind);
+        return;
+    }
+    st->basis_seq = seq;
     if (PQntuples(res) != 1) {
         leave(self); /* no such intent */
         return;
@@ -702,7 +754,8 @@ static void on_row(rt_actor_t *self, const PGresult *res, int kind)
                  st->in.status == INTENT_FAILED;
     if (!final) /* live again (the follower reopened it): it stays, whatever it waited to leave */
         st->leave_after_event = false;
-    if (kind == Q_CHANGE && final) { /* cancelled: the owner's screens learn it, then we go */
+    if ((kind == Q_CHANGE || kind == Q_RECHECK) && final) { /* cancelled, completed or failed:
+                                                             * the owner's screens learn it */
         st->phase = PHASE_IDLE;
         rt_actor_timer_cancel(self, &st->timer);
         st->leave_after_event = true;
@@ -734,16 +787,58 @@ static void on_write_failed(rt_actor_t *self, uint8_t ride)
     }
 }
 
+/* The reply of a completion or failure (`seq`: when it was sent). The intent is not ours to run
+ * any more when the write changed it and no newer read was applied since: the actor leaves once
+ * the change's event is out (never before an event already asked for). A newer read applied
+ * first decides instead (a reorg may have reopened the intent): if this write changed the row,
+ * that read may have run before its commit, so the row is read again. A write that changed
+ * nothing found the row not as the actor thought (reopened, cancelled): read again, then the
+ * plan; leaving here would leave a reopened intent unscheduled. */
+static void on_final(rt_actor_t *self, const PGresult *res, uint64_t seq)
+{
+    intent_state_t *st = rt_actor_state(self);
+    bool changed = PQntuples(res) == 1;
+    uint8_t after = 0;
+    if (seq == st->final_seq) {
+        st->final_seq = 0;
+        after = st->after_final;
+        st->after_final = 0;
+    }
+    if (seq < st->basis_seq) {
+        if (changed)
+            reload(self, Q_RECHECK);
+        return;
+    }
+    if (!changed) {
+        reload(self, after & W_REOPEN ? Q_REOPEN : Q_GET);
+        return;
+    }
+    if (st->engine->config.events != NULL) {
+        st->leave_after_event = true;
+        ask_event(self, Q_EV_UPDATED);
+    } else if (!st->leave_after_event) {
+        leave(self);
+    }
+}
+
 static void on_db(rt_actor_t *self, rt_msg_t *msg)
 {
     intent_state_t *st = rt_actor_state(self);
     store_pg_result_t *r = rt_msg_payload(msg);
     int kind = (int)(msg->corr & 0xff);
+    uint64_t seq = msg->corr >> 8;
     if (r->status != STORE_PG_OK) {
         rt_log_warn("engine", "intent %s: statement kind %d: %s %s", st->in.id, kind,
                     store_pg_status_name(r->status), r->message);
-        if (kind == Q_GET || kind == Q_WATCH || kind == Q_COMPLETE || kind == Q_FAIL ||
-            kind == Q_REOPEN || kind == Q_CHANGE) {
+        if (kind == Q_COMPLETE || kind == Q_FAIL) {
+            if (seq == st->final_seq) {
+                st->final_seq = 0;
+                st->reads_wanted |= st->after_final; /* the reopening's read, announced */
+                st->after_final = 0;
+            }
+            want_read(self, kind);
+        } else if (kind == Q_GET || kind == Q_WATCH || kind == Q_REOPEN || kind == Q_CHANGE ||
+                   kind == Q_RECHECK) {
             want_read(self, kind);
         } else if (kind == Q_NEXT || kind == Q_DELAY) {
             on_write_failed(self, kind == Q_NEXT ? RIDE_NEXT : RIDE_DELAY);
@@ -760,7 +855,8 @@ static void on_db(rt_actor_t *self, rt_msg_t *msg)
     case Q_WATCH:
     case Q_REOPEN:
     case Q_CHANGE:
-        on_row(self, res, kind);
+    case Q_RECHECK:
+        on_row(self, res, kind, seq);
         break;
     case Q_DELAY:
         st->rides &= (uint8_t)~RIDE_DELAY; /* its event (below) shows a change it carried */
@@ -780,14 +876,7 @@ static void on_db(rt_actor_t *self, rt_msg_t *msg)
         break;
     case Q_COMPLETE:
     case Q_FAIL:
-        /* whatever the row says now, it is not ours to run any more; leave once the event of
-         * the change (if it was ours) is out, never before an event already asked for */
-        if (PQntuples(res) == 1 && st->engine->config.events != NULL) {
-            st->leave_after_event = true;
-            ask_event(self, Q_EV_UPDATED);
-        } else if (!st->leave_after_event) {
-            leave(self);
-        }
+        on_final(self, res, seq);
         break;
     case Q_EV_CREATED:
     case Q_EV_UPDATED:

@@ -328,10 +328,45 @@ Test(ws_api_events, a_delay_is_announced_after_refused_reads, .timeout = 240,
     stop_server();
 }
 
-/* An engine with room for one intent (ENGINE_MAX_INTENTS=1) gives the second no actor: that one
- * is logged as not scheduled, and its creation is still announced (by the hook, as nothing else
- * will). */
-Test(ws_api_events, a_creation_the_full_engine_cannot_take_is_still_announced, .timeout = 240,
+/* The answer must be 503 with the reason "engine_full". */
+static void expect_engine_full(int status, const char *what)
+{
+    cr_assert_eq(status, 503, "%s: %s", what, answer);
+    json_t *p = json_loads(answer, 0, NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(p, "reason")), "engine_full", "%s: %s", what,
+                     answer);
+    json_decref(p);
+}
+
+/* POSTs `body`, which must be created (201) and announced on `a`; its id in `id`. */
+static void create_expect(const char *body, char id[37], ws_client_t *a)
+{
+    cr_assert_eq(http("POST", "/api/intents", token_a, NULL, body, answer, sizeof(answer)), 201,
+                 "%s", answer);
+    json_t *created = json_loads(answer, 0, NULL);
+    snprintf(id, 37, "%s", json_string_value(json_object_get(created, "id")));
+    json_decref(created);
+    json_decref(expect_intent_event(a, "intent.created", id, "create"));
+}
+
+/* How many intents GET /api/intents lists (one page). */
+static size_t intents_listed(void)
+{
+    cr_assert_eq(http("GET", "/api/intents", token_a, NULL, NULL, answer, sizeof(answer)), 200,
+                 "%s", answer);
+    json_t *list = json_loads(answer, 0, NULL);
+    size_t n = json_array_size(json_object_get(list, "items"));
+    json_decref(list);
+    return n;
+}
+
+/* An engine with room for one intent (ENGINE_MAX_INTENTS=1) refuses a second creation (503,
+ * "engine_full") before anything is stored: nothing is listed or announced, and the first intent
+ * keeps its actor. A signature that makes an intent live needs room too, unless the intent has
+ * its actor already (created unsigned in this process); after a restart, whose loader leaves
+ * intents pending a signature without an actor, the signature is refused while the engine is
+ * full. */
+Test(ws_api_events, a_creation_the_full_engine_cannot_take_is_refused, .timeout = 240,
      .fini = engine_teardown)
 {
     engine_chain_start(NULL);
@@ -340,18 +375,55 @@ Test(ws_api_events, a_creation_the_full_engine_cannot_take_is_still_announced, .
     session(KEY_A, token_a, sizeof(token_a));
     ws_client_t *a = open_socket(token_a);
     int64_t start = engine_now() + 7 * 86400;
-    for (uint8_t salt = 0x55; salt != 0x57; ++salt) {
-        char body[4096], id[37];
-        create_body(body, sizeof(body), start, salt, true);
-        cr_assert_eq(http("POST", "/api/intents", token_a, NULL, body, answer, sizeof(answer)), 201,
-                     "%s", answer);
-        json_t *created = json_loads(answer, 0, NULL);
-        snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(created, "id")));
-        json_decref(created);
-        json_t *in = expect_intent_event(a, "intent.created", id, "create");
-        expect_status(in, "active");
-        json_decref(in);
-    }
+    char body[4096], pending[37], sig[133], payload[256];
+    json_t *created;
+
+    /* created unsigned: it takes the only room, so a second create is refused; its signature
+     * needs no more room (its actor exists), and its cancel frees the room */
+    char first[37];
+    create_body(body, sizeof(body), start, 0x54, false);
+    create_expect(body, first, a);
+    create_body(body, sizeof(body), start, 0x56, true);
+    expect_engine_full(http("POST", "/api/intents", token_a, NULL, body, answer, sizeof(answer)),
+                       "a second create");
+    cr_assert_eq(intents_listed(), 1, "the refused create was stored");
+    expect_marker_next(a, token_a, "refused"); /* and nothing announced */
+    engine_sign_daily(KEY_A, start, AMOUNT, 0x54, sig);
+    snprintf(payload, sizeof(payload), "{\"signature\":\"%s\"}", sig);
+    cr_assert_eq(call("POST", first, "/signature", payload), 200, "%s", answer);
+    json_decref(expect_intent_event(a, "intent.updated", first, "signature"));
+    cr_assert_eq(call("DELETE", first, "", NULL), 200, "%s", answer);
+    json_decref(expect_intent_event(a, "intent.updated", first, "cancel"));
+
+    /* the next one, unsigned, once the cancelled one's actor has left (refused until then,
+     * storing nothing) */
+    create_body(body, sizeof(body), start, 0x55, false);
+    int status = 0;
+    for (int i = 0; i != 300 && (status = http("POST", "/api/intents", token_a, NULL, body, answer,
+                                               sizeof(answer))) == 503;
+         ++i)
+        nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
+    cr_assert_eq(status, 201, "%s", answer);
+    created = json_loads(answer, 0, NULL);
+    snprintf(pending, sizeof(pending), "%s", json_string_value(json_object_get(created, "id")));
+    json_decref(created);
+    json_decref(expect_intent_event(a, "intent.created", pending, "create (pending)"));
+    ws_client_free(a);
+
+    /* after a restart only live intents get actors: the pending one has none, and the room
+     * goes to a new one; its signature is then refused, and it stays pending */
+    engine_server_kill();
+    engine_server_restart();
+    a = open_socket(token_a);
+    char other[37];
+    create_body(body, sizeof(body), start, 0x57, true);
+    create_expect(body, other, a);
+    engine_sign_daily(KEY_A, start, AMOUNT, 0x55, sig);
+    snprintf(payload, sizeof(payload), "{\"signature\":\"%s\"}", sig);
+    expect_engine_full(call("POST", pending, "/signature", payload), "a signature");
+    json_t *in = engine_get_intent(token_a, pending);
+    expect_status(in, "pending_signature");
+    json_decref(in);
     expect_marker_next(a, token_a, "end");
     ws_client_free(a);
     stop_server();
