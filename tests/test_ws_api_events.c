@@ -260,6 +260,17 @@ static void expect_notification(ws_client_t *c, const char *type)
     ws_frame_dispose(&f);
 }
 
+/* POSTs `body`, which must be created (201) and announced on `a`; its id in `id`. */
+static void create_expect(const char *body, char id[37], ws_client_t *a)
+{
+    cr_assert_eq(http("POST", "/api/intents", token_a, NULL, body, answer, sizeof(answer)), 201,
+                 "%s", answer);
+    json_t *created = json_loads(answer, 0, NULL);
+    snprintf(id, 37, "%s", json_string_value(json_object_get(created, "id")));
+    json_decref(created);
+    json_decref(expect_intent_event(a, "intent.created", id, "create"));
+}
+
 /* A change whose row read the database refuses is read again until it can be, and announced
  * once, although a re-plan (a clock move) re-armed the actor's due-time timer meanwhile, which
  * once took the place of the read's retry. */
@@ -273,12 +284,7 @@ Test(ws_api_events, a_change_is_announced_after_refused_reads_and_a_re_plan, .ti
     ws_client_t *a = open_socket(token_a);
     char body[4096], id[37];
     create_body(body, sizeof(body), engine_now() + 7 * 86400, 0x33, true); /* never due here */
-    cr_assert_eq(http("POST", "/api/intents", token_a, NULL, body, answer, sizeof(answer)), 201,
-                 "%s", answer);
-    json_t *created = json_loads(answer, 0, NULL);
-    snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(created, "id")));
-    json_decref(created);
-    json_decref(expect_intent_event(a, "intent.created", id, "create"));
+    create_expect(body, id, a);
 
     refuse_reads();
     cr_assert_eq(call("POST", id, "/pause", NULL), 200, "%s", answer);
@@ -308,12 +314,7 @@ Test(ws_api_events, a_delay_is_announced_after_refused_reads, .timeout = 240,
     char body[4096], id[37];
     int64_t start = engine_now() + 600;
     create_body(body, sizeof(body), start, 0x44, true);
-    cr_assert_eq(http("POST", "/api/intents", token_a, NULL, body, answer, sizeof(answer)), 201,
-                 "%s", answer);
-    json_t *created = json_loads(answer, 0, NULL);
-    snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(created, "id")));
-    json_decref(created);
-    json_decref(expect_intent_event(a, "intent.created", id, "create"));
+    create_expect(body, id, a);
 
     refuse_reads();
     engine_advance_to(start); /* due: no balance, delayed */
@@ -336,17 +337,6 @@ static void expect_engine_full(int status, const char *what)
     cr_assert_str_eq(json_string_value(json_object_get(p, "reason")), "engine_full", "%s: %s", what,
                      answer);
     json_decref(p);
-}
-
-/* POSTs `body`, which must be created (201) and announced on `a`; its id in `id`. */
-static void create_expect(const char *body, char id[37], ws_client_t *a)
-{
-    cr_assert_eq(http("POST", "/api/intents", token_a, NULL, body, answer, sizeof(answer)), 201,
-                 "%s", answer);
-    json_t *created = json_loads(answer, 0, NULL);
-    snprintf(id, 37, "%s", json_string_value(json_object_get(created, "id")));
-    json_decref(created);
-    json_decref(expect_intent_event(a, "intent.created", id, "create"));
 }
 
 /* How many intents GET /api/intents lists (one page). */
