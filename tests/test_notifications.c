@@ -219,8 +219,7 @@ Test(notifications, weekly_summary_once_with_two_processes_and_pushed, .timeout 
     int port1 = free_port(), port2 = free_port();
     pid_t p1 = ws_spawn_intentd(INTENTD_BIN, port1, db_url, env2, log1);
     pid_t p2 = ws_spawn_intentd(INTENTD_BIN, port2, db_url, env2, log2);
-    cr_assert(ws_wait_healthy(port1) && ws_wait_healthy(port2),
-              "the summary processes did not start");
+    cr_assert(ws_wait_ready(port1) && ws_wait_ready(port2), "the summary processes did not start");
     /* both runs end (each logs it), whichever created the summary */
     cr_assert(ws_file_contains(log1, "summarised", 60000), "process 1 did not finish its run");
     cr_assert(ws_file_contains(log2, "summarised", 60000), "process 2 did not finish its run");

@@ -268,15 +268,18 @@ pid_t ws_spawn_intentd(const char *bin, int port, const char *database_url, cons
     return pid;
 }
 
-bool ws_wait_healthy(int port)
+/* True once 127.0.0.1:`port` answers GET `path` with 200 (polls up to 10 s). */
+static bool wait_for_200(int port, const char *path)
 {
+    char req[128];
+    int len =
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
     for (int tries = 0; tries != 500; ++tries, usleep(20000)) {
         int fd = dial(port, 0);
         if (fd < 0)
             continue;
-        static const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
         char resp[256] = "";
-        bool ok = write_all(fd, req, sizeof(req) - 1) && read(fd, resp, sizeof(resp) - 1) > 0 &&
+        bool ok = write_all(fd, req, (size_t)len) && read(fd, resp, sizeof(resp) - 1) > 0 &&
                   strncmp(resp, "HTTP/1.1 200", 12) == 0;
         close(fd);
         if (ok)
@@ -285,11 +288,23 @@ bool ws_wait_healthy(int port)
     return false;
 }
 
+bool ws_wait_healthy(int port)
+{
+    return wait_for_200(port, "/healthz");
+}
+
+bool ws_wait_ready(int port)
+{
+    return wait_for_200(port, "/readyz");
+}
+
 pid_t ws_start_intentd(const char *bin, int port, const char *database_url, const char *const *env,
                        const char *log_path)
 {
     pid_t pid = ws_spawn_intentd(bin, port, database_url, env, log_path);
-    if (ws_wait_healthy(port))
+    /* with a database, ready: alive is not enough, the API answers 503 until it has its stores
+     * (the second process of test_ws got a 503 upgrade so) */
+    if (database_url != NULL ? ws_wait_ready(port) : ws_wait_healthy(port))
         return pid;
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);

@@ -49,7 +49,7 @@ void ws_client_free(ws_client_t *c);
 
 /** Starts one more intentd on `database_url` at `port` with extra "NAME=value" environment
  * (NULL-terminated, may be NULL), its output appended to `log_path`; returns its pid once
- * /healthz answers, -1 if it does not. */
+ * /readyz answers 200 (/healthz without a database), -1 if it does not. */
 pid_t ws_start_intentd(const char *bin, int port, const char *database_url, const char *const *env,
                        const char *log_path);
 /** True when `path` contains `needle`, waiting (polling) up to `timeout_ms`. */
@@ -59,6 +59,9 @@ pid_t ws_spawn_intentd(const char *bin, int port, const char *database_url, cons
                        const char *log_path);
 /** True once 127.0.0.1:`port` answers GET /healthz with 200 (polls up to 10 s). */
 bool ws_wait_healthy(int port);
+/** True once 127.0.0.1:`port` answers GET /readyz with 200: its API has its stores (polls up to
+ * 10 s). */
+bool ws_wait_ready(int port);
 /** For a test's .fini: kills (SIGKILL) every intentd ws_spawn_intentd started and
  * ws_stop_intentd has not stopped, and kill_leftover_server's one. */
 void ws_kill_leftovers(void);
