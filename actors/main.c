@@ -602,6 +602,7 @@ int main(int argc, char **argv)
     deps.rpc_endpoints = chain.num_urls;
     deps.events = live_events;
     deps.api = api.api;
+    deps.engine = &engine_slot;
     /* the engine before the API's store: no change commits before its hooks reach the engine */
     if (!start_engine(rt, &deps, &chain, api.tokens, api.num_tokens)) {
         close_stores(&deps);

@@ -159,6 +159,23 @@ static size_t render_api_cache(api_t *api, h2o_mem_pool_t *pool, char **buf, siz
     return render_rows(rows, sizeof(rows) / sizeof(rows[0]), pool, buf, len);
 }
 
+static size_t render_engine(engine_t *_Atomic *slot, h2o_mem_pool_t *pool, char **buf, size_t len)
+{
+    /* the slot empties only after the requests drained at shutdown (main.c), so the engine
+     * read here outlives this request */
+    engine_t *engine = slot != NULL ? atomic_load(slot) : NULL;
+    if (engine == NULL)
+        return 0;
+    const metric_row_t rows[] = {
+        {"intentd_engine_intents", "gauge", "intent actors alive (live intents scheduled)",
+         engine_actor_count(engine)},
+        {"intentd_engine_refused_total", "counter",
+         "live intents the full engine did not schedule (ENGINE_MAX_INTENTS)",
+         engine_refused_count(engine)},
+    };
+    return render_rows(rows, sizeof(rows) / sizeof(rows[0]), pool, buf, len);
+}
+
 static int on_metrics(h2o_req_t *req, void *data)
 {
     rt_runtime_t *rt = ((ops_deps_t *)data)->rt;
@@ -176,6 +193,7 @@ static int on_metrics(h2o_req_t *req, void *data)
     }
     len += render_events(((ops_deps_t *)data)->events, &req->pool, &buf, len);
     len += render_api_cache(((ops_deps_t *)data)->api, &req->pool, &buf, len);
+    len += render_engine(((ops_deps_t *)data)->engine, &req->pool, &buf, len);
     net_http_respond(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", buf, len);
     return 0;
 }

@@ -378,6 +378,9 @@ Test(ws_api_events, a_creation_the_full_engine_cannot_take_is_refused, .timeout 
                        "a second create");
     cr_assert_eq(intents_listed(), 1, "the refused create was stored");
     expect_marker_next(a, token_a, "refused"); /* and nothing announced */
+    cr_assert_eq(http("GET", "/metrics", NULL, NULL, NULL, answer, sizeof(answer)), 200);
+    cr_assert(strstr(answer, "\nintentd_engine_intents 1\n") != NULL, "%s", answer);
+    cr_assert(strstr(answer, "\nintentd_engine_refused_total 0\n") != NULL, "%s", answer);
     engine_sign_daily(KEY_A, start, AMOUNT, 0x54, sig);
     snprintf(payload, sizeof(payload), "{\"signature\":\"%s\"}", sig);
     cr_assert_eq(call("POST", first, "/signature", payload), 200, "%s", answer);
