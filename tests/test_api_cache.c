@@ -112,17 +112,8 @@ static void sign_created_terms(char out[133])
     chain_addr_parse(&terms.recipient, RECIPIENT, strlen(RECIPIENT));
     chain_hex_decode_exact(terms.salt, sizeof(terms.salt), SALT, strlen(SALT),
                            CHAIN_HEX_0X_OPTIONAL);
-    chain_addr_t registry;
-    chain_addr_parse(&registry, REGISTRY, strlen(REGISTRY));
-    chain_eip712_domain_t domain;
-    chain_intent_domain(&domain, 31337, &registry);
-    uint8_t digest[32], bytes[CHAIN_SIG_LEN];
-    chain_intent_digest(&domain, &terms, digest);
-    chain_sig_t sig;
-    chain_key_sign(owner, digest, &sig);
-    chain_sig_serialize(&sig, bytes);
-    chain_hex_encode(out, 133, bytes, sizeof(bytes), CHAIN_HEX_0X);
     chain_key_free(owner);
+    sign_intent_terms(KEY_A, &terms, REGISTRY, out);
 }
 
 /* Renames the intent in the database only: no API call, no event. */
@@ -759,55 +750,10 @@ Test(api_cache, an_answer_a_slow_client_reads_is_not_overwritten_by_later_fills,
 
 /* ---- the TTL by subscription state ---- */
 
-static pid_t test_redis; /* the test's own redis-server, which it stops and starts */
-
-static bool redis_ping(int redis_port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET,
-                               .sin_port = htons((uint16_t)redis_port),
-                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    char reply[16] = "";
-    bool ok = connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 &&
-              write(fd, "PING\r\n", 6) == 6 && read(fd, reply, sizeof(reply) - 1) > 0 &&
-              strncmp(reply, "+PONG", 5) == 0;
-    close(fd);
-    return ok;
-}
-
-/* Starts a Redis of the test's own on `redis_port` (no persistence), ready when this returns. */
-static void redis_start(int redis_port)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open("/dev/null", O_WRONLY);
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-        char port_str[16];
-        snprintf(port_str, sizeof(port_str), "%d", redis_port);
-        execlp("redis-server", "redis-server", "--port", port_str, "--bind", "127.0.0.1", "--save",
-               "", "--appendonly", "no", (char *)NULL);
-        _exit(127);
-    }
-    cr_assert_gt(pid, 0);
-    test_redis = pid;
-    for (int tries = 0; tries != 500; ++tries, usleep(10000))
-        if (redis_ping(redis_port))
-            return;
-    cr_assert_fail("redis-server did not start on port %d", redis_port);
-}
-
-static void redis_stop(void)
-{
-    if (test_redis > 0 && kill(test_redis, SIGTERM) == 0)
-        waitpid(test_redis, NULL, 0);
-    test_redis = 0;
-}
-
 static void kill_redis_and_servers(void)
 {
     ws_kill_leftovers();
-    redis_stop();
+    ws_redis_stop();
 }
 
 /* Subscribed, an answer outlives the short TTL (hits, no miss); another process's event shows
@@ -818,7 +764,7 @@ Test(api_cache, the_ttl_follows_the_subscription_to_the_other_processes_events, 
      .fini = kill_redis_and_servers)
 {
     int redis_port = free_port();
-    redis_start(redis_port);
+    ws_redis_start(redis_port);
     static char redis_env[64];
     snprintf(redis_env, sizeof(redis_env), "REDIS_URL=redis://127.0.0.1:%d/0", redis_port);
     const char *env[] = {"INTENT_CONTRACT_ADDRESS=" REGISTRY,
@@ -865,7 +811,7 @@ Test(api_cache, the_ttl_follows_the_subscription_to_the_other_processes_events, 
     cr_assert_str_eq(name_of(path, token), "second", "B's event did not reach A's cache");
 
     /* Redis stopped: the entry filled under the long TTL ends within the short one */
-    redis_stop();
+    ws_redis_stop();
     cr_assert(wait_metric("intentd_events_subscribed", 0, 20000), "A did not see Redis go");
     rename_behind_back(id, "third");
     deadline = mono_ms() + 20000;
@@ -876,7 +822,7 @@ Test(api_cache, the_ttl_follows_the_subscription_to_the_other_processes_events, 
     /* Redis back: the entry filled while it was down ("third", current under any TTL) is not
      * served any more: the first read after the subscription came up misses */
     rename_behind_back(id, "fourth");
-    redis_start(redis_port);
+    ws_redis_start(redis_port);
     cr_assert(wait_metric("intentd_events_resubscribed_total", resubscribed + 1, 20000),
               "A did not subscribe again");
     long long misses1 = metric("intentd_api_cache_misses_total");
@@ -887,7 +833,7 @@ Test(api_cache, the_ttl_follows_the_subscription_to_the_other_processes_events, 
 
     cr_assert(ws_stop_intentd(b), "the second intentd did not exit cleanly");
     stop_server();
-    redis_stop();
+    ws_redis_stop();
 }
 
 /* Subscribed, nothing announces a change made in SQL: the long TTL (3 s here, refreshed ahead

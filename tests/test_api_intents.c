@@ -91,24 +91,14 @@ static void sign_terms_of(const char *key_hex, uint64_t amount, uint8_t salt_byt
                             .valid_after = 1893488400, /* 2030-01-01T09:00:00Z */
                             .valid_until = CHAIN_INTENT_NO_END,
                             .max_executions = 0};
-    chain_key_t *owner = key(KEY_A), *signer = key(key_hex);
+    chain_key_t *owner = key(KEY_A);
     terms.owner = *chain_key_address(owner);
+    chain_key_free(owner);
     chain_addr_parse(&terms.token, USDC, strlen(USDC));
     chain_addr_parse(&terms.recipient, RECIPIENT, strlen(RECIPIENT));
     terms.amount = chain_u256_from_u64(amount);
     memset(terms.salt, salt_byte, sizeof(terms.salt));
-    chain_addr_t registry;
-    chain_addr_parse(&registry, REGISTRY, strlen(REGISTRY));
-    chain_eip712_domain_t domain;
-    chain_intent_domain(&domain, 31337, &registry);
-    uint8_t digest[32], bytes[CHAIN_SIG_LEN];
-    chain_intent_digest(&domain, &terms, digest);
-    chain_sig_t sig;
-    chain_key_sign(signer, digest, &sig);
-    chain_sig_serialize(&sig, bytes);
-    chain_hex_encode(out, 133, bytes, sizeof(bytes), CHAIN_HEX_0X);
-    chain_key_free(owner);
-    chain_key_free(signer);
+    sign_intent_terms(key_hex, &terms, REGISTRY, out);
 }
 
 /* The signature over the terms of the body the tests below create (100.5 USDC, SALT). */

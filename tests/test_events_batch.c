@@ -617,47 +617,10 @@ Test(events_batch, batches_of_another_process_are_delivered_in_order_and_damage_
 
 /* ---- Redis stopped and started again ---- */
 
-static pid_t test_redis;
-
-static void redis_start(int redis_port)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        /* not the test's sockets: a WebSocket the test closes must close for intentd too */
-        for (int fd = 3; fd != 1024; ++fd)
-            close(fd);
-        char port_str[16];
-        snprintf(port_str, sizeof(port_str), "%d", redis_port);
-        execlp("redis-server", "redis-server", "--port", port_str, "--bind", "127.0.0.1", "--save",
-               "", "--appendonly", "no", (char *)NULL);
-        _exit(127);
-    }
-    test_redis = pid;
-    char url[64];
-    snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", redis_port);
-    for (int i = 0; i != 500; ++i, usleep(10000)) {
-        char host[] = "127.0.0.1";
-        redisContext *c = redisConnect(host, redis_port);
-        bool up = c != NULL && c->err == 0;
-        if (c != NULL)
-            redisFree(c);
-        if (up)
-            return;
-    }
-    cr_assert_fail("redis-server did not start on %s", url);
-}
-
-static void redis_stop(void)
-{
-    if (test_redis > 0 && kill(test_redis, SIGTERM) == 0)
-        waitpid(test_redis, NULL, 0);
-    test_redis = 0;
-}
-
 static void teardown_redis(void)
 {
     teardown();
-    redis_stop();
+    ws_redis_stop();
 }
 
 Test(events_batch, after_redis_comes_back_bursts_reach_the_other_process_again, .timeout = 300,
@@ -665,7 +628,7 @@ Test(events_batch, after_redis_comes_back_bursts_reach_the_other_process_again, 
 {
     engine_chain_start(NULL);
     int redis_port = free_port();
-    redis_start(redis_port);
+    ws_redis_start(redis_port);
     char url[64];
     snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", redis_port);
     start_both(url);
@@ -673,12 +636,12 @@ Test(events_batch, after_redis_comes_back_bursts_reach_the_other_process_again, 
     ws_client_t *on_a = open_socket(port_a, token_a), *on_b = open_socket(port_b, token_a);
     wait_heard(port_a, token_a, on_a, on_b);
     /* down: A's sockets still get A's events at once */
-    redis_stop();
+    ws_redis_stop();
     publish(port_a, token_a, "execution.confirmed", "while-down", 5, 10);
     for (int i = 0; i != 5; ++i)
         expect_tag(on_a, "while-down");
     /* back: once B hears A again, a burst arrives whole */
-    redis_start(redis_port);
+    ws_redis_start(redis_port);
     wait_heard(port_a, token_a, on_a, on_b);
     publish(port_a, token_a, "execution.confirmed", "after", 20, 100);
     for (int i = 0; i != 20; ++i) {

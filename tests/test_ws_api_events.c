@@ -260,6 +260,17 @@ static void expect_notification(ws_client_t *c, const char *type)
     ws_frame_dispose(&f);
 }
 
+/* A chain, intentd with the engine (and `extra`, "NAME=value" or NULL), KEY_A signed in with a
+ * socket open. */
+static ws_client_t *start_engine_with_socket(const char *extra)
+{
+    engine_chain_start(NULL);
+    const char *env[] = {"EVENTS_TEST_ENDPOINT=1", extra, NULL};
+    engine_server_start(env);
+    session(KEY_A, token_a, sizeof(token_a));
+    return open_socket(token_a);
+}
+
 /* POSTs `body`, which must be created (201) and announced on `a`; its id in `id`. */
 static void create_expect(const char *body, char id[37], ws_client_t *a)
 {
@@ -277,11 +288,7 @@ static void create_expect(const char *body, char id[37], ws_client_t *a)
 Test(ws_api_events, a_change_is_announced_after_refused_reads_and_a_re_plan, .timeout = 240,
      .fini = engine_teardown)
 {
-    engine_chain_start(NULL);
-    const char *env[] = {"EVENTS_TEST_ENDPOINT=1", NULL};
-    engine_server_start(env);
-    session(KEY_A, token_a, sizeof(token_a));
-    ws_client_t *a = open_socket(token_a);
+    ws_client_t *a = start_engine_with_socket(NULL);
     char body[4096], id[37];
     create_body(body, sizeof(body), engine_now() + 7 * 86400, 0x33, true); /* never due here */
     create_expect(body, id, a);
@@ -306,11 +313,7 @@ Test(ws_api_events, a_change_is_announced_after_refused_reads_and_a_re_plan, .ti
 Test(ws_api_events, a_delay_is_announced_after_refused_reads, .timeout = 240,
      .fini = engine_teardown)
 {
-    engine_chain_start(NULL);
-    const char *env[] = {"EVENTS_TEST_ENDPOINT=1", NULL};
-    engine_server_start(env);
-    session(KEY_A, token_a, sizeof(token_a));
-    ws_client_t *a = open_socket(token_a);
+    ws_client_t *a = start_engine_with_socket(NULL);
     char body[4096], id[37];
     int64_t start = engine_now() + 600;
     create_body(body, sizeof(body), start, 0x44, true);
@@ -359,11 +362,7 @@ static size_t intents_listed(void)
 Test(ws_api_events, a_creation_the_full_engine_cannot_take_is_refused, .timeout = 240,
      .fini = engine_teardown)
 {
-    engine_chain_start(NULL);
-    const char *env[] = {"EVENTS_TEST_ENDPOINT=1", "ENGINE_MAX_INTENTS=1", NULL};
-    engine_server_start(env);
-    session(KEY_A, token_a, sizeof(token_a));
-    ws_client_t *a = open_socket(token_a);
+    ws_client_t *a = start_engine_with_socket("ENGINE_MAX_INTENTS=1");
     int64_t start = engine_now() + 7 * 86400;
     char body[4096], pending[37], sig[133], payload[256];
     json_t *created;

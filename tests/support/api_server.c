@@ -200,6 +200,23 @@ void sign(const char *key_hex, const char *message, char out[133])
 }
 
 /* Asks for a nonce for `address`; returns the parsed answer (decref it). */
+void sign_intent_terms(const char *signer_hex, const chain_intent_t *terms, const char *registry,
+                       char out[133])
+{
+    chain_addr_t registry_addr;
+    cr_assert_eq(chain_addr_parse(&registry_addr, registry, strlen(registry)), CHAIN_OK);
+    chain_eip712_domain_t domain;
+    chain_intent_domain(&domain, 31337, &registry_addr);
+    uint8_t digest[32], bytes[CHAIN_SIG_LEN];
+    chain_intent_digest(&domain, terms, digest);
+    chain_key_t *k = key(signer_hex);
+    chain_sig_t sig;
+    chain_key_sign(k, digest, &sig);
+    chain_key_free(k);
+    chain_sig_serialize(&sig, bytes);
+    chain_hex_encode(out, 133, bytes, sizeof(bytes), CHAIN_HEX_0X);
+}
+
 json_t *get_nonce(const char *address)
 {
     char payload[128], body[16384];

@@ -10,6 +10,7 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include "chain/eip712.h"
 #include "chain/key.h"
 #include "chain/siwe.h"
 
@@ -52,6 +53,10 @@ chain_key_t *key(const char *hex);
 void address_of(const char *key_hex, char out[CHAIN_ADDR_STR_SIZE]);
 /** personal_sign of `message` as 0x hex. */
 void sign(const char *key_hex, const char *message, char out[133]);
+/** The EIP-712 signature of `signer_hex` over `terms` for the registry at `registry` (0x text)
+ * on chain 31337, as 0x hex. */
+void sign_intent_terms(const char *signer_hex, const chain_intent_t *terms, const char *registry,
+                       char out[133]);
 /** POST /api/auth/nonce for `address` (asserts 200); decref the answer. */
 json_t *get_nonce(const char *address);
 /** POST /api/auth/wallet; the status, the body in `body`. */

@@ -272,18 +272,7 @@ static void sign_typed(const char *key_hex, json_t *typed, char out[133])
     const char *salt = json_string_value(json_object_get(msg, "salt"));
     cr_assert_eq(chain_hex_decode_exact(t.salt, 32, salt, strlen(salt), CHAIN_HEX_0X_OPTIONAL),
                  CHAIN_OK);
-    chain_addr_t registry;
-    chain_addr_parse(&registry, engine_registry, strlen(engine_registry));
-    chain_eip712_domain_t d;
-    chain_intent_domain(&d, 31337, &registry);
-    uint8_t digest[32], bytes[CHAIN_SIG_LEN];
-    chain_intent_digest(&d, &t, digest);
-    chain_key_t *k = key(key_hex);
-    chain_sig_t sig;
-    chain_key_sign(k, digest, &sig);
-    chain_key_free(k);
-    chain_sig_serialize(&sig, bytes);
-    chain_hex_encode(out, 133, bytes, sizeof(bytes), CHAIN_HEX_0X);
+    sign_intent_terms(key_hex, &t, engine_registry, out);
 }
 
 json_t *engine_create_intent(const char *token, const char *key_hex, const char *body, char id[37])
@@ -368,18 +357,9 @@ void engine_sign_daily(const char *key_hex, int64_t start_at, uint64_t amount, u
                             .amount = chain_u256_from_u64(amount)};
     chain_key_t *k = key(key_hex);
     terms.owner = *chain_key_address(k);
+    chain_key_free(k);
     chain_addr_parse(&terms.token, engine_usdc, strlen(engine_usdc));
     chain_addr_parse(&terms.recipient, ENGINE_RECIPIENT, strlen(ENGINE_RECIPIENT));
     memset(terms.salt, salt_byte, sizeof(terms.salt));
-    chain_addr_t registry;
-    chain_addr_parse(&registry, engine_registry, strlen(engine_registry));
-    chain_eip712_domain_t domain;
-    chain_intent_domain(&domain, 31337, &registry);
-    uint8_t digest[32], bytes[CHAIN_SIG_LEN];
-    chain_intent_digest(&domain, &terms, digest);
-    chain_sig_t sig;
-    chain_key_sign(k, digest, &sig);
-    chain_sig_serialize(&sig, bytes);
-    chain_hex_encode(out, 133, bytes, sizeof(bytes), CHAIN_HEX_0X);
-    chain_key_free(k);
+    sign_intent_terms(key_hex, &terms, engine_registry, out);
 }

@@ -1,5 +1,6 @@
 /* See ws_client.h. */
 #include "ws_client.h"
+#include <criterion/criterion.h>
 #include "api_server.h"
 #include <arpa/inet.h>
 #include <errno.h>
@@ -309,6 +310,52 @@ pid_t ws_start_intentd(const char *bin, int port, const char *database_url, cons
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     return -1;
+}
+
+static pid_t test_redis; /* the test's own redis-server (ws_redis_start), 0: none */
+
+/* True when a Redis on 127.0.0.1:`port` answers PING. */
+static bool redis_answers(int port)
+{
+    int fd = dial(port, 0);
+    if (fd < 0)
+        return false;
+    char reply[16] = "";
+    bool ok = write_all(fd, "PING\r\n", 6) && read(fd, reply, sizeof(reply) - 1) > 0 &&
+              strncmp(reply, "+PONG", 5) == 0;
+    close(fd);
+    return ok;
+}
+
+void ws_redis_start(int port)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* not the test's sockets: a WebSocket the test closes must close for intentd too */
+        for (int fd = 3; fd != 1024; ++fd)
+            close(fd);
+        int null_fd = open("/dev/null", O_WRONLY);
+        dup2(null_fd, STDOUT_FILENO);
+        dup2(null_fd, STDERR_FILENO);
+        char port_str[16];
+        snprintf(port_str, sizeof(port_str), "%d", port);
+        execlp("redis-server", "redis-server", "--port", port_str, "--bind", "127.0.0.1", "--save",
+               "", "--appendonly", "no", (char *)NULL);
+        _exit(127);
+    }
+    cr_assert_gt(pid, 0);
+    test_redis = pid;
+    for (int tries = 0; tries != 500; ++tries, usleep(10000))
+        if (redis_answers(port))
+            return;
+    cr_assert_fail("redis-server did not start on port %d", port);
+}
+
+void ws_redis_stop(void)
+{
+    if (test_redis > 0 && kill(test_redis, SIGTERM) == 0)
+        waitpid(test_redis, NULL, 0);
+    test_redis = 0;
 }
 
 void ws_kill_leftovers(void)

@@ -52,6 +52,11 @@ void ws_client_free(ws_client_t *c);
  * /readyz answers 200 (/healthz without a database), -1 if it does not. */
 pid_t ws_start_intentd(const char *bin, int port, const char *database_url, const char *const *env,
                        const char *log_path);
+/** Starts a redis-server of the test's own on 127.0.0.1:`port` (no persistence, none of the
+ * test's file descriptors), answering PING when this returns; asserts. */
+void ws_redis_start(int port);
+/** Stops the Redis ws_redis_start started, if it runs. */
+void ws_redis_stop(void);
 /** True when `path` contains `needle`, waiting (polling) up to `timeout_ms`. */
 bool ws_file_contains(const char *path, const char *needle, int timeout_ms);
 /** Forks and executes intentd as ws_start_intentd does, without waiting. */
