@@ -47,16 +47,24 @@ typedef struct st_api_config_t {
     void (*intent_changed)(void *ctx, const char *intent_id);
     /* For a creation, called instead of intent_changed (same ctx) with the intent as committed
      * (`signature`: the owner's, NULL while unsigned) and as its answer renders it (`json`,
-     * `json_len` bytes; NULL when not rendered), so the engine need not read it back. May be
-     * NULL. */
+     * `json_len` bytes; NULL when not rendered), so the engine need not read it back;
+     * `reserved`: engine_reserve's room for it, which its actor takes. May be NULL. */
     void (*intent_created)(void *ctx, const intent_t *in, const char *user_id,
-                           const uint8_t *signature, const char *json, size_t json_len);
+                           const uint8_t *signature, const char *json, size_t json_len,
+                           bool reserved);
+    /* For a committed change that holds engine_reserve's room (a signature or resume), called
+     * instead of intent_changed (same ctx): the intent's new actor takes the room. */
+    void (*intent_changed_reserved)(void *ctx, const char *intent_id);
     void *intent_changed_ctx;
     /* Asked (same ctx) before a creation (`intent_id` NULL) or a change that makes an intent
-     * run (signature, resume) is stored: true when the engine has no room for the intent's
-     * actor, and the request is refused (503, reason "engine_full"). Cheap (an atomic read).
-     * May be NULL. */
-    bool (*engine_full)(void *ctx, const char *intent_id);
+     * run (signature, resume) is stored: reserves room for the intent's actor (`*reserved`
+     * set), handed over with the committed change (intent_created, intent_changed_reserved) or
+     * given back with engine_release when nothing is stored. False when the engine has no room
+     * and the intent no actor: the request is refused (503, reason "engine_full"). Two requests
+     * racing for the last room cannot both pass. Cheap (one atomic read-modify-write, no lock).
+     * May be NULL; when set, so are engine_release and intent_changed_reserved. */
+    bool (*engine_reserve)(void *ctx, const char *intent_id, bool *reserved);
+    void (*engine_release)(void *ctx);
     /* the users' live event stream (NULL: none; GET /api/ws answers 503) */
     events_t *events;
     /* POST /api/test/events publishes any event to the caller (tests and benchmarks only) */

@@ -548,6 +548,16 @@ static bool read_new_intent(api_t *api, h2o_req_t *req, const api_user_t *user, 
 
 typedef struct st_create_call_t create_call_t;
 
+/* Gives back the engine's room reserved for a creation or change (api.h's engine_reserve) that
+ * stored nothing, once (`*reserved` cleared). */
+static void release_engine_room(api_t *api, bool *reserved)
+{
+    if (!*reserved)
+        return;
+    *reserved = false;
+    api->config.engine_release(api->config.intent_changed_ctx);
+}
+
 /* POST's call: the intent as checked, its insert's parameters, and, while it leads a unit, the
  * unit's members. The answer is built from the intent and the row's id, times and next
  * execution, rather than by parsing back every column just written (the same values). */
@@ -561,6 +571,7 @@ struct st_create_call_t {
     const char *params[CREATE_PARAMS]; /* into text, in and user_id */
     uint8_t signature[CHAIN_SIG_LEN];  /* the owner's, normalized, when has_signature */
     bool has_signature;
+    bool reserved;       /* the engine's room for its actor: the hook's once stored */
     create_call_t *next; /* in the worker's queue */
     create_call_t *members[CREATE_GROUP_MAX];
     size_t num_members, unanswered;
@@ -611,11 +622,12 @@ static void create_answer(create_call_t *leader, create_call_t *m, const store_p
         static __thread char scratch[INTENT_JSON_MAX_SIZE];
         size_t n = intent_render_json(in, m->text.on_chain_id_raw, scratch, sizeof(scratch));
         /* before the answer too: a change the client makes next reaches the actor after this */
-        if (m->api->config.intent_created != NULL)
+        if (m->api->config.intent_created != NULL) {
             m->api->config.intent_created(m->api->config.intent_changed_ctx, in, m->user_id,
                                           m->has_signature ? m->signature : NULL,
-                                          n != 0 ? scratch : NULL, n);
-        else if (n != 0 && m->api->config.events != NULL)
+                                          n != 0 ? scratch : NULL, n, m->reserved);
+            m->reserved = false; /* its actor's now */
+        } else if (n != 0 && m->api->config.events != NULL)
             events_publish_text(m->api->config.events, m->user_id, "intent.created", scratch, n, 0);
         else
             notify_changed(m->api, m->user_id, in, "intent.created");
@@ -630,6 +642,7 @@ static void create_answer(create_call_t *leader, create_call_t *m, const store_p
     } else {
         net_problem_internal(req); /* an insert that returned no row */
     }
+    release_engine_room(m->api, &m->reserved); /* not stored */
     if (m != leader)
         net_http_async_end(m->call);
 }
@@ -640,6 +653,7 @@ static void create_refuse(create_call_t *leader, create_call_t *m)
     h2o_req_t *req = net_http_async_req(m->call);
     if (req != NULL)
         net_problem_unavailable(req, 1);
+    release_engine_room(m->api, &m->reserved);
     if (m != leader)
         net_http_async_end(m->call);
 }
@@ -866,18 +880,20 @@ static void create_params(create_call_t *st, const intent_extras_t *ex)
 }
 
 /* Queues the insert of `in` and, when a unit may go out, asks for a dispatch at the end of the
- * loop turn; answers 503 itself when it cannot be queued. */
+ * loop turn; answers 503 itself when it cannot be queued. `reserved`: the engine's room for its
+ * actor, handed to the creation hook, or given back when nothing is stored. */
 static int create_insert(api_t *api, h2o_req_t *req, const char *user_id, const intent_t *in,
-                         const intent_extras_t *ex, const uint8_t *sig)
+                         const intent_extras_t *ex, const uint8_t *sig, bool reserved)
 {
     store_pg_t *pg = api__pool(api);
-    if (pg == NULL)
-        return net_problem_unavailable(req, 5);
-    if (create_queue.queued >= CREATE_QUEUE_MAX)
-        return net_problem_unavailable(req, 1);
+    if (pg == NULL || create_queue.queued >= CREATE_QUEUE_MAX) {
+        release_engine_room(api, &reserved);
+        return net_problem_unavailable(req, pg == NULL ? 5 : 1);
+    }
     net_http_async_t *call = net_http_async_begin(req, create_answered, sizeof(create_call_t));
     create_call_t *st = net_http_async_state(call);
     st->api = api; /* the rest of the state is zeroed */
+    st->reserved = reserved;
     st->pg = pg;
     st->call = call;
     st->in = *in;
@@ -886,6 +902,7 @@ static int create_insert(api_t *api, h2o_req_t *req, const char *user_id, const 
     if (ex->has_signature)
         memcpy(st->signature, sig, CHAIN_SIG_LEN);
     if (!insert_text(&st->in, ex, sig, req, &st->text)) {
+        release_engine_room(api, &st->reserved);
         net_http_async_end(call);
         return net_problem_internal(req);
     }
@@ -901,13 +918,15 @@ static int create_insert(api_t *api, h2o_req_t *req, const char *user_id, const 
     return 0;
 }
 
-/* True when the engine has no room for the actor of a new intent (`intent_id` NULL) or of
- * `intent_id` made live: the request is answered 503 with the reason, and nothing is stored (an
- * intent stored then would never run until a restart). */
-static bool refuse_engine_full(api_t *api, h2o_req_t *req, const char *intent_id)
+/* Reserves the engine's room for the actor of a new intent (`intent_id` NULL) or of `intent_id`
+ * made live (`*reserved`: a reservation to hand to the engine with the committed change, or to
+ * give back). True when there is none: the request is answered 503 with the reason, and nothing
+ * is stored (an intent stored then would never run until a restart). */
+static bool refuse_engine_full(api_t *api, h2o_req_t *req, const char *intent_id, bool *reserved)
 {
-    if (api->config.engine_full == NULL ||
-        !api->config.engine_full(api->config.intent_changed_ctx, intent_id))
+    *reserved = false;
+    if (api->config.engine_reserve == NULL ||
+        api->config.engine_reserve(api->config.intent_changed_ctx, intent_id, reserved))
         return false;
     net_problem_t p = {.status = 503, .request_id = net_http_request_id(req)};
     json_t *problem = net_problem_json(&p);
@@ -928,9 +947,11 @@ static int on_create(h2o_req_t *req, const net_router_match_t *match, void *data
     intent_t in;
     intent_extras_t ex;
     uint8_t sig[CHAIN_SIG_LEN];
-    if (!read_new_intent(api, req, &user, &in, &ex, sig) || refuse_engine_full(api, req, NULL))
+    bool reserved;
+    if (!read_new_intent(api, req, &user, &in, &ex, sig) ||
+        refuse_engine_full(api, req, NULL, &reserved))
         return 0;
-    return create_insert(api, req, user.id, &in, &ex, sig);
+    return create_insert(api, req, user.id, &in, &ex, sig, reserved);
 }
 
 /* ---- GET /api/intents/:id and GET /api/intents ---- */
@@ -1197,6 +1218,7 @@ typedef struct st_change_call_t {
     intent_action_t action;
     const char *audit_action;
     bool updating; /* second step */
+    bool reserved; /* the engine's room for the intent's new actor (a signature, a resume) */
     bool has_signature;
     uint8_t signature[CHAIN_SIG_LEN];
     char id[37], ip[INET6_ADDRSTRLEN];
@@ -1252,7 +1274,7 @@ static void decide_change(net_http_async_t *call, h2o_req_t *req, const PGresult
         } else if (next == in.status) { /* a repeat: answer the same */
             net_json_send(req, 200, change_answer(st, &in));
         } else if ((next == INTENT_ACTIVE || next == INTENT_DELAYED) &&
-                   refuse_engine_full(st->api, req, st->id)) {
+                   refuse_engine_full(st->api, req, st->id, &st->reserved)) {
             /* answered: to run (signed, resumed), it needs an actor the engine has no room for */
         } else {
             char sig_hex[2 * CHAIN_SIG_LEN + 1];
@@ -1269,10 +1291,28 @@ static void decide_change(net_http_async_t *call, h2o_req_t *req, const PGresult
             if (pg != NULL &&
                 store_pg_query(pg, net_http_async_actor(call), 1, st_set_status, 7, params))
                 return; /* the call goes on */
+            release_engine_room(st->api, &st->reserved);
             net_problem_unavailable(req, 1);
         }
     }
     net_http_async_end(call);
+}
+
+/* A change that reserved the engine's room (a signature or resume): committed, the hook that
+ * hands it to the intent's new actor (instead of intent_changed); else the room is given back.
+ * True when committed. */
+static bool change_settle_room(change_call_t *st, const store_pg_result_t *r)
+{
+    if (!st->reserved)
+        return false;
+    if (!st->updating || r->status != STORE_PG_OK || PQntuples(r->results[0]) != 1) {
+        release_engine_room(st->api, &st->reserved);
+        return false;
+    }
+    st->reserved = false;
+    api_cache_bump(st->api->cache, st->user.id); /* before the answer: the next GET misses */
+    st->api->config.intent_changed_reserved(st->api->config.intent_changed_ctx, st->id);
+    return true;
 }
 
 static void change_answered(net_http_async_t *call, rt_msg_t *msg)
@@ -1283,8 +1323,10 @@ static void change_answered(net_http_async_t *call, rt_msg_t *msg)
         return;
     store_pg_result_t *r = rt_msg_payload(msg);
     intent_t in;
+    bool handed = st->updating && change_settle_room(st, r); /* the engine has it (reserved) */
     if (req == NULL) {
-        notify_unanswered(st->api, &st->user, st->updating, r); /* the client left */
+        if (!handed) /* the client left */
+            notify_unanswered(st->api, &st->user, st->updating, r);
     } else if (r->status != STORE_PG_OK) {
         api__answer_store_failure(req, r);
     } else if (!st->updating) {
@@ -1296,7 +1338,8 @@ static void change_answered(net_http_async_t *call, rt_msg_t *msg)
         net_problem_internal(req);
     } else {
         api_cache_bump(st->api->cache, st->user.id); /* before the answer: the next GET misses */
-        notify_changed(st->api, st->user.id, &in, "intent.updated"); /* before, as a create */
+        if (!handed)
+            notify_changed(st->api, st->user.id, &in, "intent.updated"); /* before, as a create */
         net_json_send(req, 200, change_answer(st, &in));
     }
     net_http_async_end(call);

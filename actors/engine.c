@@ -279,12 +279,34 @@ static void shard_remove(engine_shard_t *s, engine_slot_t *slot)
     --s->used;
 }
 
-static rt_actor_t *spawn_locked(engine_t *e, engine_shard_t *s, engine_slot_t **slot,
-                                const uint8_t key[16], uint64_t h, const char *id)
+/* Takes room for one actor (max_intents): one atomic read-modify-write, no lock. At the bound, a
+ * taker that finds no room adds and takes back one, so another may find the engine full for that
+ * instant: it was full, give or take the one leaving. */
+static bool take_room(engine_t *e)
 {
-    if (atomic_load(&e->actors) >= e->config.max_intents ||
-        ((s->used + 1) * 2 > s->cap && (!shard_grow(s) || (*slot = shard_find(s, key, h)) == NULL)))
+    if (atomic_fetch_add(&e->taken, 1) < e->config.max_intents)
+        return true;
+    atomic_fetch_sub(&e->taken, 1);
+    return false;
+}
+
+static void give_room(engine_t *e)
+{
+    atomic_fetch_sub(&e->taken, 1);
+}
+
+/* A new actor for `id` in `*slot` (under the shard's lock), taking room now or, when `reserved`,
+ * the room the API reserved for it (given back if it cannot be spawned). */
+static rt_actor_t *spawn_locked(engine_t *e, engine_shard_t *s, engine_slot_t **slot,
+                                const uint8_t key[16], uint64_t h, const char *id, bool reserved)
+{
+    if (!reserved && !take_room(e))
         return NULL;
+    if (*slot == NULL || ((s->used + 1) * 2 > s->cap &&
+                          (!shard_grow(s) || (*slot = shard_find(s, key, h)) == NULL))) {
+        give_room(e);
+        return NULL;
+    }
     int worker = (int)((h >> 40) % (uint64_t)e->config.rt->num_workers);
     rt_actor_t *a =
         rt_actor_spawn(e->config.rt, worker, engine__intent_behaviour, engine__intent_state_size);
@@ -296,10 +318,12 @@ static rt_actor_t *spawn_locked(engine_t *e, engine_shard_t *s, engine_slot_t **
     return a;
 }
 
-bool engine__deliver(engine_t *e, const char *id, rt_msg_t *msg, bool spawn)
+bool engine__deliver(engine_t *e, const char *id, rt_msg_t *msg, int spawn)
 {
     uint8_t key[16];
     if (!engine__uuid_parse(id, key) || atomic_load(&e->stopping)) {
+        if (spawn == ENGINE_SPAWN_RESERVED)
+            give_room(e);
         rt_msg_free(msg);
         return false;
     }
@@ -308,16 +332,20 @@ bool engine__deliver(engine_t *e, const char *id, rt_msg_t *msg, bool spawn)
     pthread_mutex_lock(&s->lock);
     engine_slot_t *slot = shard_find(s, key, h);
     rt_actor_t *a = slot != NULL ? slot->actor : NULL;
-    if (a == NULL && spawn && slot != NULL)
-        a = spawn_locked(e, s, &slot, key, h, id);
+    if (a != NULL && spawn == ENGINE_SPAWN_RESERVED)
+        give_room(e); /* it has its actor already (the loader's row came first): room not needed */
+    else if (a == NULL && spawn != ENGINE_SPAWN_NONE)
+        a = spawn_locked(e, s, &slot, key, h, id, spawn == ENGINE_SPAWN_RESERVED);
     if (a != NULL)
         rt_actor_send(a, msg); /* under the lock: an actor leaving takes it first (see forget) */
     pthread_mutex_unlock(&s->lock);
     if (a == NULL) {
         /* Full: the intent stays as committed, but nothing runs it until a restart finds room
          * (retrying would not help: actors leave only when their intents end). Loud, and
-         * counted, so that it is never silent. */
-        if (spawn) {
+         * counted, so that it is never silent. (The API's creates and changes reserve their
+         * room before they store anything, so only the loader and the follower's reopenings
+         * can meet a full engine here.) */
+        if (spawn != ENGINE_SPAWN_NONE) {
             atomic_fetch_add(&e->refused, 1);
             rt_log_error("engine", "intent %s: NOT SCHEDULED, the engine is full (%u intents)", id,
                          e->config.max_intents);
@@ -342,6 +370,7 @@ void engine__forget(engine_t *e, const char *id, rt_actor_t *actor)
     pthread_mutex_unlock(&s->lock);
     if (found) {
         atomic_fetch_sub(&e->actors, 1);
+        give_room(e);
         rt_actor_release(actor);
     }
 }
@@ -363,6 +392,7 @@ static void broadcast(engine_t *e, uint32_t type)
  * belongs to the workers' slabs, gone after the join). */
 static void stop_all(engine_t *e)
 {
+    size_t stopped = 0;
     for (size_t i = 0; i != ENGINE_SHARDS; ++i) {
         engine_shard_t *s = &e->shards[i];
         pthread_mutex_lock(&s->lock);
@@ -371,11 +401,13 @@ static void stop_all(engine_t *e)
                 rt_actor_send_stop(s->slots[j].actor);
                 rt_actor_release(s->slots[j].actor);
                 s->slots[j].actor = NULL;
+                ++stopped;
             }
         s->used = 0;
         pthread_mutex_unlock(&s->lock);
     }
     atomic_store(&e->actors, 0);
+    atomic_fetch_sub(&e->taken, stopped); /* the API's reservations still out give theirs back */
 }
 
 /* ---- hooks ---- */
@@ -387,11 +419,22 @@ void engine_intent_changed(void *slot, const char *intent_id)
         return; /* not started yet: the loader reads the row */
     rt_msg_t *msg = rt_msg_new(ENGINE_MSG_RELOAD, 0);
     msg->corr = ENGINE_RELOAD_CHANGED; /* the actor announces it */
-    engine__deliver(e, intent_id, msg, true);
+    engine__deliver(e, intent_id, msg, ENGINE_SPAWN_NEW);
+}
+
+void engine_intent_changed_reserved(void *slot, const char *intent_id)
+{
+    engine_t *e = atomic_load((engine_t * _Atomic *)slot);
+    if (e == NULL)
+        return; /* stopped meanwhile: its room went with it */
+    rt_msg_t *msg = rt_msg_new(ENGINE_MSG_RELOAD, 0);
+    msg->corr = ENGINE_RELOAD_CHANGED;
+    engine__deliver(e, intent_id, msg, ENGINE_SPAWN_RESERVED);
 }
 
 void engine_intent_created(void *slot, const intent_t *in, const char *user_id,
-                           const uint8_t *signature, const char *json, size_t json_len)
+                           const uint8_t *signature, const char *json, size_t json_len,
+                           bool reserved)
 {
     engine_t *e = atomic_load((engine_t * _Atomic *)slot);
     if (e == NULL)
@@ -410,28 +453,45 @@ void engine_intent_created(void *slot, const intent_t *in, const char *user_id,
     msg->corr = ENGINE_INIT_CREATED; /* announced by the actor, unlike the loader's rows */
     /* a new intent's actor is new too, so it takes this as its row; if the loader or a later
      * change got there first, it already has this row or a newer one and ignores this */
-    if (!engine__deliver(e, in->id, msg, true) && !atomic_load(&e->stopping) && json_len != 0 &&
+    if (!engine__deliver(e, in->id, msg, reserved ? ENGINE_SPAWN_RESERVED : ENGINE_SPAWN_NEW) &&
+        !atomic_load(&e->stopping) && json_len != 0 &&
         e->config.events != NULL) /* no actor (full): its event has no other sender, sent here */
         events_publish_text(e->config.events, user_id, "intent.created", json, json_len, 0);
 }
 
-bool engine_full(void *slot, const char *intent_id)
+/* Whether intent `key` has its actor (a shard's lock). */
+static bool has_actor(engine_t *e, const uint8_t key[16])
 {
-    engine_t *e = atomic_load((engine_t * _Atomic *)slot);
-    if (e == NULL || atomic_load_explicit(&e->actors, memory_order_relaxed) < e->config.max_intents)
-        return false;
-    uint8_t key[16];
-    if (intent_id == NULL || !engine__uuid_parse(intent_id, key))
-        return true;
-    /* full, but an intent that has its actor already (one created unsigned in this process)
-     * needs no room */
     uint64_t h = key_hash(key);
     engine_shard_t *s = shard_of(e, h);
     pthread_mutex_lock(&s->lock);
     engine_slot_t *found = shard_find(s, key, h);
-    bool has_actor = found != NULL && found->actor != NULL;
+    bool has = found != NULL && found->actor != NULL;
     pthread_mutex_unlock(&s->lock);
-    return !has_actor;
+    return has;
+}
+
+bool engine_reserve(void *slot, const char *intent_id, bool *reserved)
+{
+    engine_t *e = atomic_load((engine_t * _Atomic *)slot);
+    *reserved = false;
+    if (e == NULL || atomic_load_explicit(&e->stopping, memory_order_relaxed))
+        return true; /* no engine (yet, or any more): the loader reads the row when it starts */
+    if (take_room(e)) {
+        *reserved = true;
+        return true;
+    }
+    /* full, but an intent that has its actor already (one created unsigned in this process)
+     * needs no room */
+    uint8_t key[16];
+    return intent_id != NULL && engine__uuid_parse(intent_id, key) && has_actor(e, key);
+}
+
+void engine_release(void *slot)
+{
+    engine_t *e = atomic_load((engine_t * _Atomic *)slot);
+    if (e != NULL)
+        give_room(e);
 }
 
 void engine_on_outcome(void *ctx, const executor_outcome_t *outcome)
@@ -441,7 +501,7 @@ void engine_on_outcome(void *ctx, const executor_outcome_t *outcome)
     memcpy(rt_msg_payload(msg), outcome, sizeof(*outcome));
     /* an outcome for an intent without an actor (completed meanwhile, another process's) only
      * needs the database, which the executor already wrote */
-    engine__deliver(e, outcome->intent_id, msg, false);
+    engine__deliver(e, outcome->intent_id, msg, ENGINE_SPAWN_NONE);
 }
 
 /* The follower gave back a period of the intent (a reorg took its payment off the chain): its
@@ -450,7 +510,7 @@ static void on_reopen(void *ctx, const char *intent_id)
 {
     rt_msg_t *msg = rt_msg_new(ENGINE_MSG_RELOAD, 0);
     msg->corr = ENGINE_RELOAD_ANNOUNCE;
-    engine__deliver(ctx, intent_id, msg, true);
+    engine__deliver(ctx, intent_id, msg, ENGINE_SPAWN_NEW);
 }
 
 static void on_clock_moved(void *ctx)
@@ -539,7 +599,7 @@ static void load_rows(rt_actor_t *self, const PGresult *res)
             full.created_at >= l->engine->started_s - FRESH_MARGIN_S)
             msg->corr = ENGINE_INIT_FRESH;
         /* an actor the hook made meanwhile already read a newer row: it ignores this one */
-        engine__deliver(l->engine, row->id, msg, true);
+        engine__deliver(l->engine, row->id, msg, ENGINE_SPAWN_NEW);
     }
     l->loaded += (uint64_t)n;
     if ((uint32_t)n < l->engine->config.load_batch) {

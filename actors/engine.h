@@ -120,25 +120,39 @@ void engine_start(engine_t *engine);
  */
 void engine_intent_changed(void *slot, const char *intent_id);
 /**
+ * engine_intent_changed for a committed change that holds room reserved by engine_reserve
+ * (api_config_t.intent_changed_reserved: a signature or resume that makes the intent run): a
+ * new actor takes that room; an intent that has its actor already gives it back.
+ */
+void engine_intent_changed_reserved(void *slot, const char *intent_id);
+/**
  * The API's hook for a creation (api_config_t.intent_created; `slot` as above): `in` is the
  * intent as committed (id, status, schedule and next execution set), `signature` its owner's
  * (NULL while unsigned), `json` (`json_len` bytes, NULL: none) the intent object as the API's
- * answer renders it. Spawns the intent's actor with it, without reading the row back; the actor
- * announces it (intent.created, its first event) once, with `json` as its data when no other
- * event of the intent waits (else from a read of the row, in order). Any worker; never blocks.
+ * answer renders it, `reserved` whether engine_reserve reserved room for it. Spawns the intent's
+ * actor with it (in that room), without reading the row back; the actor announces it
+ * (intent.created, its first event) once, with `json` as its data when no other event of the
+ * intent waits (else from a read of the row, in order). Any worker; never blocks.
  */
 void engine_intent_created(void *slot, const intent_t *in, const char *user_id,
-                           const uint8_t *signature, const char *json, size_t json_len);
+                           const uint8_t *signature, const char *json, size_t json_len,
+                           bool reserved);
 /**
- * The API's check before a change that may need a new actor (api_config_t.engine_full; `slot` as
- * above): a creation (`intent_id` NULL), or a change that makes intent `intent_id` run. True
- * when the engine has no room for another intent (max_intents) and, for a change, the intent has
- * no actor already, so that the API refuses it (503) instead of storing an intent nothing would
- * run. A creation costs one atomic read and no lock (a change at the bound, a shard's lock); two
- * racing for the last room may both pass, and the loser is then refused as before
- * (engine_refused_count). Any worker; never blocks.
+ * The API's check before it stores a creation (`intent_id` NULL) or a change that makes intent
+ * `intent_id` run (api_config_t.engine_reserve; `slot` as above): reserves room for the intent's
+ * actor (max_intents counts the actors and these reservations) and returns true with `*reserved`
+ * set; the API then hands the room to engine_intent_created or engine_intent_changed_reserved
+ * with the committed change, or gives it back (engine_release) when nothing was stored. False
+ * when the engine has no room and, for a change, the intent has no actor already (true without a
+ * reservation when it has one, or when there is no engine): the API refuses it (503) instead of
+ * storing an intent nothing would run. Two racing for the last room cannot both have it. A
+ * creation costs one atomic read-modify-write and no lock (a change at the bound, a shard's
+ * lock). Any worker; never blocks.
  */
-bool engine_full(void *slot, const char *intent_id);
+bool engine_reserve(void *slot, const char *intent_id, bool *reserved);
+/** Gives back room engine_reserve reserved (`slot` as above), for a creation or change that was
+ * not stored (refused, failed, or lost its database). */
+void engine_release(void *slot);
 /** The executor's outcome callback (executor_config_t.on_outcome); `ctx` is the engine. */
 void engine_on_outcome(void *ctx, const executor_outcome_t *outcome);
 /** True once the start-up load has read every page. */
@@ -146,7 +160,8 @@ bool engine_loaded(const engine_t *engine);
 /** Intent actors alive now. */
 size_t engine_actor_count(const engine_t *engine);
 /** Intents the engine had no room for (max_intents): not scheduled until a restart; each one is
- * logged as an error. */
+ * logged as an error. (The API reserves room before it stores, so these are the start-up
+ * loader's and the follower's reopenings.) */
 uint64_t engine_refused_count(const engine_t *engine);
 /** Lateness of the executions handed over so far. */
 void engine_lateness(const engine_t *engine, engine_lateness_t *out);

@@ -100,6 +100,9 @@ struct st_engine_t {
     int64_t started_s;        /* the wall clock at engine_start (the loader's fresh rows) */
     _Atomic uint64_t refused; /* intents the full map gave no actor (not scheduled) */
     _Atomic size_t actors;
+    /* The room max_intents bounds: the actors and the API's reservations (engine_reserve) for
+     * the actors of creates and changes not committed yet. */
+    _Atomic size_t taken;
     engine_shard_t shards[ENGINE_SHARDS];
     _Atomic uint64_t lateness[ENGINE_LATENESS_BUCKETS];
     _Atomic uint64_t lateness_max_us;
@@ -133,9 +136,14 @@ bool engine__uuid_parse(const char *id, uint8_t out[16]);
 /** Removes `actor` from the map if it is there under `id` (an actor leaving); drops the map's
  * reference. */
 void engine__forget(engine_t *e, const char *id, rt_actor_t *actor);
-/** Finds the actor of `id` and sends it `msg` (true), or spawns one first when `spawn` (true);
- * false (msg freed) when absent and not spawned, or when the map is full. */
-bool engine__deliver(engine_t *e, const char *id, rt_msg_t *msg, bool spawn);
+/** What engine__deliver does when the intent has no actor: nothing, spawn one that takes room
+ * now, or spawn one that takes the room the API reserved for it (engine_reserve; given back when
+ * the intent has its actor already or cannot get one). */
+enum { ENGINE_SPAWN_NONE, ENGINE_SPAWN_NEW, ENGINE_SPAWN_RESERVED };
+/** Finds the actor of `id` and sends it `msg` (true), or spawns one first as `spawn`
+ * (ENGINE_SPAWN_*) says; false (msg freed) when absent and not spawned, or when the map is
+ * full. */
+bool engine__deliver(engine_t *e, const char *id, rt_msg_t *msg, int spawn);
 /** Records one hand-over `late_us` after the due time. */
 void engine__record_lateness(engine_t *e, int64_t late_us);
 /** Hands a job to the executor (or the configured sink). */

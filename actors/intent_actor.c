@@ -208,7 +208,7 @@ static void pass_on(rt_actor_t *self, rt_msg_t *msg)
     if (msg->type != ENGINE_MSG_RELOAD)
         return;
     rt_msg_keep(msg);
-    engine__deliver(st->engine, st->in.id, msg, true);
+    engine__deliver(st->engine, st->in.id, msg, ENGINE_SPAWN_NEW);
 }
 
 static int64_t now_ms(void)

@@ -469,7 +469,9 @@ static bool setup_api(api_setup_t *s, net_http_server_t *http, int64_t port, cha
     if (engine_configured(rpc)) { /* else the API announces its changes itself */
         config.intent_changed = engine_intent_changed;
         config.intent_created = engine_intent_created;
-        config.engine_full = engine_full;
+        config.intent_changed_reserved = engine_intent_changed_reserved;
+        config.engine_reserve = engine_reserve;
+        config.engine_release = engine_release;
     }
     config.events = live_events;
     config.events_test_endpoint = strcmp(opt("EVENTS_TEST_ENDPOINT"), "1") == 0;

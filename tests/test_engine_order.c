@@ -7,7 +7,11 @@
  *
  * - a completion's reply arriving after the follower's reopening was read and planned (a reorg
  *   took the last payment back): the actor must stay and pay the reopened period;
- * - a pause's row read answered after the resume's: the actor must not park an active intent.
+ * - a pause's row read answered after the resume's: the actor must not park an active intent;
+ * - the follower's reopening committed before the completion's statement runs: the completion
+ *   must change nothing (engine_complete's count guard), and the reopened period is paid;
+ * - a final failure's write that finds the intent paused (changing nothing), answered after the
+ *   resume was read: the actor must not leave the resumed intent.
  *
  * The job sink refuses the first hand-over after the newest read (the executor's queue full:
  * retried a second later), so that a wrong decision taken meanwhile shows as a period never
@@ -136,7 +140,8 @@ static void send_to_actor(uint32_t type, uint64_t corr)
     rt_actor_send(fx.actor, msg);
 }
 
-static void send_confirmed(uint32_t period)
+/* The executor's outcome of our job for `period`: confirmed (`error` NULL) or failed. */
+static void send_outcome(uint32_t period, const char *error)
 {
     rt_msg_t *msg = rt_msg_new(ENGINE_MSG_OUTCOME, sizeof(executor_outcome_t));
     executor_outcome_t *o = rt_msg_payload(msg);
@@ -144,10 +149,47 @@ static void send_confirmed(uint32_t period)
     snprintf(o->intent_id, sizeof(o->intent_id), "%s", fx.job.intent_id);
     snprintf(o->user_id, sizeof(o->user_id), "%s", fx.job.user_id);
     o->period = period;
-    o->status = EXECUTOR_CONFIRMED;
+    o->status = error == NULL ? EXECUTOR_CONFIRMED : EXECUTOR_FAILED;
+    if (error != NULL)
+        snprintf(o->error, sizeof(o->error), "%s", error);
     o->block_time_s = (int64_t)time(NULL);
     o->by_us = true;
     rt_actor_send(fx.actor, msg);
+}
+
+static void send_confirmed(uint32_t period)
+{
+    send_outcome(period, NULL);
+}
+
+static void hold_next_reply(void)
+{
+    pthread_mutex_lock(&w.mutex);
+    w.hold_next = true;
+    pthread_mutex_unlock(&w.mutex);
+}
+
+static void refuse_next_job(void)
+{
+    pthread_mutex_lock(&w.mutex);
+    w.refuse = 1;
+    pthread_mutex_unlock(&w.mutex);
+}
+
+static unsigned want_replies;
+static bool replies_reached(void)
+{
+    return w.ok_replies >= want_replies || w.stopped;
+}
+
+/* Sends the API hook's reload (a committed change) and waits until the actor has its reply. */
+static void change_read(void)
+{
+    pthread_mutex_lock(&w.mutex);
+    want_replies = w.ok_replies + 1;
+    pthread_mutex_unlock(&w.mutex);
+    send_to_actor(ENGINE_MSG_RELOAD, ENGINE_RELOAD_CHANGED);
+    cr_assert(wait_for(replies_reached) && !w.stopped, "the change was not read");
 }
 
 static void db(const char *fmt)
@@ -295,4 +337,68 @@ Test(engine_order, a_pause_read_answered_after_the_resume_read_is_ignored, .time
     cr_assert(wait_for(jobs_reached) && !w.stopped && w.jobs == 1,
               "the resumed intent was parked by the older pause read: never handed over");
     cr_assert_eq(w.last_period, 0);
+}
+
+/* The last period paid (maxExecutions 1); before the actor's completion statement runs, a reorg
+ * takes the payment back and the follower's reopening commits (the other order of the first
+ * test). The completion must find the count gone back and change nothing (engine_complete runs
+ * only at the count the actor decided on): completing the reopened row would leave its period
+ * unpaid for good, since the follower's message then reads a completed intent. */
+Test(engine_order, a_reopening_committed_before_the_completion_runs_is_not_completed,
+     .timeout = 120, .fini = end)
+{
+    begin(1, true);
+    /* the executor's confirmation, then the follower's reopening: both committed first */
+    db("UPDATE intents SET execution_count = 1, last_execution = now(), status = 'completed'"
+       " WHERE id = '%s'");
+    db("UPDATE intents SET execution_count = 0, last_execution = NULL, status = 'active',"
+       " next_execution = NULL WHERE id = '%s'");
+    hold_next_reply(); /* the completion's */
+    send_confirmed(0);
+    cr_assert(wait_for(held) && !w.stopped, "no completion written");
+    db_expect("SELECT status || ' ' || execution_count FROM intents WHERE id = '%s'", "active 0");
+
+    /* the follower's message, read and planned before the completion's reply arrives */
+    refuse_next_job(); /* the reopened period's first hand-over: retried a second later */
+    send_to_actor(ENGINE_MSG_RELOAD, ENGINE_RELOAD_ANNOUNCE);
+    want_refused = 1;
+    cr_assert(wait_for(refused_reached) && !w.stopped, "the reopened intent was not planned");
+
+    send_to_actor(MSG_RELEASE, 0);
+    want_jobs = 2;
+    bool paid = wait_for(jobs_reached);
+    cr_assert(!w.stopped, "the actor left a reopened, active intent: its period is never paid");
+    cr_assert(paid, "the reopened period was not handed over again");
+    cr_assert_eq(w.last_period, 0);
+    db_expect("SELECT status || ' ' || execution_count FROM intents WHERE id = '%s'", "active 0");
+}
+
+/* Period 0 handed over; the owner pauses, and that commits before the actor's failure write (a
+ * final refusal of the registry) runs, which then changes nothing. The pause's and the resume's
+ * reads are answered before the failure's reply. The actor must follow the resume: leaving on
+ * the failure's reply would leave an active intent that nothing runs until a restart. */
+Test(engine_order, a_failure_overtaken_by_a_pause_and_a_resume_leaves_the_intent_scheduled,
+     .timeout = 120, .fini = end)
+{
+    begin(0, true);
+    db("UPDATE intents SET status = 'paused' WHERE id = '%s'");
+    hold_next_reply(); /* the failure's */
+    send_outcome(0, "bad signature");
+    cr_assert(wait_for(held) && !w.stopped, "no failure written");
+    db_expect("SELECT status FROM intents WHERE id = '%s'", "paused");
+
+    change_read(); /* the pause's hook */
+    db("UPDATE intents SET status = 'active' WHERE id = '%s'");
+    refuse_next_job();
+    send_to_actor(ENGINE_MSG_RELOAD, ENGINE_RELOAD_CHANGED); /* the resume's hook */
+    want_refused = 1;
+    cr_assert(wait_for(refused_reached) && !w.stopped, "the resumed intent was not planned");
+
+    send_to_actor(MSG_RELEASE, 0); /* the failure's reply, late: it changed nothing */
+    want_jobs = 2;
+    bool paid = wait_for(jobs_reached);
+    cr_assert(!w.stopped, "the actor left a resumed, active intent on a stale failure");
+    cr_assert(paid, "the resumed intent's period was not handed over again");
+    cr_assert_eq(w.last_period, 0);
+    db_expect("SELECT status FROM intents WHERE id = '%s'", "active");
 }

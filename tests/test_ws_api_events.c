@@ -9,12 +9,21 @@
  * key: the API announces). Real HTTP and WebSockets against the intentd binary; a marker event
  * (POST /api/test/events) closes each stream, so a frame too many is seen, without waiting.
  * With the engine, also while the database refuses its row reads for a while: a change and a
- * delay are announced once the reads succeed again, also across a re-plan meanwhile.
+ * delay are announced once the reads succeed again, also across a re-plan meanwhile. And with an
+ * engine of bounded room (ENGINE_MAX_INTENTS): what it cannot schedule is refused (503,
+ * "engine_full") before anything is stored, also when many creates race for the last room.
  */
+#include <arpa/inet.h>
+#include <assert.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 #include "chain/eip712.h"
 #include "chain/hex.h"
 #include "chain/rfc3339.h"
@@ -418,5 +427,166 @@ Test(ws_api_events, a_creation_the_full_engine_cannot_take_is_refused, .timeout 
     json_decref(in);
     expect_marker_next(a, token_a, "end");
     ws_client_free(a);
+    stop_server();
+}
+
+/* The metrics must show `intents` intent actors and no live intent left unscheduled. */
+static void expect_engine_metrics(int intents)
+{
+    char want[64];
+    snprintf(want, sizeof(want), "\nintentd_engine_intents %d\n", intents);
+    cr_assert_eq(http("GET", "/metrics", NULL, NULL, NULL, answer, sizeof(answer)), 200);
+    cr_assert(strstr(answer, want) != NULL, "not %s:\n%s", want + 1, answer);
+    cr_assert(strstr(answer, "\nintentd_engine_refused_total 0\n") != NULL, "%s", answer);
+}
+
+/* A resume that needs a new actor is refused while the engine is full (503, "engine_full") and
+ * changes nothing: the intent stays paused, and nothing is announced. (A paused intent without an
+ * actor is what a start-up that found no room for it leaves; made here by hiding it from the
+ * loader over a restart, as if pending a signature, while another intent takes the room.) */
+Test(ws_api_events, a_resume_the_full_engine_cannot_take_is_refused, .timeout = 240,
+     .fini = engine_teardown)
+{
+    ws_client_t *a = start_engine_with_socket("ENGINE_MAX_INTENTS=1");
+    int64_t start = engine_now() + 7 * 86400;
+    char body[4096], paused[37], other[37], sql[256];
+    create_body(body, sizeof(body), start, 0x58, true);
+    create_expect(body, paused, a);
+    cr_assert_eq(call("POST", paused, "/pause", NULL), 200, "%s", answer);
+    json_decref(expect_intent_event(a, "intent.updated", paused, "pause"));
+    ws_client_free(a);
+
+    engine_server_kill();
+    snprintf(sql, sizeof(sql), "UPDATE intents SET status = 'pending_signature' WHERE id = '%s'",
+             paused);
+    db_exec(db_url, sql);
+    engine_server_restart();
+    a = open_socket(token_a);
+    create_body(body, sizeof(body), start, 0x59, true);
+    create_expect(body, other, a); /* the only room */
+    snprintf(sql, sizeof(sql), "UPDATE intents SET status = 'paused' WHERE id = '%s'", paused);
+    db_exec(db_url, sql);
+
+    expect_engine_full(call("POST", paused, "/resume", NULL), "a resume");
+    json_t *in = engine_get_intent(token_a, paused);
+    expect_status(in, "paused");
+    json_decref(in);
+    expect_engine_metrics(1);
+    expect_marker_next(a, token_a, "end"); /* nothing announced */
+    /* the room freed (the other one cancelled, its actor gone), the resume is taken */
+    cr_assert_eq(call("DELETE", other, "", NULL), 200, "%s", answer);
+    json_decref(expect_intent_event(a, "intent.updated", other, "cancel"));
+    int status = 0;
+    for (int i = 0; i != 300 && (status = call("POST", paused, "/resume", NULL)) == 503; ++i)
+        nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
+    cr_assert_eq(status, 200, "%s", answer);
+    json_decref(expect_intent_event(a, "intent.updated", paused, "resume"));
+    expect_engine_metrics(1);
+    ws_client_free(a);
+    stop_server();
+}
+
+#define RACE_ROOM 10    /* ENGINE_MAX_INTENTS */
+#define RACE_CLIENTS 8  /* connections at once */
+#define RACE_CREATES 20 /* creates per client, one after the other */
+#define RACE_SALT 0x60  /* the salts' bytes: RACE_SALT up to 0xff, one per create */
+
+typedef struct st_racer_t {
+    pthread_barrier_t *start;
+    int64_t start_at;
+    int first; /* its first create's index */
+    int created, full;
+    int other_status; /* a create answered neither 201 nor 503 engine_full (0: none) */
+    char other[512];
+} racer_t;
+
+/* One POST /api/intents on a connection of its own (http() shares static buffers); its status
+ * (0: no answer) and the answer's body in `body`. */
+static int post_create(const char *json, char *body, size_t cap)
+{
+    static __thread char resp[16384];
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    size_t len = 0;
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+        char req[8192];
+        int n = snprintf(req, sizeof(req),
+                         "POST /api/intents HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                         "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+                         "Content-Length: %zu\r\n\r\n%s",
+                         token_a, strlen(json), json);
+        ssize_t got;
+        if (n > 0 && n < (int)sizeof(req) && write(fd, req, (size_t)n) == n)
+            while (len + 1 < sizeof(resp) &&
+                   (got = read(fd, resp + len, sizeof(resp) - 1 - len)) > 0)
+                len += (size_t)got;
+    }
+    if (fd >= 0)
+        close(fd);
+    resp[len] = '\0';
+    const char *b = strstr(resp, "\r\n\r\n");
+    snprintf(body, cap, "%s", b != NULL ? b + 4 : "");
+    int status = 0;
+    return sscanf(resp, "HTTP/1.%*d %d", &status) == 1 ? status : 0;
+}
+
+static void *racer_main(void *arg)
+{
+    racer_t *r = arg;
+    char json[4096], body[2048];
+    pthread_barrier_wait(r->start);
+    for (int i = 0; i != RACE_CREATES; ++i) {
+        create_body(json, sizeof(json), r->start_at, (uint8_t)(RACE_SALT + r->first + i), false);
+        int status = post_create(json, body, sizeof(body));
+        json_t *p = status == 503 ? json_loads(body, 0, NULL) : NULL;
+        const char *reason = json_string_value(json_object_get(p, "reason"));
+        if (status == 201) {
+            ++r->created;
+        } else if (reason != NULL && strcmp(reason, "engine_full") == 0) {
+            ++r->full;
+        } else if (r->other_status == 0) {
+            r->other_status = status != 0 ? status : -1;
+            snprintf(r->other, sizeof(r->other), "%.500s", body);
+        }
+        json_decref(p);
+    }
+    return NULL;
+}
+
+/* Many creates racing for the engine's room (ENGINE_MAX_INTENTS): each one answered 201 has its
+ * actor (it is scheduled), every other one is refused (503, "engine_full") and stores nothing;
+ * none is stored and then left without an actor (intentd_engine_refused_total). */
+Test(ws_api_events, creates_racing_for_the_last_room_are_stored_only_when_scheduled, .timeout = 240,
+     .fini = engine_teardown)
+{
+    static_assert(RACE_SALT + RACE_CLIENTS * RACE_CREATES <= 0x100, "one salt byte per create");
+    char room[40];
+    snprintf(room, sizeof(room), "ENGINE_MAX_INTENTS=%d", RACE_ROOM);
+    ws_client_free(start_engine_with_socket(room));
+    racer_t racers[RACE_CLIENTS];
+    pthread_t threads[RACE_CLIENTS];
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, RACE_CLIENTS);
+    int64_t start_at = engine_now() + 7 * 86400;
+    for (int i = 0; i != RACE_CLIENTS; ++i) {
+        racers[i] = (racer_t){.start = &start, .start_at = start_at, .first = i * RACE_CREATES};
+        cr_assert_eq(pthread_create(&threads[i], NULL, racer_main, &racers[i]), 0);
+    }
+    int created = 0, full = 0;
+    for (int i = 0; i != RACE_CLIENTS; ++i) {
+        pthread_join(threads[i], NULL);
+        created += racers[i].created;
+        full += racers[i].full;
+    }
+    pthread_barrier_destroy(&start);
+    for (int i = 0; i != RACE_CLIENTS; ++i)
+        cr_assert_eq(racers[i].other_status, 0, "a create answered %d: %s", racers[i].other_status,
+                     racers[i].other);
+    cr_assert_eq(created, RACE_ROOM, "%d creates answered 201 for room for %d", created, RACE_ROOM);
+    cr_assert_eq(full, RACE_CLIENTS * RACE_CREATES - RACE_ROOM);
+    const char *stored = db_value("SELECT count(*) FROM intents");
+    cr_assert_eq(atoi(stored), created, "%s intents stored, %d answered 201", stored, created);
+    expect_engine_metrics(created);
     stop_server();
 }
