@@ -91,10 +91,14 @@ stop_last_pid() {
 
 # start_intentd: intentd on a free port (api_port) with the bench's services and contracts and
 # fresh secrets. The rate limits keep running (their cost is part of every request) but with
-# limits out of reach: the bench is one IP and a few hundred very busy users.
+# limits out of reach: the bench is one IP and a few hundred very busy users. It runs its engine,
+# as scripts/run.sh starts it (an executor key: anvil's dev account 1, which nothing else here
+# signs with): every intent created gets its actor, and the engine's changes are announced by
+# the actors. The bench's intents come due in 2030 (loadgen), so nothing is executed.
 start_intentd() {
     api_port=$(free_port)
     PORT=$api_port WORKERS=$workers LOG_LEVEL=warn \
+        PRIVATE_KEY=0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d \
         API_RATE_LIMIT=1000000000 USER_RATE_LIMIT=1000000000 \
         JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n') \
         DATA_ENCRYPTION_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n') \
@@ -102,6 +106,8 @@ start_intentd() {
     pids+=($!)
     wait_http "http://127.0.0.1:$api_port/readyz" ||
         die "intentd did not become ready (log: $OUT/logs/intentd.log)"
+    ! grep -q '"no engine' "$OUT/logs/intentd.log" ||
+        die "intentd started without its engine (log: $OUT/logs/intentd.log)"
 }
 
 # loadgen NAME COMMAND ARGS...: one measured run into $OUT/runs/NAME.json; its summary line is

@@ -242,7 +242,8 @@ machine's other load is recorded with the figures; on a shared 2-core machine th
 by tens of percent from run to run, so compare runs made on a quiet machine.
 
 Scenarios: runtime and chain micro-benchmarks; the bare libh2o hello-world (`bench/h2o_hello`,
-the same worker count) and intentd's `/healthz`; authenticated `GET /api/intents/:id` and `GET
+the same worker count) and intentd's `/healthz` (intentd runs with its engine, as
+`scripts/run.sh` starts it: every intent created gets its actor); authenticated `GET /api/intents/:id` and `GET
 /api/intents?limit=20` in closed loop at the same connection count as the bare server, then in
 open loop at half the bare server's rate (the bare server's own latency at that rate is measured
 too) and at half their own rate; `POST /api/intents` against pgbench running the same INSERT
