@@ -19,8 +19,7 @@
 
 #define REORG_WINDOW 16 /* headers re-read below the last head on each new head */
 #define CHUNK_LOGS 24   /* logs adopted per round (two calls each at most) */
-#define LIVE "('signed', 'broadcast', 'confirmed')"
-#define RECHECK_MAX 64 /* decided transactions of ours re-checked after a reorg */
+#define RECHECK_MAX 64  /* decided transactions of ours re-checked after a reorg */
 #define RESEND_MS 1000
 
 enum { S_IDLE, S_CURSOR, S_HEAD, S_HEADERS, S_LOGS, S_OURS, S_TXS, S_ADOPT, S_SAVE };
@@ -120,13 +119,21 @@ static int st_cursor_get, st_cursor_put, st_ours, st_supersede_period, st_adopt,
     " CASE WHEN t.status = 'completed' THEN 'active' ELSE t.status END, next_execution = CASE"     \
     " WHEN t.status = 'completed' THEN NULL ELSE t.next_execution END, updated_at = now() FROM g," \
     " intents o WHERE t.id = g.intent_id AND o.id = t.id AND t.execution_count > g.period AND"     \
-    " NOT EXISTS (SELECT 1 FROM executions x WHERE x.intent_id = g.intent_id AND"                  \
-    " x.period = g.period AND x.status = 'confirmed' AND x.tx_hash <> $1) RETURNING t.id,"         \
+    " NOT EXISTS (SELECT 1 FROM executions x WHERE x.intent_id = g.intent_id AND x.period ="       \
+    " g.period AND x.live AND x.status = 'confirmed' AND x.tx_hash <> $1) RETURNING t.id,"         \
     " t.owner_id, g.period, o.status AS was),"                                                     \
     " a AS (INSERT INTO audit_log (user_id, actor, action, subject_id, details) SELECT"            \
     " owner_id, 'engine', 'intent.reopened', id, jsonb_build_object('period', period,"             \
     " 'txHash', '0x' || encode($1, 'hex'), 'reason', 'reorg') FROM it WHERE was ="                 \
     " 'completed')"
+
+/* The executor_txs row of the transaction ($1 or $3), locked before its executions rows (K_READ:
+ * a condition that reads it, always true), in the order a lane's finalizing unit locks them
+ * (executor_supersede_nonce first), so that a statement of the follower and a lane's unit about
+ * the same transaction wait for one another rather than deadlock. */
+#define K_LOCK_1 " k AS (SELECT tx_hash FROM executor_txs WHERE tx_hash = $1 FOR UPDATE),"
+#define K_LOCK_3 " k AS (SELECT tx_hash FROM executor_txs WHERE tx_hash = $3 FOR UPDATE),"
+#define K_READ "(SELECT count(*) FROM k) >= 0"
 
 /* The statements of a decided transaction of ours that a reorg took off the chain. */
 static void register_recheck_statements(void)
@@ -135,42 +142,49 @@ static void register_recheck_statements(void)
      * transaction holds its period), so that the users' screens and a restart's reconciliation
      * see what the chain says. A confirmed row that goes back gives its period back to the
      * intent (REOPEN_CTES; o reads the rows as they were before this statement); the third
-     * column says whether the engine must read the intent's row again. */
+     * column says whether the engine must read the intent's row again. The transaction is in
+     * flight again in executor_txs (store/migrations/009). */
     st_unmine = store_pg_statement(
         "follower_unmine",
-        "WITH u AS (UPDATE executions e SET status = 'broadcast', block_number = NULL, block_hash"
-        " = NULL, gas_used = NULL, gas_price_wei = NULL, error = NULL, confirmed_at = NULL WHERE"
-        " e.tx_hash = $1 AND (e.status = 'confirmed' OR (e.status = 'failed' AND NOT EXISTS"
+        "WITH" K_LOCK_1 " u AS (UPDATE executions e SET status = 'broadcast', block_number ="
+        " NULL, block_hash = NULL, gas_used = NULL, gas_price_wei = NULL, error = NULL,"
+        " confirmed_at = NULL WHERE " K_READ
+        " AND e.tx_hash = $1 AND (e.status = 'confirmed' OR (e.status = 'failed' AND NOT EXISTS"
         " (SELECT 1 FROM executions x WHERE x.intent_id = e.intent_id AND x.period = e.period AND"
-        " x.status IN " LIVE "))) RETURNING e.id, e.intent_id, e.period),"
+        " x.live))) RETURNING e.id, e.intent_id, e.period),"
+        " tx AS (UPDATE executor_txs SET in_flight = true WHERE tx_hash = $1 AND EXISTS (SELECT 1"
+        " FROM u)),"
         " g AS (SELECT u.intent_id, min(u.period) AS period FROM u JOIN executions o ON o.id ="
         " u.id WHERE o.status = 'confirmed' GROUP BY u.intent_id)," REOPEN_CTES
         " SELECT u.id::text, u.intent_id::text, EXISTS (SELECT 1 FROM it WHERE it.id ="
         " u.intent_id) FROM u");
     /* mined (again) deep enough: each row takes the block and the outcome its receipt's logs
      * give it now ($4..$6: intent id as hex, count, error or NULL; $7: the whole transaction
-     * reverted). A row of a payment the chain undid gives its period back to the intent's
-     * count (REOPEN_CTES, when the intent counted it); a failed row that the chain now pays is the
-     * adoption's to repair (the follower's Executed logs), since another transaction may hold its
-     * period meanwhile. A row still as v read it only: a lane that follows the transaction (taken
-     * back in flight after the reorg) may decide it at the same moment, and the update, waiting
-     * for that commit, would else write and report the same outcome a second time. */
+     * reverted; executor_txs keeps the greatest block). A row of a payment the chain undid gives
+     * its period back to the intent's count (REOPEN_CTES, when the intent counted it); a failed row
+     * that the chain now pays is the adoption's to repair (the follower's Executed logs), since
+     * another transaction may hold its period meanwhile. A row still as v read it only: a lane that
+     * follows the transaction (taken back in flight after the reorg) may decide it at the same
+     * moment, and the update, waiting for that commit, would else write and report the same outcome
+     * a second time. */
     st_remine = store_pg_statement(
         "follower_remine",
-        "WITH o AS (SELECT decode(h, 'hex') AS oc, p, err FROM unnest($4::text[], $5::int[],"
-        " $6::text[]) AS o(h, p, err)),"
+        "WITH" K_LOCK_1 " o AS (SELECT decode(h, 'hex') AS oc, p, err FROM unnest($4::text[],"
+        " $5::int[], $6::text[]) AS o(h, p, err)),"
         " v AS (SELECT e.id, e.status AS was, CASE WHEN NOT $7::bool AND o.p IS NOT NULL AND o.err"
         " IS NULL THEN 'confirmed' ELSE 'failed' END AS now, CASE WHEN $7::bool THEN 'the"
         " transaction reverted' WHEN o.p IS NULL THEN 'no outcome in the receipt' ELSE o.err END"
         " AS err FROM executions e JOIN intents i ON i.id = e.intent_id LEFT JOIN o ON o.oc ="
-        " i.on_chain_id AND o.p = e.period WHERE e.tx_hash = $1 AND e.status IN ('broadcast',"
-        " 'confirmed', 'failed')),"
+        " i.on_chain_id AND o.p = e.period WHERE " K_READ " AND e.tx_hash = $1 AND e.status IN"
+        " ('broadcast', 'confirmed', 'failed')),"
         " ex AS (UPDATE executions e SET status = v.now, error = CASE WHEN v.now = 'failed' THEN"
         " v.err END, block_number = $2, block_hash = $3, gas_used = $8::bigint, gas_price_wei ="
         " $9::numeric, confirmed_at = COALESCE(e.confirmed_at, now()) FROM v WHERE e.id = v.id"
         " AND e.status = v.was AND NOT (v.was = 'failed' AND v.now = 'confirmed') AND (v.was <>"
         " v.now OR e.block_hash IS DISTINCT FROM $3) RETURNING e.id, e.intent_id, e.period,"
         " e.status, e.error, v.was),"
+        " tx AS (UPDATE executor_txs SET block_number = GREATEST(block_number, $2) WHERE tx_hash ="
+        " $1 AND EXISTS (SELECT 1 FROM ex)),"
         " up AS (UPDATE intents t SET execution_count = GREATEST(t.execution_count, ex.period +"
         " 1), updated_at = now() FROM ex WHERE t.id = ex.intent_id AND ex.was <> ex.status AND"
         " ex.status = 'confirmed'),"
@@ -189,13 +203,16 @@ void chain_follower_register_statements(void)
 {
     register_recheck_statements();
     /* A transaction's raw bytes are kept in one of its rows only (actors/executor.c), which may
-     * since have been marked replaced: the bytes come from any row of the hash. */
+     * since have been marked replaced: the bytes come from any row of the hash. The transactions
+     * with a row decided in a block >= $1: executor_txs by block (a block at least each decided
+     * row's, store/migrations/009), then the rows say whether one still is. */
     st_recent = store_pg_statement(
         "follower_recent",
-        "SELECT h.tx_hash, r.raw_tx FROM (SELECT DISTINCT tx_hash FROM executions"
-        "   WHERE block_number >= $1 AND status IN ('confirmed', 'failed')) h"
+        "SELECT h.tx_hash, r.raw_tx FROM executor_txs h"
         " CROSS JOIN LATERAL (SELECT raw_tx FROM executions x WHERE x.tx_hash = h.tx_hash"
-        "   AND length(x.raw_tx) > 0 LIMIT 1) r ORDER BY h.tx_hash LIMIT 64");
+        "   AND length(x.raw_tx) > 0 LIMIT 1) r WHERE h.block_number >= $1 AND EXISTS (SELECT 1"
+        "   FROM executions d WHERE d.tx_hash = h.tx_hash AND d.block_number >= $1 AND d.status IN"
+        "   ('confirmed', 'failed')) ORDER BY h.tx_hash LIMIT 64");
     st_cursor_get = store_pg_statement(
         "follower_cursor_get",
         "SELECT next_block FROM chain_cursors WHERE chain_id = $1 AND registry = $2");
@@ -212,35 +229,40 @@ void chain_follower_register_statements(void)
         "SELECT l.k FROM unnest($1::text[], $2::text[], $3::int[])"
         " WITH ORDINALITY AS l(h, id, p, k) WHERE EXISTS (SELECT 1 FROM executions e"
         " JOIN intents i ON i.id = e.intent_id WHERE e.tx_hash = decode(l.h, 'hex')"
-        " AND i.on_chain_id = decode(l.id, 'hex') AND e.period = l.p AND e.status IN " LIVE ")");
+        " AND i.on_chain_id = decode(l.id, 'hex') AND e.period = l.p AND e.live)");
     /* the period is paid by the log's transaction: a live row of another transaction for it
      * can never be mined successfully */
     st_supersede_period = store_pg_statement(
         "follower_supersede_period",
         "UPDATE executions e SET status = 'replaced' FROM intents i WHERE i.on_chain_id = $1 AND"
-        " e.intent_id = i.id AND e.period = $2 AND e.status IN ('signed', 'broadcast') AND"
-        " e.tx_hash <> $3 AND NOT EXISTS (SELECT 1 FROM executions x WHERE x.tx_hash = $3 AND"
-        " x.intent_id = i.id AND x.period = $2 AND x.status IN " LIVE ")");
+        " e.intent_id = i.id AND e.period = $2 AND e.live AND e.status IN ('signed', 'broadcast')"
+        " AND e.tx_hash <> $3 AND NOT EXISTS (SELECT 1 FROM executions x WHERE x.tx_hash = $3 AND"
+        " x.intent_id = i.id AND x.period = $2 AND x.live)");
     /* the row of the log's (transaction, intent, period) becomes confirmed: ours that was marked
-     * replaced or failed (at most one of them), or a new one for another executor's */
+     * replaced or failed (at most one of them), or a new one for another executor's; its
+     * transaction in executor_txs (a new one not in flight), with the greatest block */
     st_adopt = store_pg_statement(
         "follower_adopt",
-        "WITH i AS (SELECT id, owner_id, name FROM intents WHERE on_chain_id = $1),"
+        "WITH" K_LOCK_3 " i AS (SELECT id, owner_id, name FROM intents WHERE on_chain_id = $1"
+        " AND " K_READ "),"
         " fix AS (UPDATE executions e SET status = 'confirmed', error = NULL, block_number = $7,"
         " block_hash = $8, broadcast_at = COALESCE(e.broadcast_at, now()), confirmed_at = now()"
         " WHERE e.id = (SELECT x.id FROM executions x JOIN i ON x.intent_id = i.id WHERE"
         " x.tx_hash = $3 AND x.period = $2 AND x.status IN ('replaced', 'failed') ORDER BY"
         " x.created_at DESC LIMIT 1) AND NOT EXISTS (SELECT 1 FROM executions x JOIN i ON"
-        " x.intent_id = i.id WHERE x.period = $2 AND x.status IN " LIVE ")"
+        " x.intent_id = i.id WHERE x.period = $2 AND x.live)"
         " RETURNING e.intent_id, e.period),"
         " ins AS (INSERT INTO executions (intent_id, period, status, amount, executor, nonce,"
         " raw_tx, tx_hash, block_number, block_hash, broadcast_at, confirmed_at)"
         " SELECT i.id, $2, 'confirmed', $6, $4, $5, ''::bytea, $3, $7, $8, now(), now() FROM i"
         " WHERE NOT EXISTS (SELECT 1 FROM executions x WHERE x.tx_hash = $3 AND x.intent_id ="
         " i.id AND x.period = $2)"
-        " ON CONFLICT (intent_id, period) WHERE status IN " LIVE " DO NOTHING"
+        " ON CONFLICT (intent_id, period) WHERE live DO NOTHING"
         " RETURNING intent_id, period),"
         " ex AS (SELECT * FROM fix UNION ALL SELECT * FROM ins),"
+        " tx AS (INSERT INTO executor_txs (tx_hash, executor, nonce, in_flight, block_number)"
+        " SELECT $3, $4, $5, false, $7 WHERE EXISTS (SELECT 1 FROM ex) ON CONFLICT (tx_hash) DO"
+        " UPDATE SET block_number = GREATEST(executor_txs.block_number, excluded.block_number)),"
         " it AS (UPDATE intents t SET execution_count = GREATEST(t.execution_count, ex.period + 1),"
         " last_execution = GREATEST(t.last_execution, to_timestamp($9)), status = CASE WHEN"
         " t.status IN ('cancelled', 'failed', 'completed') THEN t.status WHEN t.max_executions IS"

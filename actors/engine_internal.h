@@ -108,7 +108,8 @@ struct st_engine_t {
     _Atomic uint64_t lateness_max_us;
 };
 
-/* The intent row's columns, as engine__row_parse reads them. */
+/* The intent row's columns, as engine__row_parse reads them. (`e.live` lets the period's unique
+ * index, WHERE live since store/migrations/009, answer the look-up of a row in flight.) */
 #define ENGINE_COLUMNS                                                                             \
     "i.id::text, i.owner_id::text, encode(u.wallet_address, 'hex'), encode(i.token, 'hex'),"       \
     " encode(i.recipient, 'hex'), i.amount::text, i.frequency, coalesce(i.interval_seconds, 0),"   \
@@ -117,7 +118,7 @@ struct st_engine_t {
     " i.delay_reason, extract(epoch FROM i.next_execution)::bigint,"                               \
     " extract(epoch FROM i.last_execution)::bigint, i.execution_count, encode(i.salt, 'hex'),"     \
     " encode(i.signature, 'hex'), EXISTS (SELECT 1 FROM executions e WHERE e.intent_id = i.id"     \
-    "   AND e.period = i.execution_count AND e.status IN ('signed', 'broadcast')),"                \
+    "   AND e.period = i.execution_count AND e.live AND e.status IN ('signed', 'broadcast')),"     \
     " coalesce(i.low_buffer_period, -1), i.name, i.chain_id,"                                      \
     " extract(epoch FROM i.created_at)::bigint, extract(epoch FROM i.updated_at)::bigint"
 /** How many columns ENGINE_COLUMNS has. */

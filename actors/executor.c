@@ -73,7 +73,6 @@
  * the outcome is still recorded only once the follower has seen the block (ready_to_record). */
 #define PROBES_PER_POLL 4
 #define PROBE_MIN_MS 10
-#define LIVE "('signed', 'broadcast', 'confirmed')"
 
 enum { TX_FREE, TX_STORING, TX_SENDING, TX_PENDING, TX_MINED, TX_FINALIZING, TX_REPLACING };
 enum { PHASE_RECONCILE, PHASE_SYNC, PHASE_READY };
@@ -214,7 +213,16 @@ static void register_finalize(void)
         " 'failed' END, error = o.err, gas_used = $5, gas_price_wei = $6, block_number = $7,"
         " block_hash = $8, confirmed_at = now() FROM o, intents i WHERE e.tx_hash = $1 AND"
         " e.intent_id = o.i AND e.period = o.p AND e.status IN ('signed', 'broadcast') AND i.id ="
-        " e.intent_id RETURNING e.intent_id, e.period, e.status, e.error, i.owner_id, i.name),"
+        " e.intent_id RETURNING e.id, e.intent_id, e.period, e.status, e.error, i.owner_id,"
+        " i.name),"
+        /* every transaction of the nonce (their rows locked by the unit's first statement,
+         * executor_supersede_nonce: see store/migrations/009): in flight while a row not decided
+         * here is; the winner's block */
+        " tx AS (UPDATE executor_txs t SET in_flight = EXISTS (SELECT 1 FROM executions x WHERE"
+        " x.tx_hash = t.tx_hash AND x.status IN ('signed', 'broadcast') AND x.id NOT IN (SELECT"
+        " id FROM ex)), block_number = CASE WHEN t.tx_hash = $1 THEN GREATEST(t.block_number, $7)"
+        " ELSE t.block_number END FROM executor_txs w WHERE w.tx_hash = $1 AND t.executor ="
+        " w.executor AND t.nonce = w.nonce),"
         " it AS (UPDATE intents i SET execution_count = GREATEST(i.execution_count, ex.period + 1),"
         " last_execution = GREATEST(i.last_execution, to_timestamp($9)), status = CASE WHEN"
         " i.status IN ('cancelled', 'failed', 'completed') THEN i.status WHEN i.max_executions IS"
@@ -241,17 +249,23 @@ static void register_store(void)
 {
     /* The raw transaction is stored once per transaction, in the row of its first member (the
      * others get an empty one): a copy per row made storing a batch cost the square of its size.
-     * Reconciliation and the follower read it from the one row of the hash that has it. */
-#define INSERT_ROWS                                                                                \
-    "INSERT INTO executions (intent_id, period, status, amount, executor, nonce, raw_tx, tx_hash)" \
-    " SELECT m.i, m.p, 'signed', m.a, $4, $5, CASE WHEN m.k = 1 THEN $6::bytea ELSE ''::bytea"     \
-    " END, $7 FROM unnest($1::uuid[], $2::int[], $3::numeric[]) WITH ORDINALITY AS m(i, p, a, k)"
-    st_insert = store_pg_statement("executor_insert", INSERT_ROWS " RETURNING id::text");
+     * Reconciliation and the follower read it from the one row of the hash that has it.
+     * The transaction's executor_txs row (store/migrations/009) is written with them, in
+     * flight, when a row was. */
+#define INSERT_ROWS(conflict)                                                                      \
+    "WITH r AS (INSERT INTO executions (intent_id, period, status, amount, executor, nonce,"       \
+    " raw_tx, tx_hash) SELECT m.i, m.p, 'signed', m.a, $4, $5, CASE WHEN m.k = 1 THEN $6::bytea"   \
+    " ELSE ''::bytea END, $7 FROM unnest($1::uuid[], $2::int[], $3::numeric[]) WITH ORDINALITY"    \
+    " AS m(i, p, a, k)" conflict " RETURNING id),"                                                 \
+    " t AS (INSERT INTO executor_txs (tx_hash, executor, nonce, in_flight) SELECT $7, $4, $5,"     \
+    " true WHERE EXISTS (SELECT 1 FROM r) ON CONFLICT (tx_hash) DO UPDATE SET in_flight = true)"   \
+    " SELECT id::text FROM r"
+    st_insert = store_pg_statement("executor_insert", INSERT_ROWS(""));
     /* a replacement carries the same members; one whose period another executor paid meanwhile
      * (the follower marked ours replaced) stays without a row: on chain it fails "wrong count" */
-    st_insert_again = store_pg_statement("executor_insert_again", INSERT_ROWS
-                                         " ON CONFLICT (intent_id, period) WHERE status IN " LIVE
-                                         " DO NOTHING RETURNING id::text");
+    st_insert_again =
+        store_pg_statement("executor_insert_again",
+                           INSERT_ROWS(" ON CONFLICT (intent_id, period) WHERE live DO NOTHING"));
     /* after executor_insert_again, in its unit: when the first member's row was the one left
      * out, another row of the transaction keeps the raw transaction */
     st_keep_raw =
@@ -279,26 +293,35 @@ void executor_register_statements(void)
     st_live_of = store_pg_statement(
         "executor_live_of", "SELECT m.i::text, m.p FROM unnest($1::uuid[], $2::int[]) AS m(i, p)"
                             " WHERE EXISTS (SELECT 1 FROM executions e WHERE e.intent_id = m.i"
-                            " AND e.period = m.p AND e.status IN " LIVE ")");
+                            " AND e.period = m.p AND e.live)");
     st_count_hash = store_pg_statement("executor_count_hash",
                                        "SELECT count(*) FROM executions WHERE tx_hash = $1");
+    /* the nonce's transactions are read from executor_txs, whose rows of the nonce it also
+     * locks (an update that changes nothing) for the rest of the unit: executor_finalize, later in
+     * the finalizing unit, decides from the rows whether each is still in flight, and a
+     * concurrent statement that puts rows of one back in flight must wait for that or be seen
+     * by it (store/migrations/009). Their in_flight is left as it was (true at worst). */
     st_supersede_nonce = store_pg_statement(
-        "executor_supersede_nonce", "UPDATE executions SET status = 'replaced' WHERE executor = $1"
-                                    " AND nonce = $2 AND tx_hash <> $3 AND status IN ('signed',"
-                                    " 'broadcast') RETURNING id::text");
+        "executor_supersede_nonce",
+        "WITH k AS (UPDATE executor_txs SET in_flight = in_flight WHERE executor = $1 AND nonce ="
+        " $2 RETURNING tx_hash) UPDATE executions SET status = 'replaced' WHERE tx_hash IN (SELECT"
+        " tx_hash FROM k WHERE tx_hash <> $3) AND executor = $1 AND nonce = $2 AND status IN"
+        " ('signed', 'broadcast') RETURNING id::text");
     /* every transaction the lane ever stored for a nonce, whatever its rows' status: before a
      * nonce is given up, each of them is asked for a receipt. Looked up through the intents of
      * the batch ($3): a nonce only ever carries one batch (its versions and replacements), and
-     * the (executor, nonce) index only covers rows in flight. */
+     * executions has no (executor, nonce) index. */
     st_nonce_hashes = store_pg_statement(
         "executor_nonce_hashes", "SELECT DISTINCT tx_hash FROM executions WHERE intent_id ="
                                  " ANY($3::uuid[]) AND executor = $1 AND nonce = $2 ORDER BY"
                                  " tx_hash LIMIT 16");
     st_revive = store_pg_statement(
-        "executor_revive", "UPDATE executions e SET status = 'broadcast' WHERE e.tx_hash = $1 AND"
-                           " e.status = 'replaced' AND NOT EXISTS (SELECT 1 FROM executions x"
-                           " WHERE x.intent_id = e.intent_id AND x.period = e.period AND"
-                           " x.status IN " LIVE ")");
+        "executor_revive",
+        "WITH r AS (UPDATE executions e SET status = 'broadcast' WHERE e.tx_hash = $1 AND"
+        " e.status = 'replaced' AND NOT EXISTS (SELECT 1 FROM executions x WHERE x.intent_id ="
+        " e.intent_id AND x.period = e.period AND x.live) RETURNING e.id)"
+        " UPDATE executor_txs SET in_flight = true WHERE tx_hash = $1 AND EXISTS (SELECT 1 FROM"
+        " r)");
     register_finalize();
     st_exec_rows = store_pg_statement(
         "executor_exec_rows", "SELECT " EXECUTION_COLUMNS ", i.owner_id::text FROM " EXECUTION_FROM
@@ -312,9 +335,12 @@ void executor_register_statements(void)
         "executor_reconcile",
         "SELECT e.nonce, e.tx_hash, e.raw_tx, e.status, e.intent_id::text, e.period, "
         "e.amount::text,"
-        " i.owner_id::text, i.on_chain_id FROM executions e JOIN intents i ON i.id = e.intent_id"
-        " WHERE e.executor = $1 AND e.nonce IN (SELECT nonce FROM executions WHERE executor = $1"
-        " AND status IN ('signed', 'broadcast')) ORDER BY e.nonce, e.created_at, e.tx_hash");
+        " i.owner_id::text, i.on_chain_id FROM executor_txs t JOIN executions e ON e.tx_hash ="
+        " t.tx_hash JOIN intents i ON i.id = e.intent_id WHERE t.executor = $1 AND t.nonce IN"
+        " (SELECT f.nonce FROM executor_txs f WHERE f.executor = $1 AND f.in_flight AND EXISTS"
+        " (SELECT 1 FROM executions x WHERE x.tx_hash = f.tx_hash AND x.status IN ('signed',"
+        " 'broadcast'))) AND e.executor = $1 AND e.nonce = t.nonce ORDER BY e.nonce,"
+        " e.created_at, e.tx_hash");
     chain_follower_register_statements();
 }
 

@@ -4,7 +4,8 @@
  * count not moved), an RPC outage, a reorg, a decided transaction whose nonce a deeper reorg gave
  * to another paid again once, another executor's executions adopted (one or a batch, or one in
  * the same block as ours), an Executed log of ours whose rows were marked replaced adopted, a
- * revoke, and start-up reconciliation of a row left signed, the raw transaction stored once per
+ * revoke, start-up reconciliation of a row left signed and of a transaction the previous run
+ * left broadcast, a reorg after a restart, the raw transaction stored once per
  * transaction, events for rows marked replaced, and a batch short of gas (nothing paid twice,
  * the lane declares more). The pool runs in the test process on a runtime of its own
  * (tests/support/harness.c). */
@@ -667,8 +668,9 @@ Test(executor, nonce_too_low_from_a_transaction_behind_its_back_moves_to_a_new_n
                  2);
 }
 
-/* Signs executeBatch([job]) with the executor's key at `nonce` and stores its row `signed`, as
- * a run that crashed between the insert and the broadcast leaves it; the hash in `hash_hex`. */
+/* Signs executeBatch([job]) with the executor's key at `nonce` and stores its row `signed` (and
+ * its transaction in flight, as executor_insert does), as a run that crashed between the insert
+ * and the broadcast leaves them; the hash in `hash_hex`. */
 static char raw_hex[16384 + 3]; /* the last row's raw transaction, hex */
 
 static void leave_signed_row(const executor_job_t *job, uint64_t nonce, char hash_hex[65])
@@ -703,6 +705,11 @@ static void leave_signed_row(const executor_job_t *job, uint64_t nonce, char has
              " tx_hash) SELECT id, 0, 'signed', amount, decode('%s', 'hex'), %llu, decode('%s',"
              " 'hex'), decode('%s', 'hex') FROM intents WHERE id = '%s'",
              executor_hex, (unsigned long long)nonce, raw_hex, hash_hex, job->intent_id);
+    cr_assert(echain_db_exec(&fx.chain, sql));
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO executor_txs (tx_hash, executor, nonce, in_flight) VALUES (decode('%s',"
+             " 'hex'), decode('%s', 'hex'), %llu, true)",
+             hash_hex, executor_hex, (unsigned long long)nonce);
     cr_assert(echain_db_exec(&fx.chain, sql));
 }
 
@@ -1094,6 +1101,130 @@ Test(executor, a_decided_transaction_whose_nonce_a_reorg_gave_to_another_is_paid
     cr_assert_geq(
         after.published + after.dropped, before.published + before.dropped + 6, "%llu events",
         (unsigned long long)(after.published + after.dropped - before.published - before.dropped));
+}
+
+/* The lane's transactions as the previous run left them, stored by the lane itself: one confirmed,
+ * then one broadcast while the node did not mine, when that run stopped; the node has since
+ * forgotten the second (dropped from its pool). The next start's reconciliation finds its nonce
+ * in flight (through executor_txs, store/migrations/009), sends the stored bytes again and
+ * records the outcome; the confirmed one is left alone, and no transaction stays in flight. */
+Test(executor, a_transaction_left_broadcast_by_the_previous_run_is_finished_by_the_next_start,
+     .timeout = 120, .fini = end_all)
+{
+    begin_chain(NULL);
+    executor_job_t first, second;
+    fund(1, 1000000);
+    funded_job(1, 8, 336, 1, &first);
+    funded_job(1, 8, 337, 2, &second);
+    begin_pool(1, 30000, 5000);
+    submit(&first);
+    cr_assert_eq(wait_count("SELECT count(*) FROM executions WHERE status = 'confirmed'", 1, 30000),
+                 1);
+    cr_assert(echain_automine(&fx.chain, false));
+    submit(&second);
+    cr_assert_eq(wait_count("SELECT count(*) FROM executions WHERE status = 'broadcast'", 1, 30000),
+                 1, "the second transaction was not broadcast");
+    end_pool();
+    char hash[80], confirmed_before[80], resp[4096], q[128];
+    echain_db_value(&fx.chain,
+                    "SELECT encode(tx_hash, 'hex') FROM executions WHERE status ="
+                    " 'broadcast'",
+                    hash, sizeof(hash));
+    echain_db_value(&fx.chain,
+                    "SELECT encode(tx_hash, 'hex') FROM executions WHERE status ="
+                    " 'confirmed'",
+                    confirmed_before, sizeof(confirmed_before));
+    cr_assert(echain_rpc(&fx.chain, "anvil_dropAllTransactions", "[]", resp, sizeof(resp)));
+    snprintf(q, sizeof(q), "[\"0x%s\"]", hash);
+    cr_assert(echain_rpc(&fx.chain, "eth_getTransactionByHash", q, resp, sizeof(resp)));
+    cr_assert(strstr(resp, "\"result\":null") != NULL, "the node still knows it: %s", resp);
+    cr_assert(echain_automine(&fx.chain, true));
+    begin_pool(1, 30000, 5000);
+    cr_assert_eq(wait_count("SELECT count(*) FROM executions WHERE status = 'confirmed'", 2, 30000),
+                 2, "the transaction left broadcast was not finished");
+    char v[80], sql[200];
+    snprintf(sql, sizeof(sql),
+             "SELECT encode(tx_hash, 'hex') FROM executions WHERE intent_id ="
+             " '%s'",
+             second.intent_id);
+    echain_db_value(&fx.chain, sql, v, sizeof(v));
+    cr_assert_str_eq(v, hash, "the stored transaction itself must be the one mined");
+    snprintf(sql, sizeof(sql),
+             "SELECT encode(tx_hash, 'hex') FROM executions WHERE intent_id ="
+             " '%s'",
+             first.intent_id);
+    echain_db_value(&fx.chain, sql, v, sizeof(v));
+    cr_assert_str_eq(v, confirmed_before);
+    echain_db_value(&fx.chain, "SELECT count(*) FROM executions", v, sizeof(v));
+    cr_assert_eq(atol(v), 2, "nothing else may be signed");
+    uint64_t nonce = 0;
+    char addr[CHAIN_ADDR_STR_SIZE];
+    chain_addr_t a = echain_dev_address(0);
+    chain_addr_format(&a, addr);
+    snprintf(q, sizeof(q), "[\"%s\", \"latest\"]", addr);
+    cr_assert(echain_rpc_u64(&fx.chain, "eth_getTransactionCount", q, &nonce));
+    cr_assert_eq(nonce, 2, "one transaction per nonce, none sent twice");
+    uint8_t id[32];
+    uint32_t count = 0;
+    chain_intent_hash(&second.terms, id);
+    cr_assert(echain_executed_count(&fx.chain, id, &count));
+    cr_assert_eq(count, 1);
+    /* the transactions' rows agree: none in flight, each with its rows' block */
+    echain_db_value(&fx.chain,
+                    "SELECT count(*) FROM executor_txs t WHERE NOT t.in_flight AND"
+                    " t.block_number = (SELECT max(block_number) FROM executions e WHERE"
+                    " e.tx_hash = t.tx_hash)",
+                    v, sizeof(v));
+    cr_assert_eq(atol(v), 2);
+}
+
+/* A deeper reorg than the confirmations after a restart: the follower of the next run finds the
+ * transaction the previous run decided by its block (follower_recent, through executor_txs), and
+ * sends it again; the row follows it to its new block. */
+Test(executor, a_reorg_after_a_restart_sends_the_previous_runs_decided_transaction_again,
+     .timeout = 120, .fini = end_all)
+{
+    begin_chain(NULL);
+    executor_job_t job;
+    fund(1, 1000000);
+    funded_job(1, 8, 778, 1, &job);
+    begin_pool(1, 30000, 5000);
+    wait_head(chain_head());
+    char snap[4096], params[128], resp[4096];
+    cr_assert(echain_rpc(&fx.chain, "evm_snapshot", "[]", snap, sizeof(snap)));
+    json_t *doc = json_loads(snap, 0, NULL);
+    snprintf(params, sizeof(params), "[\"%s\"]", json_string_value(json_object_get(doc, "result")));
+    json_decref(doc);
+    submit(&job);
+    cr_assert_eq(wait_count("SELECT count(*) FROM executions WHERE status = 'confirmed'", 1, 30000),
+                 1);
+    end_pool();
+    char before[80];
+    echain_db_value(&fx.chain, "SELECT encode(block_hash, 'hex') FROM executions", before,
+                    sizeof(before));
+    begin_pool(1, 30000, 5000);
+    wait_head(chain_head());
+    cr_assert(echain_rpc(&fx.chain, "evm_revert", params, resp, sizeof(resp)));
+    cr_assert(echain_rpc(&fx.chain, "evm_increaseTime", "[9]", resp, sizeof(resp)));
+    cr_assert(echain_mine(&fx.chain, 1));
+    for (int i = 0; i != 200 && executor_pool_reorgs(fx.pool) == 0; ++i)
+        sleep_ms(50);
+    cr_assert_geq(executor_pool_reorgs(fx.pool), 1, "the reorg went unnoticed");
+    char after[80] = "";
+    for (int i = 0; i != 200; ++i) {
+        echain_db_value(&fx.chain, "SELECT encode(block_hash, 'hex') FROM executions", after,
+                        sizeof(after));
+        if (strcmp(after, before) != 0 && after[0] != '\0')
+            break;
+        sleep_ms(50);
+    }
+    cr_assert_str_neq(after, before, "the decided row still names the block that left the chain");
+    cr_assert(after[0] != '\0', "the row was not mined again");
+    uint8_t id[32];
+    uint32_t count = 0;
+    chain_intent_hash(&job.terms, id);
+    cr_assert(echain_executed_count(&fx.chain, id, &count));
+    cr_assert_eq(count, 1, "the payment is on the new chain too");
 }
 
 Test(executor, a_row_left_broadcast_whose_transaction_was_mined_is_adopted_not_sent_twice,
