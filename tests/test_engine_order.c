@@ -269,6 +269,23 @@ static void end(void)
     echain_stop(&fx.chain);
 }
 
+/* The follower's reopening message, read and planned (its first hand-over refused, retried a
+ * second later) while the completion's reply is held back; then that reply: the actor must stay
+ * and hand the reopened period 0 over again. */
+static void reopen_then_release_completion(void)
+{
+    refuse_next_job();
+    send_to_actor(ENGINE_MSG_RELOAD, ENGINE_RELOAD_ANNOUNCE);
+    want_refused = 1;
+    cr_assert(wait_for(refused_reached) && !w.stopped, "the reopened intent was not planned");
+    send_to_actor(MSG_RELEASE, 0);
+    want_jobs = 2;
+    bool paid = wait_for(jobs_reached);
+    cr_assert(!w.stopped, "the actor left a reopened, active intent: its period is never paid");
+    cr_assert(paid, "the reopened period was not handed over again");
+    cr_assert_eq(w.last_period, 0);
+}
+
 /* The last period paid (maxExecutions 1): the actor writes the completion; a reorg takes the
  * payment back before its reply arrives, the follower reopens the intent, and the actor reads
  * and plans it. The completion's reply, arriving only then, must not make the actor leave: the
@@ -291,20 +308,7 @@ Test(engine_order, a_completion_overtaken_by_a_reopening_leaves_the_period_sched
     /* the follower's reopening (chain_follower.c's REOPEN_CTES), and its message */
     db("UPDATE intents SET execution_count = 0, last_execution = NULL, status = 'active',"
        " next_execution = NULL WHERE id = '%s'");
-    pthread_mutex_lock(&w.mutex);
-    w.refuse = 1; /* the reopened period's first hand-over: retried a second later */
-    pthread_mutex_unlock(&w.mutex);
-    send_to_actor(ENGINE_MSG_RELOAD, ENGINE_RELOAD_ANNOUNCE);
-    want_refused = 1;
-    cr_assert(wait_for(refused_reached) && !w.stopped, "the reopened intent was not planned");
-
-    /* now the completion's reply */
-    send_to_actor(MSG_RELEASE, 0);
-    want_jobs = 2;
-    bool paid = wait_for(jobs_reached);
-    cr_assert(!w.stopped, "the actor left a reopened, active intent: its period is never paid");
-    cr_assert(paid, "the reopened period was not handed over");
-    cr_assert_eq(w.last_period, 0);
+    reopen_then_release_completion();
     db_expect("SELECT status FROM intents WHERE id = '%s'", "active");
 }
 
@@ -325,9 +329,7 @@ Test(engine_order, a_pause_read_answered_after_the_resume_read_is_ignored, .time
     /* resumed, and due now */
     db("UPDATE intents SET status = 'active', start_at = now() - interval '1 minute'"
        " WHERE id = '%s'");
-    pthread_mutex_lock(&w.mutex);
-    w.refuse = 1;
-    pthread_mutex_unlock(&w.mutex);
+    refuse_next_job();
     send_to_actor(ENGINE_MSG_RELOAD, ENGINE_RELOAD_CHANGED);
     want_refused = 1;
     cr_assert(wait_for(refused_reached) && !w.stopped, "the resumed intent was not planned");
@@ -359,17 +361,7 @@ Test(engine_order, a_reopening_committed_before_the_completion_runs_is_not_compl
     db_expect("SELECT status || ' ' || execution_count FROM intents WHERE id = '%s'", "active 0");
 
     /* the follower's message, read and planned before the completion's reply arrives */
-    refuse_next_job(); /* the reopened period's first hand-over: retried a second later */
-    send_to_actor(ENGINE_MSG_RELOAD, ENGINE_RELOAD_ANNOUNCE);
-    want_refused = 1;
-    cr_assert(wait_for(refused_reached) && !w.stopped, "the reopened intent was not planned");
-
-    send_to_actor(MSG_RELEASE, 0);
-    want_jobs = 2;
-    bool paid = wait_for(jobs_reached);
-    cr_assert(!w.stopped, "the actor left a reopened, active intent: its period is never paid");
-    cr_assert(paid, "the reopened period was not handed over again");
-    cr_assert_eq(w.last_period, 0);
+    reopen_then_release_completion();
     db_expect("SELECT status || ' ' || execution_count FROM intents WHERE id = '%s'", "active 0");
 }
 

@@ -242,6 +242,16 @@ static uint64_t mono_ms(void)
 }
 
 /* Whether the receipt of `hash` is hidden now (the first ask starts the window). */
+/* How many times the registry says `job`'s intent was executed (the chain's own count). */
+static uint32_t executed_count(const executor_job_t *job)
+{
+    uint8_t id[32];
+    uint32_t count = 99;
+    chain_intent_hash(&job->terms, id);
+    cr_assert(echain_executed_count(&fx.chain, id, &count));
+    return count;
+}
+
 static bool proxy_hides(proxy_t *p, const char *hash)
 {
     if (hash == NULL || strcasecmp(hash, p->hidden) != 0)
@@ -419,10 +429,7 @@ Test(executor, jobs_become_confirmed_rows_that_match_the_chain_in_few_batches, .
     /* the chain agrees: each intent counted once, the recipient paid the sum */
     uint64_t sum = 0;
     for (int i = 0; i != N; ++i) {
-        uint8_t id[32];
-        uint32_t count = 99;
-        chain_intent_hash(&jobs[i].terms, id);
-        cr_assert(echain_executed_count(&fx.chain, id, &count));
+        uint32_t count = executed_count(&jobs[i]);
         cr_assert_eq(count, 1, "intent %d executed %u times on chain", i, count);
         sum += 1000 + (uint64_t)i;
     }
@@ -605,11 +612,7 @@ Test(executor, a_stuck_transaction_is_replaced_on_the_same_nonce_with_higher_fee
                     " 'broadcast')",
                     v, sizeof(v));
     cr_assert_eq(atol(v), 0);
-    uint8_t id[32];
-    uint32_t count = 0;
-    chain_intent_hash(&job.terms, id);
-    cr_assert(echain_executed_count(&fx.chain, id, &count));
-    cr_assert_eq(count, 1);
+    cr_assert_eq(executed_count(&job), 1);
     /* the row that was mined is the confirmed one: its hash has a receipt */
     char hash[80], params[100], resp[4096];
     echain_db_value(&fx.chain,
@@ -948,62 +951,69 @@ Test(executor, a_reorg_is_noticed_and_the_receipt_checked_again, .timeout = 120,
     static char block[65536];
     cr_assert(echain_rpc(&fx.chain, "eth_getBlockByNumber", sql, block, sizeof(block)));
     cr_assert(strstr(block, hash) != NULL, "the confirmed block hash must be canonical");
-    uint8_t id[32];
-    uint32_t count = 0;
-    chain_intent_hash(&job.terms, id);
-    cr_assert(echain_executed_count(&fx.chain, id, &count));
-    cr_assert_eq(count, 1);
+    cr_assert_eq(executed_count(&job), 1);
 }
 
-Test(executor, a_reorg_deeper_than_the_confirmations_sends_a_decided_transaction_again,
-     .timeout = 120, .fini = end_all)
+/* A funded job (`salt`) confirmed on a chain snapshotted just before it was sent: `revert` gets
+ * the evm_revert parameters that take the payment off the chain again, `before` the block hash
+ * its row names. */
+static void confirm_after_snapshot(uint32_t salt, executor_job_t *job, char revert[128],
+                                   char before[80])
 {
     begin_chain(NULL);
-    executor_job_t job;
     fund(1, 1000000);
-    funded_job(1, 8, 777, 1, &job);
+    funded_job(1, 8, salt, 1, job);
     begin_pool(1, 30000, 5000);
     wait_head(chain_head());
-    char snap[4096], params[128], resp[4096];
+    char snap[4096];
     cr_assert(echain_rpc(&fx.chain, "evm_snapshot", "[]", snap, sizeof(snap)));
     json_t *doc = json_loads(snap, 0, NULL);
-    snprintf(params, sizeof(params), "[\"%s\"]", json_string_value(json_object_get(doc, "result")));
+    snprintf(revert, 128, "[\"%s\"]", json_string_value(json_object_get(doc, "result")));
     json_decref(doc);
-    submit(&job);
+    submit(job);
     cr_assert_eq(wait_count("SELECT count(*) FROM executions WHERE status = 'confirmed'", 1, 30000),
                  1);
-    char before[80];
-    echain_db_value(&fx.chain, "SELECT encode(block_hash, 'hex') FROM executions", before,
-                    sizeof(before));
+    echain_db_value(&fx.chain, "SELECT encode(block_hash, 'hex') FROM executions", before, 80);
+}
+
+/* A reorg deeper than the confirmations (back to `revert`, then one new block): the pool must
+ * notice it and send the stored transaction again (automine includes it at once), and the row
+ * must follow it to a new block, whose hash `after` gets. */
+static void reorg_until_mined_again(const char *revert, const char *before, char after[80])
+{
+    char resp[4096];
     wait_head(chain_head());
-    cr_assert(echain_rpc(&fx.chain, "evm_revert", params, resp, sizeof(resp)));
+    cr_assert(echain_rpc(&fx.chain, "evm_revert", revert, resp, sizeof(resp)));
     cr_assert(echain_rpc(&fx.chain, "evm_increaseTime", "[9]", resp, sizeof(resp)));
     cr_assert(echain_mine(&fx.chain, 1));
     for (int i = 0; i != 200 && executor_pool_reorgs(fx.pool) == 0; ++i)
         sleep_ms(50);
     cr_assert_geq(executor_pool_reorgs(fx.pool), 1, "the reorg went unnoticed");
-    /* the follower sends the stored transaction again (automine includes it at once) and the
-     * row follows it to its new block */
-    char after[80] = "";
+    after[0] = '\0';
     for (int i = 0; i != 200; ++i) {
-        echain_db_value(&fx.chain, "SELECT encode(block_hash, 'hex') FROM executions", after,
-                        sizeof(after));
-        if (strcmp(after, before) != 0)
+        echain_db_value(&fx.chain, "SELECT encode(block_hash, 'hex') FROM executions", after, 80);
+        if (strcmp(after, before) != 0 && after[0] != '\0')
             break;
         sleep_ms(50);
     }
     cr_assert_str_neq(after, before, "the decided row still names the block that left the chain");
+    cr_assert(after[0] != '\0', "the row was not mined again");
+}
+
+Test(executor, a_reorg_deeper_than_the_confirmations_sends_a_decided_transaction_again,
+     .timeout = 120, .fini = end_all)
+{
+    executor_job_t job;
+    char revert[128], before[80], after[80];
+    confirm_after_snapshot(777, &job, revert, before);
+    reorg_until_mined_again(revert, before, after);
     char v[200], sql[100];
     echain_db_value(&fx.chain, "SELECT block_number FROM executions", v, sizeof(v));
     snprintf(sql, sizeof(sql), "[\"0x%llx\", false]", (unsigned long long)atoll(v));
     static char block[65536];
     cr_assert(echain_rpc(&fx.chain, "eth_getBlockByNumber", sql, block, sizeof(block)));
     cr_assert(strstr(block, after) != NULL, "the row's block must be canonical");
-    uint8_t id[32];
-    uint32_t count = 0;
-    chain_intent_hash(&job.terms, id);
-    cr_assert(echain_executed_count(&fx.chain, id, &count));
-    cr_assert_eq(count, 1, "the payment is on the new chain too");
+    cr_assert_eq(executed_count(&job), 1, "the payment is on the new chain too");
 }
 
 /* A decided transaction of ours that a deep reorg took off the chain, while the new chain's
@@ -1077,11 +1087,7 @@ Test(executor, a_decided_transaction_whose_nonce_a_reorg_gave_to_another_is_paid
              " AND tx_hash <> decode('%s', 'hex') AND nonce > %s",
              job.intent_id, first, nonce);
     cr_assert_eq(wait_count(sql, 1, 60000), 1, "the period was not paid again");
-    uint8_t id[32];
-    uint32_t count = 0;
-    chain_intent_hash(&job.terms, id);
-    cr_assert(echain_executed_count(&fx.chain, id, &count));
-    cr_assert_eq(count, 1, "paid once on the new chain");
+    cr_assert_eq(executed_count(&job), 1, "paid once on the new chain");
     snprintf(sql, sizeof(sql), "SELECT execution_count FROM intents WHERE id = '%s'",
              job.intent_id);
     echain_db_value(&fx.chain, sql, v, sizeof(v));
@@ -1164,11 +1170,7 @@ Test(executor, a_transaction_left_broadcast_by_the_previous_run_is_finished_by_t
     snprintf(q, sizeof(q), "[\"%s\", \"latest\"]", addr);
     cr_assert(echain_rpc_u64(&fx.chain, "eth_getTransactionCount", q, &nonce));
     cr_assert_eq(nonce, 2, "one transaction per nonce, none sent twice");
-    uint8_t id[32];
-    uint32_t count = 0;
-    chain_intent_hash(&second.terms, id);
-    cr_assert(echain_executed_count(&fx.chain, id, &count));
-    cr_assert_eq(count, 1);
+    cr_assert_eq(executed_count(&second), 1);
     /* the transactions' rows agree: none in flight, each with its rows' block */
     echain_db_value(&fx.chain,
                     "SELECT count(*) FROM executor_txs t WHERE NOT t.in_flight AND"
@@ -1184,47 +1186,13 @@ Test(executor, a_transaction_left_broadcast_by_the_previous_run_is_finished_by_t
 Test(executor, a_reorg_after_a_restart_sends_the_previous_runs_decided_transaction_again,
      .timeout = 120, .fini = end_all)
 {
-    begin_chain(NULL);
     executor_job_t job;
-    fund(1, 1000000);
-    funded_job(1, 8, 778, 1, &job);
-    begin_pool(1, 30000, 5000);
-    wait_head(chain_head());
-    char snap[4096], params[128], resp[4096];
-    cr_assert(echain_rpc(&fx.chain, "evm_snapshot", "[]", snap, sizeof(snap)));
-    json_t *doc = json_loads(snap, 0, NULL);
-    snprintf(params, sizeof(params), "[\"%s\"]", json_string_value(json_object_get(doc, "result")));
-    json_decref(doc);
-    submit(&job);
-    cr_assert_eq(wait_count("SELECT count(*) FROM executions WHERE status = 'confirmed'", 1, 30000),
-                 1);
+    char revert[128], before[80], after[80];
+    confirm_after_snapshot(778, &job, revert, before);
     end_pool();
-    char before[80];
-    echain_db_value(&fx.chain, "SELECT encode(block_hash, 'hex') FROM executions", before,
-                    sizeof(before));
     begin_pool(1, 30000, 5000);
-    wait_head(chain_head());
-    cr_assert(echain_rpc(&fx.chain, "evm_revert", params, resp, sizeof(resp)));
-    cr_assert(echain_rpc(&fx.chain, "evm_increaseTime", "[9]", resp, sizeof(resp)));
-    cr_assert(echain_mine(&fx.chain, 1));
-    for (int i = 0; i != 200 && executor_pool_reorgs(fx.pool) == 0; ++i)
-        sleep_ms(50);
-    cr_assert_geq(executor_pool_reorgs(fx.pool), 1, "the reorg went unnoticed");
-    char after[80] = "";
-    for (int i = 0; i != 200; ++i) {
-        echain_db_value(&fx.chain, "SELECT encode(block_hash, 'hex') FROM executions", after,
-                        sizeof(after));
-        if (strcmp(after, before) != 0 && after[0] != '\0')
-            break;
-        sleep_ms(50);
-    }
-    cr_assert_str_neq(after, before, "the decided row still names the block that left the chain");
-    cr_assert(after[0] != '\0', "the row was not mined again");
-    uint8_t id[32];
-    uint32_t count = 0;
-    chain_intent_hash(&job.terms, id);
-    cr_assert(echain_executed_count(&fx.chain, id, &count));
-    cr_assert_eq(count, 1, "the payment is on the new chain too");
+    reorg_until_mined_again(revert, before, after);
+    cr_assert_eq(executed_count(&job), 1, "the payment is on the new chain too");
 }
 
 Test(executor, a_row_left_broadcast_whose_transaction_was_mined_is_adopted_not_sent_twice,
@@ -1282,11 +1250,7 @@ Test(executor, two_keys_are_two_nonce_lanes, .timeout = 120, .fini = end_all)
     echain_db_value(&fx.chain, "SELECT count(DISTINCT executor) FROM executions", v, sizeof(v));
     cr_assert_eq(atol(v), 2, "both lanes must carry jobs");
     for (int i = 0; i != N; ++i) {
-        uint8_t id[32];
-        uint32_t count = 0;
-        chain_intent_hash(&jobs[i].terms, id);
-        cr_assert(echain_executed_count(&fx.chain, id, &count));
-        cr_assert_eq(count, 1);
+        cr_assert_eq(executed_count(&jobs[i]), 1);
     }
     cr_assert_eq(executor_pool_pending(fx.pool), 0);
 }
@@ -1332,11 +1296,7 @@ Test(executor, a_mined_transaction_whose_receipt_comes_after_its_nonce_count_is_
     cr_assert_eq(atol(v), 1, "the executions were moved to another nonce");
     cr_assert(echain_rpc_u64(&fx.chain, "eth_getTransactionCount", q, &nonce));
     cr_assert_eq(nonce, 1, "a second transaction was sent");
-    uint8_t id[32];
-    uint32_t count = 0;
-    chain_intent_hash(&job.terms, id);
-    cr_assert(echain_executed_count(&fx.chain, id, &count));
-    cr_assert_eq(count, 1);
+    cr_assert_eq(executed_count(&job), 1);
     char sql[160];
     snprintf(sql, sizeof(sql), "SELECT execution_count FROM intents WHERE id = '%s'",
              job.intent_id);
@@ -1499,10 +1459,7 @@ Test(executor, a_batch_short_of_gas_pays_nothing_twice_and_the_lane_declares_mor
     /* every payment made exactly once, on chain and in the database */
     uint64_t sum = 0;
     for (int i = 0; i != N; ++i) {
-        uint8_t id[32];
-        uint32_t count = 99;
-        chain_intent_hash(&jobs[i].terms, id);
-        cr_assert(echain_executed_count(&fx.chain, id, &count));
+        uint32_t count = executed_count(&jobs[i]);
         cr_assert_eq(count, 1, "intent %d executed %u times on chain", i, count);
         cr_assert_eq(rows_of(&jobs[i], "confirmed"), 1);
         sum += 100 + (uint64_t)i;
