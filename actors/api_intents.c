@@ -1337,9 +1337,12 @@ static void change_answered(net_http_async_t *call, rt_msg_t *msg)
     } else if (!row_to_intent(st->api, &st->user, r->results[0], 0, &in)) {
         net_problem_internal(req);
     } else {
-        api_cache_bump(st->api->cache, st->user.id); /* before the answer: the next GET misses */
-        if (!handed)
-            notify_changed(st->api, st->user.id, &in, "intent.updated"); /* before, as a create */
+        /* before the answer, as a create: the next GET misses (else change_settle_room bumped
+         * the cache and told the engine) */
+        if (!handed) {
+            api_cache_bump(st->api->cache, st->user.id);
+            notify_changed(st->api, st->user.id, &in, "intent.updated");
+        }
         net_json_send(req, 200, change_answer(st, &in));
     }
     net_http_async_end(call);

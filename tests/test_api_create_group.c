@@ -4,16 +4,13 @@
  * terms and salt, also when a repeat shares a group with others), each row and its audit row are
  * stored once, and groups really form (rows committed by one transaction share its xmin). The
  * audit table is locked at the start of each round so that the queue forms whatever the speed. */
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <jansson.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 #include "support/api_server.h"
 
@@ -43,43 +40,13 @@ typedef struct st_client_t {
     char id[37];
 } client_t;
 
-/* One POST on a connection of its own (the support's http() shares static buffers). */
-static int post(const char *token, const char *json, char *resp, size_t cap)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        if (fd >= 0)
-            close(fd);
-        return 0;
-    }
-    char req[8192];
-    int n = snprintf(req, sizeof(req),
-                     "POST /api/intents HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-                     "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\n\r\n%s",
-                     token, strlen(json), json);
-    size_t len = 0;
-    if (n > 0 && n < (int)sizeof(req) && write(fd, req, (size_t)n) == n) {
-        ssize_t got;
-        while (len + 1 < cap && (got = read(fd, resp + len, cap - 1 - len)) > 0)
-            len += (size_t)got;
-    }
-    close(fd);
-    resp[len] = '\0';
-    int status = 0;
-    return sscanf(resp, "HTTP/1.%*d %d", &status) == 1 ? status : 0;
-}
-
 static void *client_main(void *arg)
 {
     client_t *c = arg;
-    static __thread char resp[16384];
+    static __thread char body[16384];
     pthread_barrier_wait(c->start);
-    c->status = post(c->token, c->json, resp, sizeof(resp));
-    const char *body = strstr(resp, "\r\n\r\n");
-    json_t *o = c->status == 201 && body != NULL ? json_loads(body + 4, 0, NULL) : NULL;
+    c->status = http("POST", "/api/intents", c->token, NULL, c->json, body, sizeof(body));
+    json_t *o = c->status == 201 ? json_loads(body, 0, NULL) : NULL;
     snprintf(c->id, sizeof(c->id), "%s", json_string_value(json_object_get(o, "id")) ?: "");
     json_decref(o);
     return NULL;

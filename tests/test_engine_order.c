@@ -297,9 +297,7 @@ Test(engine_order, a_completion_overtaken_by_a_reopening_leaves_the_period_sched
     /* the executor's confirmation: the count, and the completion by maxExecutions */
     db("UPDATE intents SET execution_count = 1, last_execution = now(), status = 'completed'"
        " WHERE id = '%s'");
-    pthread_mutex_lock(&w.mutex);
-    w.hold_next = true; /* the completion's reply */
-    pthread_mutex_unlock(&w.mutex);
+    hold_next_reply(); /* the completion's reply */
     send_confirmed(0);
     cr_assert(wait_for(held) && !w.stopped, "no completion written");
     db_expect("SELECT status || ' ' || (next_execution IS NULL) FROM intents WHERE id = '%s'",
@@ -320,9 +318,7 @@ Test(engine_order, a_pause_read_answered_after_the_resume_read_is_ignored, .time
 {
     begin(0, false);
     db("UPDATE intents SET status = 'paused' WHERE id = '%s'");
-    pthread_mutex_lock(&w.mutex);
-    w.hold_next = true; /* the pause's read */
-    pthread_mutex_unlock(&w.mutex);
+    hold_next_reply(); /* the pause's read */
     send_to_actor(ENGINE_MSG_RELOAD, ENGINE_RELOAD_CHANGED);
     cr_assert(wait_for(held) && !w.stopped, "the pause was not read");
 

@@ -13,15 +13,12 @@
  * engine of bounded room (ENGINE_MAX_INTENTS): what it cannot schedule is refused (503,
  * "engine_full") before anything is stored, also when many creates race for the last room.
  */
-#include <arpa/inet.h>
 #include <assert.h>
 #include <criterion/criterion.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include "chain/eip712.h"
@@ -500,37 +497,6 @@ typedef struct st_racer_t {
     char other[512];
 } racer_t;
 
-/* One POST /api/intents on a connection of its own (http() shares static buffers); its status
- * (0: no answer) and the answer's body in `body`. */
-static int post_create(const char *json, char *body, size_t cap)
-{
-    static __thread char resp[16384];
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    size_t len = 0;
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-        char req[8192];
-        int n = snprintf(req, sizeof(req),
-                         "POST /api/intents HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-                         "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
-                         "Content-Length: %zu\r\n\r\n%s",
-                         token_a, strlen(json), json);
-        ssize_t got;
-        if (n > 0 && n < (int)sizeof(req) && write(fd, req, (size_t)n) == n)
-            while (len + 1 < sizeof(resp) &&
-                   (got = read(fd, resp + len, sizeof(resp) - 1 - len)) > 0)
-                len += (size_t)got;
-    }
-    if (fd >= 0)
-        close(fd);
-    resp[len] = '\0';
-    const char *b = strstr(resp, "\r\n\r\n");
-    snprintf(body, cap, "%s", b != NULL ? b + 4 : "");
-    int status = 0;
-    return sscanf(resp, "HTTP/1.%*d %d", &status) == 1 ? status : 0;
-}
-
 static void *racer_main(void *arg)
 {
     racer_t *r = arg;
@@ -538,7 +504,7 @@ static void *racer_main(void *arg)
     pthread_barrier_wait(r->start);
     for (int i = 0; i != RACE_CREATES; ++i) {
         create_body(json, sizeof(json), r->start_at, (uint8_t)(RACE_SALT + r->first + i), false);
-        int status = post_create(json, body, sizeof(body));
+        int status = http("POST", "/api/intents", token_a, NULL, json, body, sizeof(body));
         json_t *p = status == 503 ? json_loads(body, 0, NULL) : NULL;
         const char *reason = json_string_value(json_object_get(p, "reason"));
         if (status == 201) {

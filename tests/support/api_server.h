@@ -32,7 +32,8 @@ void db_exec(const char *url, const char *sql);
 char *db_value(const char *sql);
 /** A free loopback port. */
 int free_port(void);
-/** One request (Connection: close); the status, or 0 when nothing listens yet. */
+/** One request (Connection: close); the status, or 0 when nothing listens yet or the request
+ * could not be written. Safe to call from several threads at once. */
 int http(const char *method, const char *path, const char *auth, const char *content_type,
          const char *payload, char *body, size_t cap);
 /** Creates the test database and starts intentd on it (extra environment: NULL-terminated
