@@ -248,14 +248,14 @@ the same worker count) and intentd's `/healthz` (intentd runs with its engine, a
 open loop at half the bare server's rate (the bare server's own latency at that rate is measured
 too) and at half their own rate; `POST /api/intents` against pgbench running the same INSERT
 statement (the intent row, its audit row, the columns back; prepared) at the same concurrency;
-sign-in (nonce, then signed message); anvil taking pre-signed EIP-1559 transfers from eight
-wallets with `eth_sendRawTransaction`, the baseline of end-to-end executions; WebSocket fan-out
-and executions through the programs their authors wrote (`bench/ws_bench`,
-`bench/executor_bench`, `bench/engine*bench*`) when they are built, each bounded in time (the
-executions' judged figure is the mean of four bursts due at 0, 0.25, 0.5 and 0.75 s into
-anvil's 1 s block interval, each against its own plain sender; see executor_bench.c); a
-mixed workload (get 70 %, list 15 %, create 10 %, sign-in 5 %) in closed loop and in open loop
-at half its closed-loop rate.
+sign-in (nonce, then signed message); WebSocket fan-out and executions through the programs
+their authors wrote (`bench/ws_bench`, `bench/executor_bench`, `bench/engine*bench*`) when they
+are built, each bounded in time (the executions' judged figure is the mean of four bursts due
+at 0, 0.25, 0.5 and 0.75 s into anvil's 1 s block interval, each against its own plain sender
+on its own anvil; see executor_bench.c); a mixed workload (get 70 %, list 15 %, create 10 %,
+sign-in 5 %) in closed loop and in open loop at half its closed-loop rate; and last, anvil
+taking pre-signed EIP-1559 transfers from eight wallets with `eth_sendRawTransaction` (last
+because anvil then spends a core for minutes on the transfers left in its pool).
 
 The older single-purpose scripts still work on their own: `bench/http_bench.sh` (wrk against
 `/healthz`), `bench/store_bench.sh` (store/pg against pgbench), `bench/rpc_bench.sh` (chain/rpc
