@@ -109,17 +109,21 @@ static int st_cursor_get, st_cursor_put, st_ours, st_supersede_period, st_adopt,
 /* The intents whose period a reorg took back (the CTE `g`: intent_id, period; $1: the
  * transaction): the count goes back to that period unless
  * another transaction's confirmed row still pays it, and a completed intent is active again (its
- * actor plans its nextExecution). lastExecution was the payment taken back, which would put the
- * period's due time a minInterval later (or past endAt): it is cleared (the block time of the
- * payment before is not kept; should the registry find the period too early, that failure is
- * retried). `o` is the intent as it was before the statement. Then the audit row of each intent
- * made active again. */
+ * actor plans its nextExecution). lastExecution was the payment taken back: it becomes the block
+ * time of the payment before, the newest confirmed row of a lower period still live (another
+ * transaction's: the rows of $1 are read as they were before the statement), which is what the
+ * registry's lastExecutedAt says after the reorg, so the period is planned a minInterval after
+ * it. NULL when there is none, or when its block time predates store/migrations/010 (should the
+ * registry then find the period too early, that failure is retried). `o` is the intent as it was
+ * before the statement. Then the audit row of each intent made active again. */
 #define REOPEN_CTES                                                                                \
-    " it AS (UPDATE intents t SET execution_count = g.period, last_execution = NULL, status ="     \
-    " CASE WHEN t.status = 'completed' THEN 'active' ELSE t.status END, next_execution = CASE"     \
-    " WHEN t.status = 'completed' THEN NULL ELSE t.next_execution END, updated_at = now() FROM g," \
-    " intents o WHERE t.id = g.intent_id AND o.id = t.id AND t.execution_count > g.period AND"     \
-    " NOT EXISTS (SELECT 1 FROM executions x WHERE x.intent_id = g.intent_id AND x.period ="       \
+    " it AS (UPDATE intents t SET execution_count = g.period, last_execution = (SELECT"            \
+    " x.block_time FROM executions x WHERE x.intent_id = g.intent_id AND x.live AND x.status ="    \
+    " 'confirmed' AND x.period < g.period AND x.tx_hash <> $1 ORDER BY x.period DESC LIMIT 1),"    \
+    " status = CASE WHEN t.status = 'completed' THEN 'active' ELSE t.status END, next_execution =" \
+    " CASE WHEN t.status = 'completed' THEN NULL ELSE t.next_execution END, updated_at = now()"    \
+    " FROM g, intents o WHERE t.id = g.intent_id AND o.id = t.id AND t.execution_count > g.period" \
+    " AND NOT EXISTS (SELECT 1 FROM executions x WHERE x.intent_id = g.intent_id AND x.period ="   \
     " g.period AND x.live AND x.status = 'confirmed' AND x.tx_hash <> $1) RETURNING t.id,"         \
     " t.owner_id, g.period, o.status AS was),"                                                     \
     " a AS (INSERT INTO audit_log (user_id, actor, action, subject_id, details) SELECT"            \
@@ -147,8 +151,8 @@ static void register_recheck_statements(void)
     st_unmine = store_pg_statement(
         "follower_unmine",
         "WITH" K_LOCK_1 " u AS (UPDATE executions e SET status = 'broadcast', block_number ="
-        " NULL, block_hash = NULL, gas_used = NULL, gas_price_wei = NULL, error = NULL,"
-        " confirmed_at = NULL WHERE " K_READ
+        " NULL, block_hash = NULL, block_time = NULL, gas_used = NULL, gas_price_wei = NULL,"
+        " error = NULL, confirmed_at = NULL WHERE " K_READ
         " AND e.tx_hash = $1 AND (e.status = 'confirmed' OR (e.status = 'failed' AND NOT EXISTS"
         " (SELECT 1 FROM executions x WHERE x.intent_id = e.intent_id AND x.period = e.period AND"
         " x.live))) RETURNING e.id, e.intent_id, e.period),"
@@ -160,10 +164,12 @@ static void register_recheck_statements(void)
         " u.intent_id) FROM u");
     /* mined (again) deep enough: each row takes the block and the outcome its receipt's logs
      * give it now ($4..$6: intent id as hex, count, error or NULL; $7: the whole transaction
-     * reverted; executor_txs keeps the greatest block). A row of a payment the chain undid gives
-     * its period back to the intent's count (REOPEN_CTES, when the intent counted it); a failed row
-     * that the chain now pays is the adoption's to repair (the follower's Executed logs), since
-     * another transaction may hold its period meanwhile. A row still as v read it only: a lane that
+     * reverted; executor_txs keeps the greatest block) and the block's time ($10, NULL when the
+     * follower has not seen the block: unknown), which the intent's last_execution takes when the
+     * row pays its newest period. A row of a payment the chain undid gives its period back to
+     * the intent's count (REOPEN_CTES, when the intent counted it); a failed row that the chain
+     * now pays is the adoption's to repair (the follower's Executed logs), since another
+     * transaction may hold its period meanwhile. A row still as v read it only: a lane that
      * follows the transaction (taken back in flight after the reorg) may decide it at the same
      * moment, and the update, waiting for that commit, would else write and report the same outcome
      * a second time. */
@@ -178,16 +184,18 @@ static void register_recheck_statements(void)
         " i.on_chain_id AND o.p = e.period WHERE " K_READ " AND e.tx_hash = $1 AND e.status IN"
         " ('broadcast', 'confirmed', 'failed')),"
         " ex AS (UPDATE executions e SET status = v.now, error = CASE WHEN v.now = 'failed' THEN"
-        " v.err END, block_number = $2, block_hash = $3, gas_used = $8::bigint, gas_price_wei ="
-        " $9::numeric, confirmed_at = COALESCE(e.confirmed_at, now()) FROM v WHERE e.id = v.id"
+        " v.err END, block_number = $2, block_hash = $3, block_time = to_timestamp($10::bigint),"
+        " gas_used = $8::bigint, gas_price_wei = $9::numeric, confirmed_at ="
+        " COALESCE(e.confirmed_at, now()) FROM v WHERE e.id = v.id"
         " AND e.status = v.was AND NOT (v.was = 'failed' AND v.now = 'confirmed') AND (v.was <>"
         " v.now OR e.block_hash IS DISTINCT FROM $3) RETURNING e.id, e.intent_id, e.period,"
         " e.status, e.error, v.was),"
         " tx AS (UPDATE executor_txs SET block_number = GREATEST(block_number, $2) WHERE tx_hash ="
         " $1 AND EXISTS (SELECT 1 FROM ex)),"
         " up AS (UPDATE intents t SET execution_count = GREATEST(t.execution_count, ex.period +"
-        " 1), updated_at = now() FROM ex WHERE t.id = ex.intent_id AND ex.was <> ex.status AND"
-        " ex.status = 'confirmed'),"
+        " 1), last_execution = CASE WHEN ex.period + 1 >= t.execution_count THEN"
+        " COALESCE(to_timestamp($10::bigint), t.last_execution) ELSE t.last_execution END,"
+        " updated_at = now() FROM ex WHERE t.id = ex.intent_id AND ex.status = 'confirmed'),"
         " g AS (SELECT ex.intent_id, ex.period FROM ex JOIN intents c ON c.id = ex.intent_id"
         " WHERE ex.was <> ex.status AND ex.status <> 'confirmed' AND c.execution_count ="
         " ex.period + 1)," REOPEN_CTES
@@ -238,23 +246,26 @@ void chain_follower_register_statements(void)
         " e.intent_id = i.id AND e.period = $2 AND e.live AND e.status IN ('signed', 'broadcast')"
         " AND e.tx_hash <> $3 AND NOT EXISTS (SELECT 1 FROM executions x WHERE x.tx_hash = $3 AND"
         " x.intent_id = i.id AND x.period = $2 AND x.live)");
-    /* the row of the log's (transaction, intent, period) becomes confirmed: ours that was marked
-     * replaced or failed (at most one of them), or a new one for another executor's; its
-     * transaction in executor_txs (a new one not in flight), with the greatest block */
+    /* the row of the log's (transaction, intent, period) becomes confirmed, with its block's time
+     * ($9, as the intent's last_execution): ours that was marked replaced or failed (at most one
+     * of them), or a new one for another executor's; its transaction in executor_txs (a new one
+     * not in flight), with the greatest block */
     st_adopt = store_pg_statement(
         "follower_adopt",
         "WITH" K_LOCK_3 " i AS (SELECT id, owner_id, name FROM intents WHERE on_chain_id = $1"
         " AND " K_READ "),"
         " fix AS (UPDATE executions e SET status = 'confirmed', error = NULL, block_number = $7,"
-        " block_hash = $8, broadcast_at = COALESCE(e.broadcast_at, now()), confirmed_at = now()"
+        " block_hash = $8, block_time = to_timestamp($9), broadcast_at = COALESCE(e.broadcast_at,"
+        " now()), confirmed_at = now()"
         " WHERE e.id = (SELECT x.id FROM executions x JOIN i ON x.intent_id = i.id WHERE"
         " x.tx_hash = $3 AND x.period = $2 AND x.status IN ('replaced', 'failed') ORDER BY"
         " x.created_at DESC LIMIT 1) AND NOT EXISTS (SELECT 1 FROM executions x JOIN i ON"
         " x.intent_id = i.id WHERE x.period = $2 AND x.live)"
         " RETURNING e.intent_id, e.period),"
         " ins AS (INSERT INTO executions (intent_id, period, status, amount, executor, nonce,"
-        " raw_tx, tx_hash, block_number, block_hash, broadcast_at, confirmed_at)"
-        " SELECT i.id, $2, 'confirmed', $6, $4, $5, ''::bytea, $3, $7, $8, now(), now() FROM i"
+        " raw_tx, tx_hash, block_number, block_hash, block_time, broadcast_at, confirmed_at)"
+        " SELECT i.id, $2, 'confirmed', $6, $4, $5, ''::bytea, $3, $7, $8, to_timestamp($9), now(),"
+        " now() FROM i"
         " WHERE NOT EXISTS (SELECT 1 FROM executions x WHERE x.tx_hash = $3 AND x.intent_id ="
         " i.id AND x.period = $2)"
         " ON CONFLICT (intent_id, period) WHERE live DO NOTHING"
@@ -479,9 +490,13 @@ static void recheck_settle(rt_actor_t *self, chain_follower_t *f, recheck_t *c,
             chain_u256_to_dec(&rc->effective_gas_price, price);
         const char *reverted = rc->success ? "false" : "true",
                    *gas_price = rc->has_effective_gas_price ? price : NULL;
-        const char *params[] = {hash, number, block, ids, counts, errors, reverted, gas, gas_price};
+        const block_seen_t *b = seen_at(f, rc->block_number);
+        char time_s[24];
+        snprintf(time_s, sizeof(time_s), "%llu", b != NULL ? (unsigned long long)b->timestamp : 0);
+        const char *params[] = {hash,   number,   block, ids,       counts,
+                                errors, reverted, gas,   gas_price, b != NULL ? time_s : NULL};
         c->block_number = rc->block_number;
-        recheck_write(self, f, c, R_UPDATE, st_remine, 9, params);
+        recheck_write(self, f, c, R_UPDATE, st_remine, 10, params);
     }
     free(ids), free(counts), free(errors);
 }

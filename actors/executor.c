@@ -199,10 +199,12 @@ static int st_insert, st_insert_again, st_keep_raw, st_mark_replaced, st_mark_br
 #define OUT_OF_GAS_ERROR "the batch ran out of gas"
 
 /* The statement that records a mined transaction's outcomes, its intents' counts, notifications
- * and audit rows at once. The intents are read once, in the executions update (owner and name,
- * which no outcome changes), and the notification and audit rows take them from its result
- * instead of joining intents again (two index look-ups less per outcome: ~45.5 -> ~42.5 buffer
- * hits per outcome in executor_bench's pg_stat_statements; the statement's time moved within
+ * and audit rows at once. Each decided row keeps its block's time ($9, also the intents'
+ * last_execution) in block_time, which a reorg that takes a later payment back gives the intent
+ * back (chain_follower.c, REOPEN_CTES). The intents are read once, in the executions update (owner
+ * and name, which no outcome changes), and the notification and audit rows take them from its
+ * result instead of joining intents again (two index look-ups less per outcome: ~45.5 -> ~42.5
+ * buffer hits per outcome in executor_bench's pg_stat_statements; the statement's time moved within
  * the run-to-run noise). */
 static void register_finalize(void)
 {
@@ -211,10 +213,10 @@ static void register_finalize(void)
         "WITH o AS (SELECT * FROM unnest($2::uuid[], $3::int[], $4::text[]) AS o(i, p, err)),"
         " ex AS (UPDATE executions e SET status = CASE WHEN o.err IS NULL THEN 'confirmed' ELSE"
         " 'failed' END, error = o.err, gas_used = $5, gas_price_wei = $6, block_number = $7,"
-        " block_hash = $8, confirmed_at = now() FROM o, intents i WHERE e.tx_hash = $1 AND"
-        " e.intent_id = o.i AND e.period = o.p AND e.status IN ('signed', 'broadcast') AND i.id ="
-        " e.intent_id RETURNING e.id, e.intent_id, e.period, e.status, e.error, i.owner_id,"
-        " i.name),"
+        " block_hash = $8, block_time = to_timestamp($9), confirmed_at = now() FROM o, intents i"
+        " WHERE e.tx_hash = $1 AND e.intent_id = o.i AND e.period = o.p AND e.status IN ('signed',"
+        " 'broadcast') AND i.id = e.intent_id RETURNING e.id, e.intent_id, e.period, e.status,"
+        " e.error, i.owner_id, i.name),"
         /* every transaction of the nonce (their rows locked by the unit's first statement,
          * executor_supersede_nonce: see store/migrations/009): in flight while a row not decided
          * here is; the winner's block */

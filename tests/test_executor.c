@@ -6,9 +6,10 @@
  * the same block as ours), an Executed log of ours whose rows were marked replaced adopted, a
  * revoke, start-up reconciliation of a row left signed and of a transaction the previous run
  * left broadcast, a reorg after a restart, the raw transaction stored once per
- * transaction, events for rows marked replaced, and a batch short of gas (nothing paid twice,
- * the lane declares more). The pool runs in the test process on a runtime of its own
- * (tests/support/harness.c). */
+ * transaction, events for rows marked replaced, a batch short of gas (nothing paid twice,
+ * the lane declares more), and the block time each decided row keeps (a reorg that takes the
+ * newest payment back gives the intent the previous one's as its last execution). The pool runs in
+ * the test process on a runtime of its own (tests/support/harness.c). */
 #include <criterion/criterion.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -1594,4 +1595,118 @@ Test(executor, the_transactions_of_one_block_share_one_read_of_it, .timeout = 12
     cr_assert_str_eq(row_hash, hash);
     cr_assert_eq(row_time_s, time_s);
     cr_assert_eq(outcomes_with(EXECUTOR_CONFIRMED, true), N);
+}
+
+/* The block time the database holds for the confirmed row of `job`'s intent and `period` (its
+ * block_time; 0 when NULL), checked against the chain: its block's timestamp, which it returns. */
+static long long row_block_time(const executor_job_t *job, uint32_t period)
+{
+    char sql[320], v[128], row_hash[80], hash[65];
+    snprintf(sql, sizeof(sql),
+             "SELECT block_number || ' ' || encode(block_hash, 'hex') || ' ' || COALESCE(extract("
+             "epoch FROM block_time)::bigint, 0) FROM executions WHERE intent_id = '%s' AND period"
+             " = %u AND status = 'confirmed'",
+             job->intent_id, period);
+    echain_db_value(&fx.chain, sql, v, sizeof(v));
+    unsigned long long number;
+    long long time_s, chain_time_s;
+    cr_assert_eq(sscanf(v, "%llu %79s %lld", &number, row_hash, &time_s), 3, "period %u: %s",
+                 period, v);
+    chain_block(number, hash, &chain_time_s);
+    cr_assert_str_eq(row_hash, hash, "period %u: the row's block is not canonical", period);
+    cr_assert_eq(time_s, chain_time_s, "period %u: block_time %lld, its block's time %lld", period,
+                 time_s, chain_time_s);
+    return chain_time_s;
+}
+
+/* The intent's last execution (epoch seconds; 0 when NULL). */
+static long long last_execution_s(const executor_job_t *job)
+{
+    char sql[160], v[64];
+    snprintf(sql, sizeof(sql),
+             "SELECT COALESCE(extract(epoch FROM last_execution)::bigint, 0) FROM intents WHERE id"
+             " = '%s'",
+             job->intent_id);
+    echain_db_value(&fx.chain, sql, v, sizeof(v));
+    return atoll(v);
+}
+
+/* Two periods of one intent paid in blocks of different times, each row keeping its block's time;
+ * then a reorg deeper than the confirmations takes period 1's block back while period 0's stays.
+ * Automine is off on the new chain, so period 1's transaction, sent again, waits in the node's
+ * pool: the follower puts its row back in flight and the intent's count back to 1, and its last
+ * execution becomes period 0's block time (what the registry's lastExecutedAt says now), not
+ * NULL. Mined again, period 1 gives it its new block's time. */
+Test(executor, a_reorg_that_takes_the_newest_payment_back_gives_back_the_previous_block_time,
+     .timeout = 120, .fini = end_all)
+{
+    begin_chain(NULL);
+    executor_job_t job0, job1;
+    fund(1, 1000000);
+    funded_job(1, 8, 321, 780, &job0); /* minInterval 0: period 1 may follow at once */
+    job1 = job0;
+    job1.period = 1;
+    begin_pool(1, 30000, 5000);
+    wait_head(chain_head());
+    submit(&job0);
+    cr_assert_eq(wait_count("SELECT count(*) FROM executions WHERE status = 'confirmed'", 1, 30000),
+                 1);
+    static char resp[4096], snap[4096];
+    cr_assert(echain_rpc(&fx.chain, "evm_increaseTime", "[5]", resp, sizeof(resp)));
+    wait_head(chain_head());
+    cr_assert(echain_rpc(&fx.chain, "evm_snapshot", "[]", snap, sizeof(snap)));
+    json_t *doc = json_loads(snap, 0, NULL);
+    char revert[128];
+    snprintf(revert, sizeof(revert), "[\"%s\"]", json_string_value(json_object_get(doc, "result")));
+    json_decref(doc);
+    submit(&job1);
+    cr_assert_eq(wait_count("SELECT count(*) FROM executions WHERE status = 'confirmed'", 2, 30000),
+                 2);
+    cr_assert_eq(executed_count(&job0), 2);
+    /* the ordinary path: each confirmed row holds its block's time, the intent the newest */
+    long long time0_s = row_block_time(&job0, 0), time1_s = row_block_time(&job1, 1);
+    cr_assert_lt(time0_s, time1_s, "one block time for both periods: the test shows nothing");
+    cr_assert_eq(last_execution_s(&job0), time1_s);
+    char first[80], sql[400];
+    snprintf(sql, sizeof(sql),
+             "SELECT encode(tx_hash, 'hex') FROM executions WHERE intent_id = '%s' AND period = 1",
+             job1.intent_id);
+    echain_db_value(&fx.chain, sql, first, sizeof(first));
+    uint8_t first_hash[32];
+    size_t hash_len;
+    cr_assert_eq(chain_hex_decode(first_hash, 32, &hash_len, first, strlen(first), 0), CHAIN_OK);
+    for (int i = 0; i != 100 && executor__pool_follows(fx.pool, first_hash); ++i)
+        sleep_ms(50); /* decided: the follower's to re-check after a reorg */
+    cr_assert(!executor__pool_follows(fx.pool, first_hash));
+    wait_head(chain_head());
+    /* the new chain: period 0's block and a later empty one where period 1's was */
+    cr_assert(echain_automine(&fx.chain, false));
+    cr_assert(echain_rpc(&fx.chain, "evm_revert", revert, resp, sizeof(resp)));
+    cr_assert(strstr(resp, "true") != NULL, "%s", resp);
+    cr_assert(echain_rpc(&fx.chain, "evm_increaseTime", "[9]", resp, sizeof(resp)));
+    cr_assert(echain_mine(&fx.chain, 1));
+    for (int i = 0; i != 200 && executor_pool_reorgs(fx.pool) == 0; ++i)
+        sleep_ms(50);
+    cr_assert_geq(executor_pool_reorgs(fx.pool), 1, "the reorg went unnoticed");
+    cr_assert_eq(executed_count(&job0), 1, "period 1 is off the chain");
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM intents i JOIN executions e ON e.intent_id = i.id WHERE i.id ="
+             " '%s' AND i.execution_count = 1 AND e.period = 1 AND e.status = 'broadcast'",
+             job1.intent_id);
+    cr_assert_eq(wait_count(sql, 1, 30000), 1, "period 1 was not given back");
+    cr_assert_eq(row_block_time(&job0, 0), time0_s, "period 0's row stays in its block");
+    cr_assert_eq(last_execution_s(&job0), time0_s,
+                 "last execution: %lld, period 0's block time %lld", last_execution_s(&job0),
+                 time0_s);
+    /* mined again, in a block of a later time */
+    cr_assert(echain_automine(&fx.chain, true));
+    cr_assert(echain_mine(&fx.chain, 1));
+    for (int i = 0; i != 100 && wait_count("SELECT count(*) FROM executions WHERE status ="
+                                           " 'confirmed'",
+                                           2, 100) < 2;
+         ++i)
+        cr_assert(echain_mine(&fx.chain, 1));
+    cr_assert_eq(executed_count(&job0), 2, "period 1 is on the new chain");
+    long long again_s = row_block_time(&job1, 1);
+    cr_assert_eq(last_execution_s(&job0), again_s);
 }
