@@ -67,6 +67,16 @@ bool engine_clock_advance(int64_t seconds)
     return true;
 }
 
+bool engine__clock_set_offset_ms(int64_t ms)
+{
+    if (!atomic_load(&test_mode) || ms <= -INT64_C(86400000) || ms >= INT64_C(86400000))
+        return false;
+    atomic_store(&offset_ms, ms);
+    if (listener != NULL)
+        listener(listener_ctx);
+    return true;
+}
+
 /* Only the machine itself may move the clock: the endpoint exists only in the test mode, and
  * even then a remote peer must not learn that it does. */
 static bool peer_is_loopback(h2o_req_t *req)

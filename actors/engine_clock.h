@@ -6,7 +6,8 @@
  * can only grow, and only when the process was started with ENGINE_TEST_CLOCK=1. The test moves
  * anvil's clock by the same amount (evm_increaseTime), so the registry's block times and the
  * engine's due times stay in step. A production process has no way to move it: the endpoint is
- * not routed and engine_clock_advance refuses.
+ * not routed and engine_clock_advance refuses. (A benchmark sets a sub-second offset, possibly
+ * negative, once before its engine starts: engine__clock_set_offset_ms, also test mode only.)
  *
  * The offset is one atomic: readers on any worker see either the old or the new value, and a
  * move is announced to a listener (the engine), which re-arms its intents' timers.
@@ -42,6 +43,14 @@ int64_t engine_clock_offset_ms(void);
 /** Moves the clock forward by `seconds` (1 .. ENGINE_CLOCK_MAX_ADVANCE_S). False (nothing moved)
  * outside the test mode or for a value out of range. Tells the listener. */
 bool engine_clock_advance(int64_t seconds);
+/**
+ * Benchmarks: sets the offset to `ms` (either sign, less than a day away from 0), so that
+ * a whole-second due time falls at a chosen millisecond of the wall clock (bench/executor_bench.c
+ * puts it at a point of anvil's block interval, behind the wall clock so that the chain's time
+ * has reached it). False (nothing moved) outside the test mode or out of range. Tells the
+ * listener.
+ */
+bool engine__clock_set_offset_ms(int64_t ms);
 /**
  * The test endpoint, for net_http_route at "/internal/test/clock": POST {"advanceSeconds": N}
  * answers 200 {"now": unix seconds, "offsetSeconds": total}; GET answers the same without moving.

@@ -5,7 +5,7 @@
  * (issue #6, "Benchmarks").
  *
  *   executor_bench [N [LANES [BATCH_GAS_BUDGET [ANVIL_GAS_LIMIT [LARGE_BATCH_GAS_BUDGET
- *                  [PHASES]]]]]]
+ *                  [PHASES [MODE]]]]]]]
  *     N                 payments each way (default 10000); DATABASE_URL must be set
  *     LANES             executor keys, one nonce lane each (1..4, default 1; dev keys 0, 6, 7, 9)
  *     BATCH_GAS_BUDGET  the executor's gas budget per batch transaction (default 4000000)
@@ -23,6 +23,29 @@
  *                       PHASES-1, each pass on a fresh anvil and database with its own plain
  *                       sender; the figures are the means over the passes, with the worst
  *                       pass's ratio beside them. The harness's standard run uses 4.
+ *     MODE              "executor" (default): the bench hands the N jobs to an executor pool
+ *                       of its own at due (executor_submit), so the clock starts at the
+ *                       executor. "engine": end to end through the intent engine (below); the
+ *                       figures' names then start with executor_engine_ instead of executor_
+ *                       (executor_engine_exec_per_s_large_gas, ..._ratio_to_plain_intake_...,
+ *                       ..._ratio_worst_phase_..., and ..._due_to_last_handover_s_...).
+ *
+ * Engine mode: the N payments are intents (frequency once) that all come due at one whole
+ * second T, stored as rows from which the engine derives exactly the signed terms
+ * (echain_due_intents: validAfter = startAt = T, minInterval of `once`, maxExecutions 1), and
+ * created an hour before, as after a restart. The engine runs in process (engine_create: the
+ * chain client, constraint reads on, no gas oracle since no row has a gas cap, and its own
+ * executor with the executor mode's settings), loads the rows before T, and at T every intent's
+ * actor wakes on its worker's timer wheel, has the constraint readers read the owner's balance
+ * and allowance and, at an intent's first due time, the registry's executedCount (batched
+ * eth_calls), and hands its job to the executor. The clock starts at T and stops, as in the
+ * executor mode, when every row is confirmed. Schedules are whole seconds, so the phase is set
+ * with the engine clock's offset (engine__clock_set_offset_ms, in (-1 s, 0]): the engine's clock
+ * reads T at the chosen point of the block interval, never before the wall clock (and anvil's
+ * block times) reach T, as the registry takes no execution before validAfter. The engine's own
+ * part is reported: when the first and the last job reached the executor after T, and its
+ * lateness histogram (due -> hand-over); an intent delayed instead of executed stops the wait,
+ * and one whose signature did not match shows as a failed row ("wrong signer").
  *
  * Why phases: executions are confirmed only in a block, and anvil mines one per second, so
  * when in the block interval a burst comes due decides how long it waits for the block. A burst
@@ -65,6 +88,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "actors/engine.h"
+#include "actors/engine_clock.h"
 #include "actors/executor.h"
 #include "actors/executor_internal.h"
 #include "chain/abi.h"
@@ -81,6 +106,19 @@ static double now_s(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
+
+static double wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The mode (the last argument): false, the bench hands the jobs to an executor pool; true, the
+ * intent engine's actors come due and hand them over themselves. */
+static bool engine_mode;
+/* The figures' names start with this ("executor", "executor_engine"). */
+static const char *figure_prefix = "executor";
 
 static void die(const char *what)
 {
@@ -193,6 +231,7 @@ typedef struct st_engine_run_t {
     harness_t h;
     chain_rpc_t *rpc;
     store_pg_t *pg;
+    engine_t *engine; /* engine mode: the intent engine, which owns `pool` */
     executor_pool_t *pool;
     chain_key_t *keys[LANES_MAX];
     int lanes;
@@ -201,9 +240,31 @@ typedef struct st_engine_run_t {
 
 enum { TRACE_MAX = 1 << 16 };
 
-static void engine_start(echain_t *c, engine_run_t *e, int lanes, uint64_t batch_gas_budget)
+/* The executor's settings of both modes: CONFIRMATIONS 1, one lane per key. */
+static executor_config_t executor_settings(echain_t *c, engine_run_t *e, uint64_t batch_gas_budget)
 {
-    executor_register_statements();
+    return (executor_config_t){.rpc = e->rpc,
+                               .pg = e->pg,
+                               .keys = (const chain_key_t **)e->keys,
+                               .num_keys = (size_t)e->lanes,
+                               .chain_id = 31337,
+                               .registry = c->registry,
+                               .confirmations = 1,
+                               .batch_gas_budget = batch_gas_budget,
+                               .replace_after_ms = 30000,
+                               .poll_ms = 200};
+}
+
+/* The runtime, the chain client, the database pool and the lanes' executor: a pool of the
+ * bench's own, or (engine mode) the intent engine with its executor, constraint reads on (no gas
+ * oracle: the intents have no gas cap). The engine is started, its rows loading. */
+static void run_start(echain_t *c, engine_run_t *e, int lanes, uint64_t batch_gas_budget)
+{
+    memset(e, 0, sizeof(*e));
+    if (engine_mode)
+        engine_register_statements(); /* the executor's too */
+    else
+        executor_register_statements();
     e->http = net_http_client_create(NULL);
     const char *urls[] = {c->anvil.url};
     char err[256];
@@ -215,31 +276,41 @@ static void engine_start(echain_t *c, engine_run_t *e, int lanes, uint64_t batch
     e->lanes = lanes;
     for (int i = 0; i != lanes; ++i)
         chain_key_from_hex(&e->keys[i], echain_dev_keys[lane_keys[i]], 64);
-    executor_config_t cfg = {.rpc = e->rpc,
-                             .pg = e->pg,
-                             .keys = (const chain_key_t **)e->keys,
-                             .num_keys = (size_t)lanes,
-                             .chain_id = 31337,
-                             .registry = c->registry,
-                             .confirmations = 1,
-                             .batch_gas_budget = batch_gas_budget,
-                             .replace_after_ms = 30000,
-                             .poll_ms = 200};
-    e->pool = executor_pool_create(&cfg);
+    executor_config_t cfg = executor_settings(c, e, batch_gas_budget);
+    if (engine_mode) {
+        e->engine = engine_create(&(engine_config_t){.rt = e->h.rt,
+                                                     .pg = e->pg,
+                                                     .rpc = e->rpc,
+                                                     .chain_id = 31337,
+                                                     .registry = c->registry,
+                                                     .executor = cfg});
+        e->pool = e->engine != NULL ? engine_executor(e->engine) : NULL;
+    } else {
+        e->pool = executor_pool_create(&cfg);
+    }
     if (e->pool == NULL)
-        die("executor_pool_create");
+        die(engine_mode ? "engine_create" : "executor_pool_create");
     e->trace = calloc(TRACE_MAX, sizeof(*e->trace));
     executor__pool_trace(e->pool, e->trace, TRACE_MAX);
-    executor_pool_start(e->pool, e->h.rt);
+    if (engine_mode)
+        engine_start(e->engine); /* its executor, its chain readers and its loader */
+    else
+        executor_pool_start(e->pool, e->h.rt);
 }
 
-static void engine_stop(engine_run_t *e)
+static void run_stop(engine_run_t *e)
 {
-    executor_pool_stop(e->pool);
+    if (e->engine != NULL)
+        engine_stop(e->engine); /* its executor too */
+    else
+        executor_pool_stop(e->pool);
     chain_rpc_stop(e->rpc);
     store_pg_free(e->pg);
     harness_stop(&e->h);
-    executor_pool_free(e->pool);
+    if (e->engine != NULL)
+        engine_free(e->engine);
+    else
+        executor_pool_free(e->pool);
     chain_rpc_free(e->rpc);
     net_http_client_free(e->http);
     for (int i = 0; i != e->lanes; ++i)
@@ -416,15 +487,21 @@ static void report_pace(echain_t *c)
         printf("executor: most common failure: %s\n", why);
 }
 
-/* Mints and approves for the owners and signs the n jobs (salts from 1000). */
-static executor_job_t *make_jobs(echain_t *c, int n)
+enum { OWNERS = 5 };
+
+/* Mints and approves for the owners (dev accounts 1..OWNERS) and for the plain sender (3). */
+static void fund_owners(echain_t *c)
 {
-    enum { OWNERS = 5 };
     for (int o = 1; o <= OWNERS; ++o)
         if (!echain_mint(c, o, 1000000000) || !echain_approve(c, o, 1000000000))
             die("mint/approve");
     if (!echain_mint(c, 3, 1000000000))
         die("mint");
+}
+
+/* Signs the n jobs (salts from 1000) and inserts their intents' rows. */
+static executor_job_t *make_jobs(echain_t *c, int n)
+{
     executor_job_t *jobs = calloc((size_t)n, sizeof(*jobs));
     for (int i = 0; i != n; ++i)
         if (!echain_job(c, 1 + i % OWNERS, 8, 1, 0, 0, (uint32_t)i + 1000, &jobs[i]))
@@ -489,6 +566,7 @@ static void json_figure(const char *name, double value, const char *unit)
 typedef struct st_pass_figures_t {
     double exec_per_s, intake_per_s, mined_per_s;
     double ratio; /* exec_per_s / intake_per_s of the pass; over phases, the mean of the passes' */
+    double handed_over_s; /* engine mode: due -> the last job handed to the executor */
 } pass_figures_t;
 
 /* The figures of one pass: the command, both rates and their ratios, blocks, pace, phases. */
@@ -497,9 +575,10 @@ static pass_figures_t report_pass(echain_t *c, int n, int lanes, uint64_t budget
                                   double engine_s, double due_epoch_s)
 {
     const char *chain = gas_limit ? "large_gas" : "default_gas";
-    printf("command: executor_bench %d %d %llu%s%s (anvil --block-time 1%s%s: %s)\n", n, lanes,
+    printf("command: executor_bench %d %d %llu%s%s%s (anvil --block-time 1%s%s: %s)\n", n, lanes,
            (unsigned long long)budget, gas_limit ? " " : "", gas_limit ? gas_limit : "",
-           gas_limit ? " --gas-limit " : "", gas_limit ? gas_limit : "",
+           engine_mode ? " (mode engine)" : "", gas_limit ? " --gas-limit " : "",
+           gas_limit ? gas_limit : "",
            gas_limit ? "block gas is not the limit"
                      : "anvil's default 30M gas per block, the chain's ceiling");
     printf("plain sender: %d pre-signed transfers taken by anvil in %.2f s (intake %.0f tx/s),"
@@ -507,34 +586,42 @@ static pass_figures_t report_pass(echain_t *c, int n, int lanes, uint64_t budget
            n, accept_s, n / accept_s, mined_s, n / mined_s);
     long confirmed = rows_with(c, "confirmed");
     printf("executor: %ld of %d executions confirmed (%ld failed), due -> confirmed in %.2f s"
-           " (%.0f exec/s), %d lanes, batch gas budget %llu\n",
+           " (%.0f exec/s), %d lanes, batch gas budget %llu%s\n",
            confirmed, n, rows_with(c, "failed"), engine_s, confirmed / engine_s, lanes,
-           (unsigned long long)budget);
+           (unsigned long long)budget,
+           engine_mode ? "; end to end: the intents' actors came due and handed the jobs over"
+                       : "; the bench handed the jobs to the executor at due");
     report_blocks(c);
     report_pace(c);
     report_phases(c, due_epoch_s);
     report_mined(c, due_epoch_s);
-    pass_figures_t f = {confirmed / engine_s, n / accept_s, n / mined_s, 0};
+    pass_figures_t f = {confirmed / engine_s, n / accept_s, n / mined_s, 0, 0};
     f.ratio = f.exec_per_s / f.intake_per_s;
-    printf("ratio executor / plain intake rate (%s): %.2f (target >= 0.90%s)\n", chain, f.ratio,
-           gas_limit ? "" : "; not judged here: block gas bounds both");
-    printf("ratio executor / plain mined rate (%s): %.2f\n", chain, f.exec_per_s / f.mined_per_s);
+    printf("ratio %s / plain intake rate (%s): %.2f (target >= 0.90%s)\n", figure_prefix, chain,
+           f.ratio, gas_limit ? "" : "; not judged here: block gas bounds both");
+    printf("ratio %s / plain mined rate (%s): %.2f\n", figure_prefix, chain,
+           f.exec_per_s / f.mined_per_s);
     return f;
 }
 
-/* The "json:" figures of a pass (or of the mean over the phases) for the harness. */
+/* The "json:" figures of a pass (or of the mean over the phases) for the harness; their names
+ * start with figure_prefix (the mode). */
 static void report_figures(const char *gas_limit, const pass_figures_t *f)
 {
     const char *chain = gas_limit ? "large_gas" : "default_gas";
     char name[96];
-    snprintf(name, sizeof(name), "executor_exec_per_s_%s", chain);
+    snprintf(name, sizeof(name), "%s_exec_per_s_%s", figure_prefix, chain);
     json_figure(name, f->exec_per_s, "exec/s");
-    snprintf(name, sizeof(name), "executor_plain_intake_tx_per_s_%s", chain);
+    snprintf(name, sizeof(name), "%s_plain_intake_tx_per_s_%s", figure_prefix, chain);
     json_figure(name, f->intake_per_s, "tx/s");
-    snprintf(name, sizeof(name), "executor_plain_mined_tx_per_s_%s", chain);
+    snprintf(name, sizeof(name), "%s_plain_mined_tx_per_s_%s", figure_prefix, chain);
     json_figure(name, f->mined_per_s, "tx/s");
-    snprintf(name, sizeof(name), "executor_ratio_to_plain_intake_%s", chain);
+    snprintf(name, sizeof(name), "%s_ratio_to_plain_intake_%s", figure_prefix, chain);
     json_figure(name, f->ratio, "x");
+    if (engine_mode) {
+        snprintf(name, sizeof(name), "%s_due_to_last_handover_s_%s", figure_prefix, chain);
+        json_figure(name, f->handed_over_s, "s");
+    }
 }
 
 /* Waits until a new block is visible (asked every 5 ms), then `phase_s` more: the burst then
@@ -550,6 +637,211 @@ static void wait_phase(echain_t *c, double phase_s)
     usleep((useconds_t)(phase_s * 1e6));
 }
 
+/* Executor mode: the executor pool starts, and the n jobs are handed to it at once when the
+ * burst comes due, `phase_s` after a block became visible. */
+static void due_executor(echain_t *c, engine_run_t *e, const executor_job_t *jobs, int n, int lanes,
+                         uint64_t budget, double phase_s, double *t0, double *due_epoch_s)
+{
+    run_start(c, e, lanes, budget);
+    wait_blocks(c, 1);
+    wait_phase(c, phase_s);
+    *due_epoch_s = wall_s();
+    *t0 = now_s();
+    atomic_store(&e->pool->trace.n, 0);
+    for (int i = 0; i != n; ++i)
+        while (!executor_submit(e->pool, &jobs[i]))
+            if (now_s() - *t0 > 600)
+                die("the executor's queues stayed full for 600 s");
+            else
+                usleep(1000);
+}
+
+/* Engine mode: time for signing and storing the intents and for the engine to load them before
+ * they come due (a 10,000 burst takes ~1-2 s of it). */
+#define ENGINE_LEAD_S 5
+
+static bool all_loaded(engine_run_t *e, int n)
+{
+    return engine_actor_count(e->engine) >= (size_t)n;
+}
+
+/* Engine mode: n intents due once at the whole second T, stored and signed as the engine will
+ * derive their terms, the engine started and every intent's actor waiting for T; returns when T
+ * has come. T is placed `phase_s` (+ ENGINE_LEAD_S) after a block became visible with the engine
+ * clock's offset: T - offset is that moment, the offset in (-1 s, 0], so the engine's clock is
+ * behind the wall clock and anvil's (which stamps blocks with the wall clock) has reached T when
+ * the engine's does: the registry takes an execution only at block.timestamp >= validAfter. */
+static void due_engine(echain_t *c, engine_run_t *e, int n, int lanes, uint64_t budget,
+                       double phase_s, double *t0, double *due_epoch_s)
+{
+    wait_phase(c, 0);
+    double due = wall_s() + phase_s + ENGINE_LEAD_S;
+    int64_t due_s = (int64_t)due; /* unix time: positive, so this rounds down */
+    int64_t offset_ms = -(int64_t)((due - (double)due_s) * 1000 + 0.5);
+    due = (double)due_s - (double)offset_ms / 1000;
+    double ready = now_s();
+    if (!echain_due_intents(c, n, OWNERS, 8, 1, due_s, 1000))
+        die("creating the intents");
+    engine_clock_set_test_mode(true);
+    if (!engine__clock_set_offset_ms(offset_ms))
+        die("engine__clock_set_offset_ms");
+    run_start(c, e, lanes, budget);
+    for (int i = 0; i != 6000 && !(engine_loaded(e->engine) && all_loaded(e, n)); ++i)
+        usleep(1000);
+    if (engine_actor_count(e->engine) != (size_t)n)
+        die("the engine did not load every intent within 6 s");
+    double lead_s = due - wall_s();
+    printf("engine: %d intents due once at %lld (unix s); engine clock %+lld ms, so due at wall"
+           " %.3f; stored, signed and loaded in %.2f s, %.2f s before due\n",
+           n, (long long)due_s, (long long)offset_ms, due, now_s() - ready, lead_s);
+    if (lead_s < 0.1)
+        die("the intents were not loaded in time: raise ENGINE_LEAD_S");
+    usleep((useconds_t)((lead_s - 0.05) * 1e6));
+    atomic_store(&e->pool->trace.n, 0);
+    *due_epoch_s = due;
+    *t0 = now_s() + (due - wall_s());
+    while (now_s() < *t0)
+        usleep(200);
+}
+
+enum { HEADS_SEEN_MAX = 12, FOLLOWED_MAX = 64, HANDOVER_MARKS = 6 };
+/* The shares of the jobs handed over whose moments the engine mode reports. */
+static const int handover_percent[HANDOVER_MARKS] = {10, 25, 50, 75, 90, 99};
+
+/* What the bench saw while it waited for every execution to be decided. */
+typedef struct st_watch_t {
+    double engine_s; /* due -> every execution confirmed or failed */
+    int seen;        /* new heads the bench saw (every 20 ms) */
+    uint64_t seen_head[HEADS_SEEN_MAX];
+    double seen_s[HEADS_SEEN_MAX];
+    char heads[HEADS_SEEN_MAX * 24];
+    uint64_t follower0;                       /* the engine's follower's head at due */
+    double followed_s[FOLLOWED_MAX];          /* when it saw each head after that */
+    double first_handover_s, last_handover_s; /* engine mode: jobs handed to the executor */
+    double handover_s[HANDOVER_MARKS];        /* when handover_percent[k]% of them were */
+    long delayed;                             /* engine mode: intents delayed, not executed */
+} watch_t;
+
+/* Engine mode: when the first and the last job reached the executor (to the 2 ms poll). */
+static void watch_handover(engine_run_t *e, int n, double t0, watch_t *w)
+{
+    engine_lateness_t l;
+    engine_lateness(e->engine, &l);
+    if (l.count > 0 && w->first_handover_s == 0)
+        w->first_handover_s = now_s() - t0;
+    if (l.count >= (uint64_t)n && w->last_handover_s == 0)
+        w->last_handover_s = now_s() - t0;
+    for (int k = 0; k != HANDOVER_MARKS; ++k)
+        if (w->handover_s[k] == 0 && l.count * 100 >= (uint64_t)n * (uint64_t)handover_percent[k])
+            w->handover_s[k] = now_s() - t0;
+}
+
+/* Waits (from due, t0) until the database counts every execution decided, or 600 s. */
+static void watch(echain_t *c, engine_run_t *e, int n, double t0, watch_t *w)
+{
+    memset(w, 0, sizeof(*w));
+    uint64_t head0 = 0, head = 0;
+    echain_rpc_u64(c, "eth_blockNumber", "[]", &head0);
+    size_t pos = 0;
+    /* The end: the database counts every execution decided. It is asked only once the pool has
+     * nothing in flight (executor_pool_pending, read every 2 ms, drops after the last outcome's
+     * commit), or every 500 ms: a count of the table every 20 ms took ~7% of a core from the run
+     * it timed (pg_stat_statements: 1.4 ms each), the two cores being shared. */
+    int asked = 0;
+    /* when the engine's follower saw each head (an atomic read, every tick): outcomes are
+     * recorded only from then on (ready_to_record), so the tail after it is the engine's own */
+    w->follower0 = executor_pool_head(e->pool);
+    for (int tick = 0; w->engine_s == 0 && now_s() - t0 < 600; ++tick, usleep(2000)) {
+        uint64_t fh = executor_pool_head(e->pool);
+        for (uint64_t b = w->follower0 + 1; b <= fh && b - w->follower0 < FOLLOWED_MAX; ++b)
+            if (w->followed_s[b - w->follower0] == 0)
+                w->followed_s[b - w->follower0] = now_s() - t0;
+        if (e->engine != NULL)
+            watch_handover(e, n, t0, w);
+        if (tick % 10 == 0 && w->seen < HEADS_SEEN_MAX &&
+            echain_rpc_u64(c, "eth_blockNumber", "[]", &head) && head > head0) {
+            w->seen_head[w->seen] = head, w->seen_s[w->seen] = now_s() - t0;
+            pos += (size_t)snprintf(w->heads + pos, sizeof(w->heads) - pos, " %llu@+%.2f",
+                                    (unsigned long long)head, w->seen_s[w->seen]);
+            head0 = head, ++w->seen;
+        }
+        double at_s = now_s() - t0;
+        /* (engine mode: the pool is idle before the jobs arrive, too) */
+        bool idle =
+            executor_pool_pending(e->pool) == 0 && (e->engine == NULL || w->last_handover_s != 0);
+        if ((idle && tick - asked >= 10) || tick - asked >= 250) {
+            asked = tick;
+            if (db_long(c, "SELECT count(*) FROM executions WHERE status IN"
+                           " ('confirmed', 'failed')") >= n)
+                w->engine_s = at_s;
+        }
+        /* an intent held back (delayed) has no execution to wait for: stop and say why */
+        if (e->engine != NULL && tick % 250 == 249 &&
+            (w->delayed = db_long(c, "SELECT count(*) FROM intents WHERE status = 'delayed'")) > 0)
+            w->engine_s = at_s;
+    }
+    if (w->engine_s == 0)
+        w->engine_s = now_s() - t0;
+}
+
+/* Engine mode: where the engine's own part of the time went (due -> hand-over), and whether
+ * every intent ran (a signature over other terms than the engine derives fails: wrong signer). */
+static void report_engine(echain_t *c, engine_run_t *e, int n, const watch_t *w)
+{
+    engine_lateness_t l;
+    engine_lateness(e->engine, &l);
+    printf("engine: %llu of %d jobs handed to the executor, the first +%.3f s after due, the last"
+           " +%.3f s (to the 2 ms poll); lateness due -> hand-over p50 %.1f ms, p99 %.1f ms (the"
+           " histogram ends at %.1f ms), max %.1f ms\n",
+           (unsigned long long)l.count, n, w->first_handover_s, w->last_handover_s,
+           l.p50_us / 1000.0, l.p99_us / 1000.0,
+           ENGINE_LATENESS_BUCKETS * ENGINE_LATENESS_BUCKET_US / 1000.0, l.max_us / 1000.0);
+    char marks[256] = "";
+    size_t pos = 0;
+    for (int k = 0; k != HANDOVER_MARKS; ++k)
+        pos += (size_t)snprintf(marks + pos, sizeof(marks) - pos, " %d%%@+%.3f",
+                                handover_percent[k], w->handover_s[k]);
+    printf("engine: share of the jobs handed over by s after due (to the 2 ms poll):%s\n", marks);
+    char statuses[256];
+    echain_db_value(c,
+                    "SELECT string_agg(n || ' ' || s, ', ' ORDER BY s) FROM (SELECT status ||"
+                    " coalesce(' (' || delay_reason || ')', '') AS s, count(*) AS n FROM intents"
+                    " GROUP BY 1) t",
+                    statuses, sizeof(statuses));
+    printf("engine: intents now: %s%s\n", statuses,
+           w->delayed > 0 ? " (the wait stopped at the first delayed intent)" : "");
+    long confirmed = rows_with(c, "confirmed");
+    printf("engine: %s\n", confirmed == n ? "every intent's execution confirmed: the signed terms"
+                                            " are the ones the engine derives from the rows"
+                                          : "NOT every intent's execution confirmed");
+}
+
+/* After the wait: the heads, the tail, the lanes' trace and (engine mode) the hand-over. */
+static void report_watch(echain_t *c, engine_run_t *e, int n, double t0, const watch_t *w)
+{
+    printf("executor: new heads seen (block@s after due):%s\n", w->heads);
+    /* the tail: from the first head that made the last execution's block deep enough (the
+     * bench runs CONFIRMATIONS 1) to the last outcome recorded */
+    uint64_t last = (uint64_t)db_long(c, "SELECT max(block_number) FROM executions");
+    for (int k = 0; k != w->seen; ++k)
+        if (w->seen_head[k] >= last && last != 0) {
+            printf("executor: tail: every outcome recorded %.2f s after block %llu was seen\n",
+                   w->engine_s - w->seen_s[k], (unsigned long long)last);
+            break;
+        }
+    uint64_t f0 = w->follower0;
+    if (last > f0 && last - f0 < FOLLOWED_MAX && w->followed_s[last - f0] != 0)
+        printf("executor: the engine's follower saw block %llu at +%.2f s, every outcome recorded"
+               " %.2f s later (to the 2 ms poll)\n",
+               (unsigned long long)last, w->followed_s[last - f0],
+               w->engine_s - w->followed_s[last - f0]);
+    report_trace(e, t0, last);
+    if (e->engine != NULL)
+        report_engine(c, e, n, w);
+    /* to line up a profile (perf record -k CLOCK_MONOTONIC) with the phases */
+    printf("executor: due at CLOCK_MONOTONIC %.3f s\n", t0);
+}
+
 /* One pass on a fresh anvil (`gas_limit` NULL: anvil's default) and database, the burst due
  * `phase_s` after a block became visible. */
 static pass_figures_t run_pass(int n, int lanes, uint64_t budget, const char *gas_limit,
@@ -559,87 +851,23 @@ static pass_figures_t run_pass(int n, int lanes, uint64_t budget, const char *ga
     echain_t c;
     if (!echain_start(&c, args))
         die("anvil, the contracts or the database did not start");
-    executor_job_t *jobs = make_jobs(&c, n);
+    fund_owners(&c);
+    executor_job_t *jobs = engine_mode ? NULL : make_jobs(&c, n);
     wait_blocks(&c, 2);
-    double accept_s, mined_s;
+    double accept_s, mined_s, t0, due_epoch_s;
     plain_sender(&c, n, &accept_s, &mined_s);
     engine_run_t e;
-    engine_start(&c, &e, lanes, budget);
-    wait_blocks(&c, 1);
-    wait_phase(&c, phase_s);
-    struct timespec wall;
-    clock_gettime(CLOCK_REALTIME, &wall);
-    double due_epoch_s = (double)wall.tv_sec + (double)wall.tv_nsec / 1e9;
-    double t0 = now_s();
-    atomic_store(&e.pool->trace.n, 0);
-    for (int i = 0; i != n; ++i)
-        while (!executor_submit(e.pool, &jobs[i]))
-            if (now_s() - t0 > 600)
-                die("the executor's queues stayed full for 600 s");
-            else
-                usleep(1000);
-    /* when each new head became visible (the mined phase, to the poll's 20 ms) */
-    enum { HEADS_SEEN_MAX = 12 };
-    char heads[HEADS_SEEN_MAX * 24] = "";
-    uint64_t head0 = 0, head = 0, seen_head[HEADS_SEEN_MAX];
-    double seen_s[HEADS_SEEN_MAX];
-    echain_rpc_u64(&c, "eth_blockNumber", "[]", &head0);
-    size_t pos = 0;
-    /* The end: the database counts every execution decided. It is asked only once the pool has
-     * nothing in flight (executor_pool_pending, read every 2 ms, drops after the last outcome's
-     * commit), or every 500 ms: a count of the table every 20 ms took ~7% of a core from the run
-     * it timed (pg_stat_statements: 1.4 ms each), the two cores being shared. */
-    int seen = 0, asked = 0;
-    double engine_s = 0;
-    /* when the engine's follower saw each head (an atomic read, every tick): outcomes are
-     * recorded only from then on (ready_to_record), so the tail after it is the engine's own */
-    enum { FOLLOWED_MAX = 64 };
-    double followed_s[FOLLOWED_MAX] = {0};
-    uint64_t follower0 = executor_pool_head(e.pool);
-    for (int tick = 0; engine_s == 0 && now_s() - t0 < 600; ++tick, usleep(2000)) {
-        uint64_t fh = executor_pool_head(e.pool);
-        for (uint64_t b = follower0 + 1; b <= fh && b - follower0 < FOLLOWED_MAX; ++b)
-            if (followed_s[b - follower0] == 0)
-                followed_s[b - follower0] = now_s() - t0;
-        if (tick % 10 == 0 && seen < HEADS_SEEN_MAX &&
-            echain_rpc_u64(&c, "eth_blockNumber", "[]", &head) && head > head0) {
-            seen_head[seen] = head, seen_s[seen] = now_s() - t0;
-            pos += (size_t)snprintf(heads + pos, sizeof(heads) - pos, " %llu@+%.2f",
-                                    (unsigned long long)head, seen_s[seen]);
-            head0 = head, ++seen;
-        }
-        double at_s = now_s() - t0;
-        bool idle = executor_pool_pending(e.pool) == 0;
-        if ((idle && tick - asked >= 10) || tick - asked >= 250) {
-            asked = tick;
-            if (db_long(&c, "SELECT count(*) FROM executions WHERE status IN"
-                            " ('confirmed', 'failed')") >= n)
-                engine_s = at_s;
-        }
-    }
-    if (engine_s == 0)
-        engine_s = now_s() - t0;
+    if (engine_mode)
+        due_engine(&c, &e, n, lanes, budget, phase_s, &t0, &due_epoch_s);
+    else
+        due_executor(&c, &e, jobs, n, lanes, budget, phase_s, &t0, &due_epoch_s);
+    static watch_t w;
+    watch(&c, &e, n, t0, &w);
     pass_figures_t f =
-        report_pass(&c, n, lanes, budget, gas_limit, accept_s, mined_s, engine_s, due_epoch_s);
-    printf("executor: new heads seen (block@s after due):%s\n", heads);
-    /* the tail: from the first head that made the last execution's block deep enough (the
-     * bench runs CONFIRMATIONS 1) to the last outcome recorded */
-    uint64_t last = (uint64_t)db_long(&c, "SELECT max(block_number) FROM executions");
-    for (int k = 0; k != seen; ++k)
-        if (seen_head[k] >= last && last != 0) {
-            printf("executor: tail: every outcome recorded %.2f s after block %llu was seen\n",
-                   engine_s - seen_s[k], (unsigned long long)last);
-            break;
-        }
-    if (last > follower0 && last - follower0 < FOLLOWED_MAX && followed_s[last - follower0] != 0)
-        printf("executor: the engine's follower saw block %llu at +%.2f s, every outcome recorded"
-               " %.2f s later (to the 2 ms poll)\n",
-               (unsigned long long)last, followed_s[last - follower0],
-               engine_s - followed_s[last - follower0]);
-    report_trace(&e, t0, last);
-    /* to line up a profile (perf record -k CLOCK_MONOTONIC) with the phases */
-    printf("executor: due at CLOCK_MONOTONIC %.3f s\n", t0);
-    engine_stop(&e);
+        report_pass(&c, n, lanes, budget, gas_limit, accept_s, mined_s, w.engine_s, due_epoch_s);
+    f.handed_over_s = w.last_handover_s;
+    report_watch(&c, &e, n, t0, &w);
+    run_stop(&e);
     echain_stop(&c);
     free(jobs);
     return f;
@@ -654,7 +882,7 @@ static void run_phases(int n, int lanes, uint64_t budget, const char *gas_limit,
         report_figures(gas_limit, &f);
         return;
     }
-    pass_figures_t sum = {0, 0, 0, 0}, each[PHASES_MAX];
+    pass_figures_t sum = {0, 0, 0, 0, 0}, each[PHASES_MAX];
     double worst = 1e9;
     for (int k = 0; k != phases; ++k) {
         double phase_s = (double)k / phases;
@@ -664,6 +892,7 @@ static void run_phases(int n, int lanes, uint64_t budget, const char *gas_limit,
         sum.intake_per_s += each[k].intake_per_s / phases;
         sum.mined_per_s += each[k].mined_per_s / phases;
         sum.ratio += each[k].ratio / phases;
+        sum.handed_over_s += each[k].handed_over_s / phases;
         worst = each[k].ratio < worst ? each[k].ratio : worst;
     }
     printf("phases (due s after a block: executions/s vs the same pass's plain intake):");
@@ -674,9 +903,10 @@ static void run_phases(int n, int lanes, uint64_t budget, const char *gas_limit,
            " phase %.2f\n",
            phases, sum.exec_per_s, sum.intake_per_s, sum.ratio, worst);
     report_figures(gas_limit, &sum);
-    json_figure(gas_limit ? "executor_ratio_worst_phase_large_gas"
-                          : "executor_ratio_worst_phase_default_gas",
-                worst, "x");
+    char name[96];
+    snprintf(name, sizeof(name), "%s_ratio_worst_phase_%s", figure_prefix,
+             gas_limit ? "large_gas" : "default_gas");
+    json_figure(name, worst, "x");
 }
 
 #define LARGE_GAS_LIMIT "1000000000"
@@ -689,10 +919,15 @@ int main(int argc, char **argv)
     const char *gas_limit = argc > 4 ? argv[4] : NULL;
     uint64_t large_budget = argc > 5 ? strtoull(argv[5], NULL, 10) : 16000000;
     int phases = argc > 6 ? atoi(argv[6]) : 1;
+    const char *mode = argc > 7 ? argv[7] : "executor";
+    engine_mode = strcmp(mode, "engine") == 0;
+    figure_prefix = engine_mode ? "executor_engine" : "executor";
     if (n <= 0 || n > 100000 || lanes < 1 || lanes > LANES_MAX || budget == 0 ||
-        large_budget == 0 || phases < 1 || phases > PHASES_MAX)
+        large_budget == 0 || phases < 1 || phases > PHASES_MAX ||
+        (!engine_mode && strcmp(mode, "executor") != 0))
         die("usage: executor_bench [N (1..100000) [LANES (1..4) [BATCH_GAS_BUDGET"
-            " [ANVIL_GAS_LIMIT | both [LARGE_BATCH_GAS_BUDGET [PHASES (1..8)]]]]]]");
+            " [ANVIL_GAS_LIMIT | both [LARGE_BATCH_GAS_BUDGET [PHASES (1..8)"
+            " [executor | engine]]]]]]]");
     if (gas_limit != NULL && strcmp(gas_limit, "both") == 0) {
         pass_figures_t f = run_pass(n, lanes, budget, NULL, 0);
         report_figures(NULL, &f);

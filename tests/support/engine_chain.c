@@ -9,6 +9,7 @@
 #include "chain/hex.h"
 #include "chain/key.h"
 #include "actors/executor_internal.h"
+#include "actors/intent_model.h"
 #include "store/migrate.h"
 
 #ifndef INTENTD_CONTRACTS_DIR
@@ -390,4 +391,99 @@ bool echain_job(echain_t *c, int owner, int recipient, uint64_t amount, uint32_t
     job->signature[64] = (uint8_t)(27 + sig.recid);
     job->period = 0;
     return insert_rows(c, job, id);
+}
+
+/* The intent that echain_due_intents' row `i` describes, as the engine will parse it. */
+static void due_intent(echain_t *c, int owner, int recipient, uint64_t amount, int64_t due_s,
+                       uint32_t salt, intent_t *in)
+{
+    memset(in, 0, sizeof(*in));
+    in->owner = echain_dev_address(owner);
+    in->token.address = c->usdc;
+    in->recipient = echain_dev_address(recipient);
+    in->amount = chain_u256_from_u64(amount);
+    sched_init(&in->sched, CHAIN_INTENT_ONCE, 0, due_s, SCHED_NONE, 1);
+    memcpy(in->salt, &salt, sizeof(salt));
+    in->salt[30] = 0xd0; /* apart from echain_job's salts */
+    in->salt[31] = (uint8_t)owner;
+    in->chain_id = 31337;
+    in->registry = c->registry;
+}
+
+/* One VALUES row of echain_due_intents for `in`, signed with `key`, owned by `user_id`; the
+ * length written. */
+static size_t due_row(const intent_t *in, chain_key_t *key, const char *user_id, char *out,
+                      size_t cap)
+{
+    chain_intent_t terms;
+    chain_eip712_domain_t domain;
+    intent_signed_terms(in, &terms); /* what the engine derives from the row */
+    intent_domain(in, &domain);
+    uint8_t digest[32], id[32], sig65[65];
+    chain_intent_digest(&domain, &terms, digest);
+    chain_intent_hash(&terms, id);
+    chain_sig_t sig;
+    chain_key_sign(key, digest, &sig);
+    memcpy(sig65, sig.r, 32);
+    memcpy(sig65 + 32, sig.s, 32);
+    sig65[64] = (uint8_t)(27 + sig.recid);
+    char recipient[43], token[43], salt[67], hash[67], sig_text[133], amount[80];
+    executor__bytea(recipient, in->recipient.bytes, 20);
+    executor__bytea(token, in->token.address.bytes, 20);
+    executor__bytea(salt, in->salt, 32);
+    executor__bytea(hash, id, 32);
+    executor__bytea(sig_text, sig65, 65);
+    chain_u256_to_dec(&in->amount, amount);
+    return (size_t)snprintf(out, cap,
+                            "('%s', 'due intent', %llu, '%s', '%s', %s, '%s', to_timestamp(%lld),"
+                            " 1, 'active', to_timestamp(%lld), %llu, '%s', '%s', '%s',"
+                            " now() - interval '1 hour', now() - interval '1 hour')",
+                            user_id, (unsigned long long)in->chain_id, recipient, token, amount,
+                            intent_freq_name(in->sched.freq), (long long)in->sched.start_at,
+                            (long long)in->sched.start_at,
+                            (unsigned long long)in->sched.min_interval_s, salt, hash, sig_text);
+}
+
+bool echain_due_intents(echain_t *c, int n, int owners, int recipient, uint64_t amount,
+                        int64_t due_s, uint32_t salt)
+{
+    enum { OWNERS_MAX = 8, ROWS_PER_INSERT = 500, ROW_MAX = 1024 };
+    if (owners < 1 || owners > OWNERS_MAX)
+        return false;
+    char user_ids[OWNERS_MAX][40], sql[256];
+    chain_key_t *keys[OWNERS_MAX] = {NULL};
+    bool ok = true;
+    for (int o = 0; o != owners && ok; ++o) {
+        char owner[43];
+        chain_addr_t a = echain_dev_address(1 + o);
+        executor__bytea(owner, a.bytes, 20);
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO users (wallet_address) VALUES ('%s') ON CONFLICT (wallet_address)"
+                 " DO UPDATE SET last_active = now() RETURNING id",
+                 owner);
+        ok = echain_db_value(c, sql, user_ids[o], sizeof(user_ids[o])) &&
+             chain_key_from_hex(&keys[o], echain_dev_keys[1 + o], 64) == CHAIN_OK;
+    }
+    static const char head[] =
+        "INSERT INTO intents (owner_id, name, chain_id, recipient, token, amount, frequency,"
+        " start_at, max_executions, status, next_execution, min_interval, salt, on_chain_id,"
+        " signature, created_at, updated_at) VALUES ";
+    size_t cap = sizeof(head) + (size_t)ROWS_PER_INSERT * ROW_MAX;
+    char *body = malloc(cap);
+    for (int first = 0; first < n && ok; first += ROWS_PER_INSERT) {
+        size_t pos = (size_t)snprintf(body, cap, "%s", head);
+        for (int i = first; i < n && i < first + ROWS_PER_INSERT && pos < cap - ROW_MAX; ++i) {
+            intent_t in;
+            int o = i % owners;
+            due_intent(c, 1 + o, recipient, amount, due_s, salt + (uint32_t)i, &in);
+            if (i != first)
+                body[pos++] = ',';
+            pos += due_row(&in, keys[o], user_ids[o], body + pos, cap - pos);
+        }
+        ok = echain_db_exec(c, body);
+    }
+    free(body);
+    for (int o = 0; o != owners; ++o)
+        chain_key_free(keys[o]);
+    return ok;
 }

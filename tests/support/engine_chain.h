@@ -71,6 +71,18 @@ bool echain_automine(echain_t *c, bool on);
  */
 bool echain_job(echain_t *c, int owner, int recipient, uint64_t amount, uint32_t max_executions,
                 uint64_t min_interval_s, uint32_t salt, executor_job_t *job);
+/**
+ * `n` signed intents that all come due once at `due_s` (unix seconds), built the way the engine
+ * reads its rows, so that the terms it derives from a row (actors/engine.c, intent_signed_terms:
+ * validAfter = start_at, minInterval from the frequency, maxExecutions 1 for `once`) are exactly
+ * the ones signed: intent i belongs to dev account 1 + i % `owners` and pays `amount` base units
+ * of USDC to dev account `recipient`; frequency once, no end, no constraints, safety buffer 0, a
+ * salt from `salt` + i. The rows are active with next_execution = start_at = `due_s`, and created
+ * an hour ago (rows the engine finds at its start, as after a restart). Inserts the owners' user
+ * rows and the intents in a few multi-row statements.
+ */
+bool echain_due_intents(echain_t *c, int n, int owners, int recipient, uint64_t amount,
+                        int64_t due_s, uint32_t salt);
 /** The first value of `sql` on the test database, into `out` ("" when no row). */
 bool echain_db_value(echain_t *c, const char *sql, char *out, size_t cap);
 /** Runs `sql` on the test database. */
