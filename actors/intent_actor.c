@@ -51,8 +51,12 @@
 #define BACKOFF_MIN_S 15
 #define BACKOFF_MAX_S 3600
 #define SUBMIT_RETRY_MS 1000 /* the executor's queue was full */
-#define DB_RETRY_MS 1000     /* the database's queue was full */
-#define WATCHDOG_MS 30000    /* no outcome this long after a hand-over: look at the database */
+/* The constraint reader held too many requests: asked again this much later, plus as much
+ * jitter. The reader answers a batch in tens of milliseconds, so room comes back soon; a
+ * second's wait made the overflow of a large due burst miss the block the rest went into. */
+#define READ_BUSY_RETRY_MS 50
+#define DB_RETRY_MS 1000  /* the database's queue was full */
+#define WATCHDOG_MS 30000 /* no outcome this long after a hand-over: look at the database */
 #define WRONG_COUNT_RELOAD_MS 3000 /* a count the database lags: re-read, doubling to 96 s */
 #define DB_RETRY_MAX_SHIFT 3       /* the database refusing: retried after 1, 2, 4, then 8 s */
 /* A row the loader read that may have been created just now, through this process's API (created
@@ -1014,7 +1018,9 @@ void engine__intent_behaviour(rt_actor_t *self, rt_msg_t *msg)
             engine_facts_t *f = rt_msg_payload(msg);
             if (f->busy) {
                 st->phase = PHASE_WAITING;
-                rt_actor_timer_start(self, &st->timer, SUBMIT_RETRY_MS, T_SUBMIT);
+                rt_actor_timer_start(self, &st->timer,
+                                     READ_BUSY_RETRY_MS + (uint64_t)(now_ms() % READ_BUSY_RETRY_MS),
+                                     T_SUBMIT);
             } else {
                 decide(self, f);
             }
