@@ -34,10 +34,10 @@ RATIOS_JQ='
     {name: "POST /api/intents vs pgbench, same INSERT (req/s)",
      value: ratio("create_closed"; "pgbench_insert"), target: ">= 0.80",
      pass: ((ratio("create_closed"; "pgbench_insert") // 0) >= 0.8)},
-    {name: "executions end to end vs the plain sender'"'"'s intake, 1G-gas pass (issue #6)",
-     value: fig("executor_ratio_to_plain_intake_large_gas"), target: ">= 0.90",
-     pass: ((fig("executor_ratio_to_plain_intake_large_gas") // 0) >= 0.9),
-     detail: (if fig("executor_ratio_worst_phase_large_gas") then "mean of passes due at evenly spaced points of the 1 s block interval; worst pass \(fig("executor_ratio_worst_phase_large_gas"))" else "one pass, due right after a block" end)},
+    {name: "executions end to end (intents due -> confirmed) vs the plain sender'"'"'s intake, 1G-gas pass (issue #6)",
+     value: fig("executor_engine_ratio_to_plain_intake_large_gas"), target: ">= 0.90",
+     pass: ((fig("executor_engine_ratio_to_plain_intake_large_gas") // 0) >= 0.9),
+     detail: "through the intent engine (actors, constraint reads, hand-over, executor); \(if fig("executor_engine_ratio_worst_phase_large_gas") then "mean of passes due at evenly spaced points of the 1 s block interval; worst pass \(fig("executor_engine_ratio_worst_phase_large_gas"))" else "one pass, due right after a block" end); from the executor'"'"'s queue alone: \(fig("executor_ratio_to_plain_intake_large_gas") // "-") (worst pass \(fig("executor_ratio_worst_phase_large_gas") // "-"))"},
     {name: "due-time lateness p99 with the scheduled intents below (ms)",
      value: fig("engine_due_lateness_p99_ms"), target: "<= 10",
      pass: at_most(fig("engine_due_lateness_p99_ms"); 10),
@@ -250,9 +250,12 @@ too) and at half their own rate; `POST /api/intents` against pgbench running the
 statement (the intent row, its audit row, the columns back; prepared) at the same concurrency;
 sign-in (nonce, then signed message); WebSocket fan-out and executions through the programs
 their authors wrote (`bench/ws_bench`, `bench/executor_bench`, `bench/engine*bench*`) when they
-are built, each bounded in time (the executions' judged figure is the mean of four bursts due
-at 0, 0.25, 0.5 and 0.75 s into anvil's 1 s block interval, each against its own plain sender
-on its own anvil; see executor_bench.c); a mixed workload (get 70 %, list 15 %, create 10 %,
+are built, each bounded in time (the executions' judged figure is end to end through the intent
+engine, `executor_bench ... engine`: 10,000 intents due at one second, their actors' constraint
+reads and hand-over, then the executor, to every row confirmed; the mean of four bursts due at 0,
+0.25, 0.5 and 0.75 s into anvil's 1 s block interval, each against its own plain sender on its
+own anvil; the same from the executor's queue alone is measured beside it; see
+executor_bench.c); a mixed workload (get 70 %, list 15 %, create 10 %,
 sign-in 5 %) in closed loop and in open loop at half its closed-loop rate; and last, anvil
 taking pre-signed EIP-1559 transfers from eight wallets with `eth_sendRawTransaction` (last
 because anvil then spends a core for minutes on the transfers left in its pool).
