@@ -69,14 +69,20 @@ void engine_register_statements(void)
         "   WHERE delay_reason IS DISTINCT FROM $2)"
         " SELECT (SELECT count(*) FROM old)::int, " NOTIFICATION_COLUMNS
         " FROM (SELECT 1) one LEFT JOIN n ON true");
-    /* Completion by endAt; and after the executor completed it by maxExecutions, the clearing
-     * of next_execution (which the executor does not own). Audited only when it was live; a
-     * row answered when the intent changed (its intent.updated event). Only while the count is
-     * still the one the actor decided on ($2): one a reorg took back (the follower reopened the
-     * intent meanwhile) leaves a period to pay. */
+    /* Completion by endAt; and after an adoption completed it by maxExecutions, the clearing of
+     * next_execution. Audited only when it was live. A row answered when the intent is completed
+     * now (its intent.updated event): written here, or already completed with nothing left to
+     * clear (the executor's outcome completes it by maxExecutions and clears next_execution in
+     * its own write, executor.c COMPLETES: read only, no write and no lock, since one write per
+     * intent after a burst held the next outcomes up). Only while the count is still the one the
+     * actor decided on ($2): one a reorg took back (the follower reopened the intent meanwhile)
+     * leaves a period to pay. */
     engine__st_complete = store_pg_statement(
         "engine_complete",
-        "WITH old AS (SELECT id, owner_id, status FROM intents WHERE id = $1::uuid"
+        "WITH done AS (SELECT id FROM intents WHERE id = $1::uuid AND status = 'completed'"
+        "   AND next_execution IS NULL AND execution_count >= $2::int),"
+        " old AS (SELECT id, owner_id, status FROM intents WHERE id = $1::uuid"
+        "   AND NOT EXISTS (SELECT 1 FROM done)"
         "   AND (status IN " LIVE " OR (status = 'completed' AND next_execution IS NOT NULL))"
         "   AND execution_count >= $2::int FOR UPDATE),"
         " upd AS (UPDATE intents i SET status = 'completed', delay_reason = NULL,"
@@ -84,7 +90,7 @@ void engine_register_statements(void)
         " a AS (INSERT INTO audit_log (user_id, actor, action, subject_id, details)"
         "   SELECT owner_id, 'engine', 'intent.complete', id, '{\"reason\":\"schedule_over\"}'"
         "   FROM old WHERE status <> 'completed')"
-        " SELECT id::text FROM old");
+        " SELECT id::text FROM old UNION ALL SELECT id::text FROM done");
     engine__st_fail = store_pg_statement(
         "engine_fail",
         "WITH upd AS (UPDATE intents SET status = 'failed', delay_reason = NULL,"

@@ -208,6 +208,13 @@ static int st_insert, st_insert_again, st_keep_raw, st_mark_replaced, st_mark_br
  * the run-to-run noise). */
 static void register_finalize(void)
 {
+/* The payment makes the intent's count reach its maxExecutions: the intent is completed, and its
+ * nextExecution cleared in the same write (the engine's actor then finds it done and only
+ * announces it: engine_complete; a write of its own per intent, after a burst of `once` intents,
+ * queued the next outcomes behind 10,000 single-row updates: executor_bench, engine mode). */
+#define COMPLETES                                                                                  \
+    "i.max_executions IS NOT NULL AND GREATEST(i.execution_count, ex.period + 1) >="               \
+    " i.max_executions"
     st_finalize = store_pg_statement(
         "executor_finalize",
         "WITH o AS (SELECT * FROM unnest($2::uuid[], $3::int[], $4::text[]) AS o(i, p, err)),"
@@ -227,10 +234,11 @@ static void register_finalize(void)
         " w.executor AND t.nonce = w.nonce),"
         " it AS (UPDATE intents i SET execution_count = GREATEST(i.execution_count, ex.period + 1),"
         " last_execution = GREATEST(i.last_execution, to_timestamp($9)), status = CASE WHEN"
-        " i.status IN ('cancelled', 'failed', 'completed') THEN i.status WHEN i.max_executions IS"
-        " NOT NULL AND GREATEST(i.execution_count, ex.period + 1) >= i.max_executions THEN"
-        " 'completed' WHEN i.status = 'delayed' THEN 'active' ELSE i.status END, delay_reason ="
-        " NULL, updated_at = now() FROM ex WHERE i.id = ex.intent_id AND ex.status = 'confirmed'),"
+        " i.status IN ('cancelled', 'failed', 'completed') THEN i.status WHEN " COMPLETES
+        " THEN 'completed' WHEN i.status = 'delayed' THEN 'active' ELSE i.status END,"
+        " next_execution = CASE WHEN i.status NOT IN ('cancelled', 'failed', 'completed') AND"
+        " " COMPLETES " THEN NULL ELSE i.next_execution END, delay_reason = NULL,"
+        " updated_at = now() FROM ex WHERE i.id = ex.intent_id AND ex.status = 'confirmed'),"
         " n AS (INSERT INTO notifications (user_id, type, title, message, intent_id)"
         " SELECT ex.owner_id, CASE WHEN ex.status = 'confirmed' THEN 'execution_succeeded' ELSE"
         " 'execution_failed' END, CASE WHEN ex.status = 'confirmed' THEN 'Payment sent' ELSE"
@@ -244,6 +252,7 @@ static void register_finalize(void)
         " jsonb_build_object('period', ex.period, 'txHash', '0x' || encode($1, 'hex'),"
         " 'blockNumber', $7::bigint, 'error', ex.error) FROM ex)"
         " SELECT * FROM n");
+#undef COMPLETES
 }
 
 /* The statements that store a transaction's rows before it is broadcast. */
