@@ -6,9 +6,10 @@
  *
  * Who writes what (the engine contract): the executor (actors/executor.h) owns executions rows
  * and, with a confirmation, intents.execution_count / last_execution / completion by
- * maxExecutions; the engine owns intents.status, delay_reason and next_execution for delays,
- * completion by endAt and the next due time, and the delay notifications (execution_delayed,
- * low_buffer) with their audit rows and events.
+ * maxExecutions (with its next_execution cleared in the same write); the engine owns
+ * intents.status, delay_reason and next_execution for delays, completion by endAt and the next
+ * due time, and the delay notifications (execution_delayed, low_buffer) with their audit rows and
+ * events.
  *
  * Finding an intent's actor: a sharded hash map from id to actor (ENGINE_SHARDS shards, each with
  * its own mutex), so that the API's hook and the executor's outcomes, arriving on any worker,
