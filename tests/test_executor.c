@@ -900,6 +900,16 @@ Test(executor, an_rpc_outage_is_survived, .timeout = 120, .fini = end_all)
     cr_assert_eq(atol(v), 2);
 }
 
+/* Snapshots the chain: `revert` gets the evm_revert parameters that go back to it. */
+static void snapshot(char revert[128])
+{
+    char snap[4096];
+    cr_assert(echain_rpc(&fx.chain, "evm_snapshot", "[]", snap, sizeof(snap)));
+    json_t *doc = json_loads(snap, 0, NULL);
+    snprintf(revert, 128, "[\"%s\"]", json_string_value(json_object_get(doc, "result")));
+    json_decref(doc);
+}
+
 Test(executor, a_reorg_is_noticed_and_the_receipt_checked_again, .timeout = 120, .fini = end_all)
 {
     begin_chain(NULL);
@@ -908,12 +918,8 @@ Test(executor, a_reorg_is_noticed_and_the_receipt_checked_again, .timeout = 120,
     funded_job(1, 8, 666, 1, &job);
     begin_pool(3, 30000, 5000);
     wait_head(chain_head());
-    char snap[4096];
-    cr_assert(echain_rpc(&fx.chain, "evm_snapshot", "[]", snap, sizeof(snap)));
-    json_t *doc = json_loads(snap, 0, NULL);
     char params[128];
-    snprintf(params, sizeof(params), "[\"%s\"]", json_string_value(json_object_get(doc, "result")));
-    json_decref(doc);
+    snapshot(params);
     submit(&job);
     /* mined (automine) but one block deep: not yet confirmed */
     cr_assert_eq(wait_count("SELECT count(*) FROM executions WHERE status = 'broadcast'", 1, 30000),
@@ -966,11 +972,7 @@ static void confirm_after_snapshot(uint32_t salt, executor_job_t *job, char reve
     funded_job(1, 8, salt, 1, job);
     begin_pool(1, 30000, 5000);
     wait_head(chain_head());
-    char snap[4096];
-    cr_assert(echain_rpc(&fx.chain, "evm_snapshot", "[]", snap, sizeof(snap)));
-    json_t *doc = json_loads(snap, 0, NULL);
-    snprintf(revert, 128, "[\"%s\"]", json_string_value(json_object_get(doc, "result")));
-    json_decref(doc);
+    snapshot(revert);
     submit(job);
     cr_assert_eq(wait_count("SELECT count(*) FROM executions WHERE status = 'confirmed'", 1, 30000),
                  1);
@@ -1031,12 +1033,9 @@ Test(executor, a_decided_transaction_whose_nonce_a_reorg_gave_to_another_is_paid
     funded_job(1, 8, 779, 1, &job);
     begin_pool(1, 30000, 5000);
     wait_head(chain_head());
-    static char snap[4096], params[512], resp[4096];
-    cr_assert(echain_rpc(&fx.chain, "evm_snapshot", "[]", snap, sizeof(snap)));
-    json_t *doc = json_loads(snap, 0, NULL);
+    static char params[512], resp[4096];
     char revert[128];
-    snprintf(revert, sizeof(revert), "[\"%s\"]", json_string_value(json_object_get(doc, "result")));
-    json_decref(doc);
+    snapshot(revert);
     submit(&job);
     cr_assert_eq(wait_count("SELECT count(*) FROM executions WHERE status = 'confirmed'", 1, 30000),
                  1);
@@ -1651,14 +1650,11 @@ Test(executor, a_reorg_that_takes_the_newest_payment_back_gives_back_the_previou
     submit(&job0);
     cr_assert_eq(wait_count("SELECT count(*) FROM executions WHERE status = 'confirmed'", 1, 30000),
                  1);
-    static char resp[4096], snap[4096];
+    static char resp[4096];
     cr_assert(echain_rpc(&fx.chain, "evm_increaseTime", "[5]", resp, sizeof(resp)));
     wait_head(chain_head());
-    cr_assert(echain_rpc(&fx.chain, "evm_snapshot", "[]", snap, sizeof(snap)));
-    json_t *doc = json_loads(snap, 0, NULL);
     char revert[128];
-    snprintf(revert, sizeof(revert), "[\"%s\"]", json_string_value(json_object_get(doc, "result")));
-    json_decref(doc);
+    snapshot(revert);
     submit(&job1);
     cr_assert_eq(wait_count("SELECT count(*) FROM executions WHERE status = 'confirmed'", 2, 30000),
                  2);
