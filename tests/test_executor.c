@@ -900,6 +900,24 @@ Test(executor, an_rpc_outage_is_survived, .timeout = 120, .fini = end_all)
     cr_assert_eq(atol(v), 2);
 }
 
+/* Moves anvil's clock by `seconds` and mines one block on top (the new chain's, after a
+ * revert). */
+static void mine_new_block(int seconds)
+{
+    char params[32], resp[4096];
+    snprintf(params, sizeof(params), "[%d]", seconds);
+    cr_assert(echain_rpc(&fx.chain, "evm_increaseTime", params, resp, sizeof(resp)));
+    cr_assert(echain_mine(&fx.chain, 1));
+}
+
+/* Waits (bounded) until the pool has noticed a reorg. */
+static void wait_reorg_noticed(void)
+{
+    for (int i = 0; i != 200 && executor_pool_reorgs(fx.pool) == 0; ++i)
+        sleep_ms(50);
+    cr_assert_geq(executor_pool_reorgs(fx.pool), 1, "the reorg went unnoticed");
+}
+
 /* Snapshots the chain: `revert` gets the evm_revert parameters that go back to it. */
 static void snapshot(char revert[128])
 {
@@ -931,11 +949,8 @@ Test(executor, a_reorg_is_noticed_and_the_receipt_checked_again, .timeout = 120,
     cr_assert(echain_rpc(&fx.chain, "evm_revert", params, resp, sizeof(resp)));
     cr_assert(strstr(resp, "true") != NULL, "%s", resp);
     /* a different chain of the same height and more */
-    cr_assert(echain_rpc(&fx.chain, "evm_increaseTime", "[7]", resp, sizeof(resp)));
-    cr_assert(echain_mine(&fx.chain, 1));
-    for (int i = 0; i != 200 && executor_pool_reorgs(fx.pool) == 0; ++i)
-        sleep_ms(50);
-    cr_assert_geq(executor_pool_reorgs(fx.pool), 1, "the reorg went unnoticed");
+    mine_new_block(7);
+    wait_reorg_noticed();
     /* the lane sends the transaction again; blocks on top confirm it */
     for (int i = 0; i != 200; ++i) {
         char v[64];
@@ -987,11 +1002,8 @@ static void reorg_until_mined_again(const char *revert, const char *before, char
     char resp[4096];
     wait_head(chain_head());
     cr_assert(echain_rpc(&fx.chain, "evm_revert", revert, resp, sizeof(resp)));
-    cr_assert(echain_rpc(&fx.chain, "evm_increaseTime", "[9]", resp, sizeof(resp)));
-    cr_assert(echain_mine(&fx.chain, 1));
-    for (int i = 0; i != 200 && executor_pool_reorgs(fx.pool) == 0; ++i)
-        sleep_ms(50);
-    cr_assert_geq(executor_pool_reorgs(fx.pool), 1, "the reorg went unnoticed");
+    mine_new_block(9);
+    wait_reorg_noticed();
     after[0] = '\0';
     for (int i = 0; i != 200; ++i) {
         echain_db_value(&fx.chain, "SELECT encode(block_hash, 'hex') FROM executions", after, 80);
@@ -1066,15 +1078,12 @@ Test(executor, a_decided_transaction_whose_nonce_a_reorg_gave_to_another_is_paid
              "\"0x174876e800\"}]",
              dev0, dev9, (unsigned long long)atoll(nonce));
     cr_assert(echain_rpc(&fx.chain, "eth_sendTransaction", params, resp, sizeof(resp)));
-    cr_assert(echain_rpc(&fx.chain, "evm_increaseTime", "[9]", resp, sizeof(resp)));
-    cr_assert(echain_mine(&fx.chain, 1));
+    mine_new_block(9);
     cr_assert(echain_automine(&fx.chain, true));
     snprintf(params, sizeof(params), "[\"0x%s\"]", first);
     cr_assert(echain_rpc(&fx.chain, "eth_getTransactionReceipt", params, resp, sizeof(resp)));
     cr_assert(strstr(resp, "\"result\":null") != NULL, "ours was mined on the new chain: %s", resp);
-    for (int i = 0; i != 200 && executor_pool_reorgs(fx.pool) == 0; ++i)
-        sleep_ms(50);
-    cr_assert_geq(executor_pool_reorgs(fx.pool), 1, "the reorg went unnoticed");
+    wait_reorg_noticed();
     /* the rows of the transaction that can never be mined are replaced, and the period is paid
      * by a new one */
     snprintf(sql, sizeof(sql),
@@ -1679,11 +1688,8 @@ Test(executor, a_reorg_that_takes_the_newest_payment_back_gives_back_the_previou
     cr_assert(echain_automine(&fx.chain, false));
     cr_assert(echain_rpc(&fx.chain, "evm_revert", revert, resp, sizeof(resp)));
     cr_assert(strstr(resp, "true") != NULL, "%s", resp);
-    cr_assert(echain_rpc(&fx.chain, "evm_increaseTime", "[9]", resp, sizeof(resp)));
-    cr_assert(echain_mine(&fx.chain, 1));
-    for (int i = 0; i != 200 && executor_pool_reorgs(fx.pool) == 0; ++i)
-        sleep_ms(50);
-    cr_assert_geq(executor_pool_reorgs(fx.pool), 1, "the reorg went unnoticed");
+    mine_new_block(9);
+    wait_reorg_noticed();
     cr_assert_eq(executed_count(&job0), 1, "period 1 is off the chain");
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM intents i JOIN executions e ON e.intent_id = i.id WHERE i.id ="
