@@ -5,11 +5,12 @@
  * two eth_calls; the reader takes their requests, merges the ones for the same (owner, token),
  * and sends them as JSON-RPC batches of up to READ_PAIRS_PER_BATCH pairs (two calls each) a
  * millisecond after the first request arrives, so a burst becomes a few round trips. A request
- * may also ask for the registry's executedCount of its intent (an intent actor does at its first
- * due time, to notice executions the database lacks); that call rides in the same batch. Every
- * request gets exactly one ENGINE_MSG_FACTS answer: the figures, "unavailable" (the chain did not
- * answer: the intent is delayed as chain_unavailable), or "busy" (more waiting than the bound
- * allows: asked again shortly, nothing recorded).
+ * may also ask for the registry's executedCount of its intent (an intent actor does once after a
+ * start-up, to notice executions the database lacks); that call rides in the same batch. A request
+ * may ask for that count alone (the actor reads it ahead of its due time). Every request gets
+ * exactly one ENGINE_MSG_FACTS answer: the figures, "unavailable" (the chain did not answer: the
+ * intent is delayed as chain_unavailable), or "busy" (more waiting than the bound allows: asked
+ * again shortly, nothing recorded).
  */
 #include <string.h>
 #include "actors/engine_internal.h"
@@ -42,8 +43,8 @@ typedef struct st_read_batch_t {
 typedef struct st_read_waiter_t {
     rt_msg_t *request; /* NULL: free */
     int batch;         /* -1: not sent yet */
-    int pair;
-    int count; /* its executedCount's index among the batch's counts; -1: not asked */
+    int pair;          /* -1: none (a count alone) */
+    int count;         /* its executedCount's index among the batch's counts; -1: not asked */
 } read_waiter_t;
 
 typedef struct st_reader_t {
@@ -139,7 +140,7 @@ static void finish_batch(rt_actor_t *self, int bi, const chain_rpc_reply_t *repl
             size_t len[2] = {0, 0}, tlen;
             const char *text;
             int ok = 0;
-            for (int k = 0; k != 2; ++k) {
+            for (int k = 0; k != 2 && w->pair >= 0; ++k) {
                 size_t item = (size_t)w->pair * 2 + (size_t)k;
                 text = chain_rpc_reply_result(reply, item, &tlen);
                 if (text != NULL &&
@@ -148,10 +149,10 @@ static void finish_batch(rt_actor_t *self, int bi, const chain_rpc_reply_t *repl
                         CHAIN_OK)
                     ++ok;
             }
-            f.available = ok == 2;
             f.has_count =
                 w->count >= 0 && read_count(reply, r->batches[bi].num_pairs * 2 + (size_t)w->count,
                                             &f.executed_count);
+            f.available = w->pair >= 0 ? ok == 2 : f.has_count;
         }
         answer(w->request, &f);
         w->request = NULL;
@@ -176,11 +177,12 @@ static void flush(rt_actor_t *self)
             if (w->request == NULL || w->batch != -1)
                 continue;
             engine_read_t *q = rt_msg_payload(w->request);
-            int p = find_pair(b, q);
-            size_t calls = 2 * b->num_pairs + b->num_counts + (p < 0 ? 2 : 0) + q->want_count;
+            int p = q->count_only ? -1 : find_pair(b, q);
+            bool new_pair = !q->count_only && p < 0;
+            size_t calls = 2 * b->num_pairs + b->num_counts + (new_pair ? 2 : 0) + q->want_count;
             if (calls > CHAIN_RPC_MAX_BATCH)
                 continue;
-            if (p < 0) {
+            if (new_pair) {
                 p = (int)b->num_pairs++;
                 b->pairs[p].owner = q->owner;
                 b->pairs[p].token = q->token;
@@ -195,7 +197,7 @@ static void flush(rt_actor_t *self)
                 memcpy(b->counts[b->num_counts++], q->on_chain_id, 32);
             }
         }
-        if (b->num_pairs == 0)
+        if (b->num_waiters == 0)
             return; /* nothing left to send */
         b->busy = true;
         if (!send_batch(self, bi))

@@ -58,6 +58,7 @@ typedef struct st_engine_created_t {
 typedef struct st_engine_read_t {
     chain_addr_t owner, token;
     bool want_count; /* also the registry's executedCount of `on_chain_id` */
+    bool count_only; /* that count alone (read ahead of a due time): no balance or allowance */
     uint8_t on_chain_id[32];
 } engine_read_t;
 

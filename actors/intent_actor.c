@@ -11,8 +11,9 @@
  * that finds no live row for it; the executor's unique index on (intent, period) makes even a
  * second hand-over harmless.
  *
- * The registry's count of an intent loaded at start-up is read once (at its first due time, in
- * the batch of its balance and allowance reads), and again after a "wrong count": when the chain
+ * The registry's count of an intent loaded at start-up is read once, alone, ahead of its first due
+ * time (at most COUNT_AHEAD_S before it), and again at the due time if that read did not settle it
+ * (in the batch of its balance and allowance reads), and after a "wrong count": when the chain
  * has more executions than the database (restored from an older backup, or a log cursor that
  * started late), nothing is signed (the registry would refuse it); the chain follower adopts the
  * missing Executed logs, and their outcomes bring the count up. An intent created or activated
@@ -50,7 +51,14 @@
 
 #define BACKOFF_MIN_S 15
 #define BACKOFF_MAX_S 3600
-#define SUBMIT_RETRY_MS 1000 /* the executor's queue was full */
+/* The executor's queue was full: handed over again this much later, doubling while it stays full
+ * up to SUBMIT_RETRY_MAX_SHIFT times, plus as much jitter. A burst fills it for tens of
+ * milliseconds (a lane takes ~200 jobs a batch): with a fixed second here, the 1,808 of 10,000
+ * intents due together that found the queue's 8,192 taken missed the block the rest went into
+ * (executor_bench, engine mode); an executor that stays full (the chain not answering) is asked
+ * about once a second per intent. */
+#define SUBMIT_RETRY_MS 50
+#define SUBMIT_RETRY_MAX_SHIFT 4
 /* The constraint reader held too many requests: asked again this much later, plus as much
  * jitter. The reader answers a batch in tens of milliseconds, so room comes back soon; a
  * second's wait made the overflow of a large due burst miss the block the rest went into. */
@@ -63,6 +71,15 @@
  * at or after the engine's start, less this much for the database's clock): its actor waits for
  * the creation hook at most this long before it plans (see on_init). */
 #define CREATED_GRACE_MS 2000
+/* How long before its first due time after a start-up an intent reads the registry's count of its
+ * executions, alone. Read at the due time, in the burst of an hour's or a day's first second, the
+ * counts were 10,000 eth_calls that held back the hand-over of 10,000 intents due together by
+ * ~0.5 s (executor_bench, engine mode); read ahead, the due time reads only balances and
+ * allowances. The count stays good: the chain follower sees every execution after the read. */
+#define COUNT_AHEAD_S 60
+/* The corr of a count read ahead (its low 32 bits: the generation it was asked in); a due
+ * time's read carries the generation alone. */
+#define COUNT_AHEAD_CORR ((uint64_t)1 << 32)
 
 /* what a database reply answers (the low byte of corr; the generation above it); Q_EV_*: the
  * row read for an event of that type */
@@ -83,7 +100,7 @@ enum {
 };
 /* timer tags: `timer` (the plan's: re-armed by every re-plan) takes T_DUE .. T_CREATED, `retry`
  * only T_RETRY */
-enum { T_DUE = 1, T_WATCHDOG, T_SUBMIT, T_RELOAD, T_CREATED, T_RETRY };
+enum { T_DUE = 1, T_COUNT, T_WATCHDOG, T_SUBMIT, T_RELOAD, T_CREATED, T_RETRY };
 /* Row reads the database refused, waiting for `retry` (reads_wanted): each is a change still to
  * apply and, for CHANGE and REOPEN, to announce. Not on the plan's timer: a re-plan (a due time, a
  * delay, a clock move, an outcome) re-arms that one, and a retry armed there was lost, and with it
@@ -118,6 +135,7 @@ typedef struct st_intent_state_t {
     uint32_t failures;    /* failed executions of the current period in a row */
     bool submitted;       /* a job for `submitted_period` is with the executor */
     bool count_agreed;    /* the registry's count was read and not ahead of ours */
+    bool count_reading;   /* a count read ahead of the due time is in flight */
     uint32_t count_waits; /* looks at a registry count ahead of ours, in a row */
     uint32_t submitted_period;
     bool announce_next;    /* a change's announcement: taken by the plan's next write, if any */
@@ -125,6 +143,7 @@ typedef struct st_intent_state_t {
     uint8_t rides;         /* RIDE_* */
     uint8_t reads_wanted;  /* W_* */
     uint8_t db_retries;    /* database refusals in a row (retry backoff) */
+    uint8_t submit_waits;  /* hand-overs the executor's full queue refused in a row */
     bool event_reading;    /* an event's row read is in flight (event_queue[event_head]) */
     uint8_t event_head, event_count;
     uint8_t event_queue[EVENT_QUEUE_MAX]; /* Q_EV_* kinds, event_head first */
@@ -463,10 +482,13 @@ static void hand_over(rt_actor_t *self, const engine_facts_t *f)
     job.period = st->in.execution_count;
     if (!engine__submit(st->engine, &job)) { /* full: try again soon, no delay recorded */
         st->phase = PHASE_WAITING;
-        rt_actor_timer_start(self, &st->timer, SUBMIT_RETRY_MS + (uint64_t)(now_ms() % 1000),
-                             T_SUBMIT);
+        uint64_t wait_ms = (uint64_t)SUBMIT_RETRY_MS << st->submit_waits;
+        if (st->submit_waits < SUBMIT_RETRY_MAX_SHIFT)
+            ++st->submit_waits;
+        rt_actor_timer_start(self, &st->timer, wait_ms + (uint64_t)now_ms() % wait_ms, T_SUBMIT);
         return;
     }
+    st->submit_waits = 0;
     engine__record_lateness(st->engine, engine_clock_now_us() - st->check_at * 1000000);
     st->submitted = true;
     st->submitted_period = job.period;
@@ -561,6 +583,39 @@ static void check(rt_actor_t *self, int64_t at)
     rt_actor_request(self, e->readers[self->home], msg, st->gen);
 }
 
+/* Reads the registry's count of the intent alone, ahead of its due time (COUNT_AHEAD_S). */
+static void read_count_ahead(rt_actor_t *self)
+{
+    intent_state_t *st = rt_actor_state(self);
+    engine_t *e = st->engine;
+    if (e->config.facts_always_hold || e->config.rpc == NULL) /* check() reads no count either */
+        return;
+    st->count_reading = true;
+    rt_msg_t *msg = rt_msg_new(ENGINE_MSG_READ, sizeof(engine_read_t));
+    engine_read_t *r = rt_msg_payload(msg);
+    r->want_count = r->count_only = true;
+    chain_intent_hash(&st->in.terms, r->on_chain_id);
+    rt_actor_request(self, e->readers[self->home], msg, COUNT_AHEAD_CORR | st->gen);
+}
+
+/* The answer of read_count_ahead. Not there (busy, the chain not answering) or asked before the
+ * row changed: the due time's check reads the count. Ahead of the database's: the follower's
+ * adoption starts now, and the due time's check reads it again. */
+static void on_count_ahead(rt_actor_t *self, const engine_facts_t *f, uint32_t gen)
+{
+    intent_state_t *st = rt_actor_state(self);
+    st->count_reading = false;
+    if (gen != st->gen || !f->has_count)
+        return;
+    if (f->executed_count > st->in.execution_count) {
+        uint8_t id[32];
+        chain_intent_hash(&st->in.terms, id);
+        chain_follower_backfill(engine_executor(st->engine), id);
+        return;
+    }
+    st->count_agreed = true;
+}
+
 /* ---- the plan: what to do next, from the state alone ---- */
 
 static void plan(rt_actor_t *self)
@@ -610,6 +665,13 @@ static void plan(rt_actor_t *self)
         return;
     }
     st->phase = PHASE_WAITING;
+    if (!st->count_agreed && !st->count_reading) {
+        if (at * 1000 - now_ms() > COUNT_AHEAD_S * 1000) {
+            arm_at(self, at - COUNT_AHEAD_S, T_COUNT);
+            return;
+        }
+        read_count_ahead(self);
+    }
     arm_at(self, at, T_DUE);
 }
 
@@ -915,6 +977,7 @@ static void on_timer(rt_actor_t *self, uint64_t tag)
     intent_state_t *st = rt_actor_state(self);
     switch (tag) {
     case T_DUE:
+    case T_COUNT: /* the plan reads the count now */
     case T_SUBMIT:
         ++st->gen;
         plan(self);
@@ -1014,7 +1077,9 @@ void engine__intent_behaviour(rt_actor_t *self, rt_msg_t *msg)
         on_outcome(self, rt_msg_payload(msg));
         break;
     case ENGINE_MSG_FACTS:
-        if (msg->corr == st->gen && st->phase == PHASE_CHECKING) {
+        if (msg->corr & COUNT_AHEAD_CORR) {
+            on_count_ahead(self, rt_msg_payload(msg), (uint32_t)msg->corr);
+        } else if (msg->corr == st->gen && st->phase == PHASE_CHECKING) {
             engine_facts_t *f = rt_msg_payload(msg);
             if (f->busy) {
                 st->phase = PHASE_WAITING;

@@ -524,7 +524,7 @@ static const char *rows_of(const char *id)
  * time moves to period 0, another executor pays period 0 and the log cursor passes over it, as
  * if it had started later; after a restart the intent's actor must adopt that payment (the
  * intent's only row, the other executor's) and sign nothing for the period. */
-static void pay_elsewhere_then_restart(int64_t start, signed_intent_t *out)
+static void pay_elsewhere_then_restart(int64_t start, int64_t resume_at, signed_intent_t *out)
 {
     create_signed(start, out);
     engine_server_kill();
@@ -555,7 +555,7 @@ static void pay_elsewhere_then_restart(int64_t start, signed_intent_t *out)
     json_decref(nonce);
 
     engine_server_restart();
-    engine_set_offset(start + 10 - (int64_t)time(NULL));
+    engine_set_offset(resume_at - (int64_t)time(NULL));
     engine_wait_count(token, s.id, 1, OUTCOME_MS);
     char other_lower[CHAIN_ADDR_STR_SIZE], expect[128];
     for (size_t i = 0; other[i] != '\0'; ++i)
@@ -568,6 +568,26 @@ static void pay_elsewhere_then_restart(int64_t start, signed_intent_t *out)
     json_decref(nonce);
 }
 
+/* After pay_elsewhere_then_restart: the daily intent's next period (due at `start` + 1 day) is
+ * the engine's, paid once. */
+static void next_period_is_ours(int64_t start, const signed_intent_t *in)
+{
+    signed_intent_t s = *in;
+    char executor[CHAIN_ADDR_STR_SIZE], sql[512];
+    address_of(ENGINE_DEV0_KEY, executor);
+
+    /* the next period is the engine's */
+    engine_advance_to(start + 86400 + 10);
+    engine_wait_count(token, s.id, 2, OUTCOME_MS);
+    cr_assert_eq(engine_executed_count(s.on_chain_id), 2);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM executions WHERE intent_id = '%s' AND period = 1 AND status ="
+             " 'confirmed' AND executor = decode('%s', 'hex')",
+             s.id, executor + 2);
+    cr_assert_str_eq(db_value(sql), "1");
+    stop_server();
+}
+
 /* A database that lacks an execution the chain has (restored from an older backup, or a log
  * cursor that started late): at its due time the intent's actor reads the registry's count,
  * signs nothing for the paid period, and the follower adopts the execution; the next period is
@@ -577,20 +597,21 @@ Test(follower_events, a_registry_count_ahead_of_the_database_is_adopted_not_sign
 {
     int64_t start = engine_now() + 600;
     signed_intent_t s;
-    pay_elsewhere_then_restart(start, &s);
-    char executor[CHAIN_ADDR_STR_SIZE], sql[512];
-    address_of(ENGINE_DEV0_KEY, executor);
+    pay_elsewhere_then_restart(start, start + 10, &s);
+    next_period_is_ours(start, &s);
+}
 
-    /* the next period is the engine's */
-    engine_advance(86400);
-    engine_wait_count(token, s.id, 2, OUTCOME_MS);
-    cr_assert_eq(engine_executed_count(s.on_chain_id), 2);
-    snprintf(sql, sizeof(sql),
-             "SELECT count(*) FROM executions WHERE intent_id = '%s' AND period = 1 AND status ="
-             " 'confirmed' AND executor = decode('%s', 'hex')",
-             s.id, executor + 2);
-    cr_assert_str_eq(db_value(sql), "1");
-    stop_server();
+/* The same, with the restart a little before the due time: the actor reads the registry's count
+ * ahead of it, and the adoption is done before the intent is due (the due time's read would come
+ * only after this test's wait for it has ended). */
+Test(follower_events, a_count_read_ahead_of_the_due_time_adopts_before_it, .init = setup,
+     .fini = engine_teardown, .timeout = 180)
+{
+    int64_t start = engine_now() + 600;
+    signed_intent_t s;
+    pay_elsewhere_then_restart(start, start - 50, &s);
+    cr_assert_lt(engine_now(), start, "adopted only at the due time");
+    next_period_is_ours(start, &s);
 }
 
 #define CAP_BLOCKS 100 /* the capped node's most blocks per eth_getLogs */
@@ -641,7 +662,7 @@ Test(follower_events, a_backfill_reads_from_the_deployment_block_in_windows_a_ca
               (unsigned long long)engine_registry_block);
     int64_t start = engine_now() + 600;
     signed_intent_t s;
-    pay_elsewhere_then_restart(start, &s);
+    pay_elsewhere_then_restart(start, start + 10, &s);
     /* the intent's logs were read from the deployment block on, in windows the node took */
     rpc_proxy_stats_t st;
     rpc_proxy_stats(capped, &st);
