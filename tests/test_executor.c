@@ -764,6 +764,44 @@ static void execute_as(int dev, const executor_job_t *job, char hash[67])
     cr_assert(echain_send(&fx.chain, dev, &fx.chain.registry, hex, hash));
 }
 
+/* A row's block as the chain has it now: its hash (hex, no 0x) and timestamp. */
+static void chain_block(unsigned long long number, char hash[65], long long *time_s)
+{
+    char params[64];
+    static char out[1 << 16];
+    snprintf(params, sizeof(params), "[\"0x%llx\", false]", number);
+    cr_assert(echain_rpc(&fx.chain, "eth_getBlockByNumber", params, out, sizeof(out)));
+    json_t *root = json_loads(out, 0, NULL), *res = json_object_get(root, "result");
+    const char *h = json_string_value(json_object_get(res, "hash"));
+    const char *t = json_string_value(json_object_get(res, "timestamp"));
+    cr_assert(h != NULL && t != NULL && strlen(h) == 66, "block %llu: %s", number, out);
+    snprintf(hash, 65, "%s", h + 2);
+    *time_s = strtoll(t, NULL, 16);
+    json_decref(root);
+}
+
+/* The block time the database holds for the confirmed row of `job`'s intent and `period` (its
+ * block_time; 0 when NULL), checked against the chain: its block's timestamp, which it returns. */
+static long long row_block_time(const executor_job_t *job, uint32_t period)
+{
+    char sql[320], v[128], row_hash[80], hash[65];
+    snprintf(sql, sizeof(sql),
+             "SELECT block_number || ' ' || encode(block_hash, 'hex') || ' ' || COALESCE(extract("
+             "epoch FROM block_time)::bigint, 0) FROM executions WHERE intent_id = '%s' AND period"
+             " = %u AND status = 'confirmed'",
+             job->intent_id, period);
+    echain_db_value(&fx.chain, sql, v, sizeof(v));
+    unsigned long long number;
+    long long time_s, chain_time_s;
+    cr_assert_eq(sscanf(v, "%llu %79s %lld", &number, row_hash, &time_s), 3, "period %u: %s",
+                 period, v);
+    chain_block(number, hash, &chain_time_s);
+    cr_assert_str_eq(row_hash, hash, "period %u: the row's block is not canonical", period);
+    cr_assert_eq(time_s, chain_time_s, "period %u: block_time %lld, its block's time %lld", period,
+                 time_s, chain_time_s);
+    return chain_time_s;
+}
+
 Test(executor, another_executors_execution_is_adopted_and_a_revoke_cancels, .timeout = 120,
      .fini = end_all)
 {
@@ -795,6 +833,7 @@ Test(executor, another_executors_execution_is_adopted_and_a_revoke_cancels, .tim
              five_hex, job.intent_id);
     echain_db_value(&fx.chain, sql, v, sizeof(v));
     cr_assert_eq(atol(v), 1, "the foreign execution must be adopted with its sender");
+    row_block_time(&job, 0); /* its block, and that block's time */
     snprintf(sql, sizeof(sql), "SELECT execution_count FROM intents WHERE id = '%s'",
              job.intent_id);
     echain_db_value(&fx.chain, sql, v, sizeof(v));
@@ -1479,22 +1518,6 @@ Test(executor, a_batch_short_of_gas_pays_nothing_twice_and_the_lane_declares_mor
     cr_assert_eq(outcomes_with(EXECUTOR_CONFIRMED, true), N);
 }
 
-/* A row's block as the chain has it now: its hash (hex, no 0x) and timestamp. */
-static void chain_block(unsigned long long number, char hash[65], long long *time_s)
-{
-    char params[64];
-    static char out[1 << 16];
-    snprintf(params, sizeof(params), "[\"0x%llx\", false]", number);
-    cr_assert(echain_rpc(&fx.chain, "eth_getBlockByNumber", params, out, sizeof(out)));
-    json_t *root = json_loads(out, 0, NULL), *res = json_object_get(root, "result");
-    const char *h = json_string_value(json_object_get(res, "hash"));
-    const char *t = json_string_value(json_object_get(res, "timestamp"));
-    cr_assert(h != NULL && t != NULL && strlen(h) == 66, "block %llu: %s", number, out);
-    snprintf(hash, 65, "%s", h + 2);
-    *time_s = strtoll(t, NULL, 16);
-    json_decref(root);
-}
-
 /* Outcomes are recorded with the block read beside the receipts (the block the head makes
  * CONFIRMATIONS deep) or, for transactions mined in another block, one read on its own: either
  * way each row names its canonical block, and its intent's last execution is that block's time. */
@@ -1603,28 +1626,6 @@ Test(executor, the_transactions_of_one_block_share_one_read_of_it, .timeout = 12
     cr_assert_str_eq(row_hash, hash);
     cr_assert_eq(row_time_s, time_s);
     cr_assert_eq(outcomes_with(EXECUTOR_CONFIRMED, true), N);
-}
-
-/* The block time the database holds for the confirmed row of `job`'s intent and `period` (its
- * block_time; 0 when NULL), checked against the chain: its block's timestamp, which it returns. */
-static long long row_block_time(const executor_job_t *job, uint32_t period)
-{
-    char sql[320], v[128], row_hash[80], hash[65];
-    snprintf(sql, sizeof(sql),
-             "SELECT block_number || ' ' || encode(block_hash, 'hex') || ' ' || COALESCE(extract("
-             "epoch FROM block_time)::bigint, 0) FROM executions WHERE intent_id = '%s' AND period"
-             " = %u AND status = 'confirmed'",
-             job->intent_id, period);
-    echain_db_value(&fx.chain, sql, v, sizeof(v));
-    unsigned long long number;
-    long long time_s, chain_time_s;
-    cr_assert_eq(sscanf(v, "%llu %79s %lld", &number, row_hash, &time_s), 3, "period %u: %s",
-                 period, v);
-    chain_block(number, hash, &chain_time_s);
-    cr_assert_str_eq(row_hash, hash, "period %u: the row's block is not canonical", period);
-    cr_assert_eq(time_s, chain_time_s, "period %u: block_time %lld, its block's time %lld", period,
-                 time_s, chain_time_s);
-    return chain_time_s;
 }
 
 /* The intent's last execution (epoch seconds; 0 when NULL). */

@@ -470,6 +470,7 @@ bool echain_due_intents(echain_t *c, int n, int owners, int recipient, uint64_t 
         " signature, created_at, updated_at) VALUES ";
     size_t cap = sizeof(head) + (size_t)ROWS_PER_INSERT * ROW_MAX;
     char *body = malloc(cap);
+    ok = ok && body != NULL;
     for (int first = 0; first < n && ok; first += ROWS_PER_INSERT) {
         size_t pos = (size_t)snprintf(body, cap, "%s", head);
         for (int i = first; i < n && i < first + ROWS_PER_INSERT && pos < cap - ROW_MAX; ++i) {
