@@ -42,8 +42,14 @@ typedef struct st_recheck_t {
     size_t raw_len;
     uint64_t resent_ms;
     uint64_t block_number; /* where its receipt was last seen deep enough */
-    uint32_t id;           /* names its units' results */
-    bool unmined;          /* its rows went back to broadcast (the transaction left the chain) */
+    uint64_t block_time;   /* that block's timestamp */
+    /* A block the follower has not seen its header of (older than the ones it keeps, or passed
+     * over): read with the next poll, for its time. 0: none wanted. */
+    uint64_t header_wanted;
+    uint8_t header_hash[32]; /* the header read for header_wanted (header_time 0: none yet) */
+    uint64_t header_time;
+    uint32_t id;  /* names its units' results */
+    bool unmined; /* its rows went back to broadcast (the transaction left the chain) */
 } recheck_t;
 
 typedef struct st_block_seen_t {
@@ -85,7 +91,7 @@ struct st_chain_follower_t {
     rt_actor_timer_t tick;
     uint8_t topic_executed[32], topic_revoked[32];
     recheck_t rechecks[RECHECK_MAX];
-    size_t num_rechecks, polled_rechecks;
+    size_t num_rechecks, polled_rechecks, polled_calls; /* calls: receipts, then headers */
     bool recheck_loading, recheck_polling;
     uint32_t recheck_ids;  /* the last id given */
     size_t recheck_writes; /* units of re-checked transactions not answered yet */
@@ -400,6 +406,7 @@ static void on_recheck_load(chain_follower_t *f, const store_pg_result_t *r)
             continue;
         }
         c->resent_ms = 0;
+        c->block_time = c->header_wanted = c->header_time = 0;
         c->id = ++f->recheck_ids;
         c->unmined = false;
         ++f->num_rechecks;
@@ -412,12 +419,17 @@ static void recheck_poll(rt_actor_t *self, chain_follower_t *f)
      * that an older write never lands after a newer one */
     if (f->recheck_polling || f->recheck_writes != 0 || f->num_rechecks == 0)
         return;
-    chain_rpc_call_t calls[RECHECK_MAX];
+    chain_rpc_call_t calls[2 * RECHECK_MAX];
+    size_t n = 0;
     for (size_t i = 0; i != f->num_rechecks; ++i)
-        calls[i] = chain_rpc_eth_get_transaction_receipt(f->rechecks[i].hash);
+        calls[n++] = chain_rpc_eth_get_transaction_receipt(f->rechecks[i].hash);
+    for (size_t i = 0; i != f->num_rechecks; ++i) /* then the headers wanted, in that order */
+        if (f->rechecks[i].header_wanted != 0)
+            calls[n++] = chain_rpc_eth_get_block_by_number(
+                chain_rpc_block_number(f->rechecks[i].header_wanted));
     f->polled_rechecks = f->num_rechecks;
-    f->recheck_polling =
-        chain_rpc_send(self, f->pool->c.rpc, calls, f->num_rechecks, 0, R_POLL) == CHAIN_RPC_OK;
+    f->polled_calls = n;
+    f->recheck_polling = chain_rpc_send(self, f->pool->c.rpc, calls, n, 0, R_POLL) == CHAIN_RPC_OK;
 }
 
 static bool recheck_write(rt_actor_t *self, chain_follower_t *f, const recheck_t *c, int tag,
@@ -490,15 +502,34 @@ static void recheck_settle(rt_actor_t *self, chain_follower_t *f, recheck_t *c,
             chain_u256_to_dec(&rc->effective_gas_price, price);
         const char *reverted = rc->success ? "false" : "true",
                    *gas_price = rc->has_effective_gas_price ? price : NULL;
-        const block_seen_t *b = seen_at(f, rc->block_number);
         char time_s[24];
-        snprintf(time_s, sizeof(time_s), "%llu", b != NULL ? (unsigned long long)b->timestamp : 0);
+        snprintf(time_s, sizeof(time_s), "%llu", (unsigned long long)c->block_time);
         const char *params[] = {hash,   number,   block, ids,       counts,
-                                errors, reverted, gas,   gas_price, b != NULL ? time_s : NULL};
-        c->block_number = rc->block_number;
+                                errors, reverted, gas,   gas_price, time_s};
         recheck_write(self, f, c, R_UPDATE, st_remine, 10, params);
     }
     free(ids), free(counts), free(errors);
+}
+
+/* The time of the block `rc` names, from the headers the follower keeps or the one read for
+ * this re-check (its hash checked); false when neither has it: the next poll reads it. */
+static bool recheck_block_time(const chain_follower_t *f, recheck_t *c,
+                               const chain_rpc_receipt_t *rc)
+{
+    const block_seen_t *b = seen_at(f, rc->block_number);
+    c->block_number = rc->block_number;
+    if (b != NULL && memcmp(b->hash, rc->block_hash, 32) == 0) {
+        c->block_time = b->timestamp;
+        return true;
+    }
+    if (c->header_wanted == rc->block_number && c->header_time != 0 &&
+        memcmp(c->header_hash, rc->block_hash, 32) == 0) {
+        c->block_time = c->header_time;
+        return true;
+    }
+    c->header_wanted = rc->block_number;
+    c->header_time = 0;
+    return false;
 }
 
 /* Deep enough again: the rows follow the block it is in now (and its outcomes), and the
@@ -510,7 +541,7 @@ static void recheck_one(rt_actor_t *self, chain_follower_t *f, recheck_t *c,
 {
     uint32_t conf = f->pool->c.confirmations;
     if (rc != NULL) {
-        if (atomic_load(&f->head) + 1 >= rc->block_number + conf)
+        if (atomic_load(&f->head) + 1 >= rc->block_number + conf && recheck_block_time(f, c, rc))
             recheck_settle(self, f, c, rc);
         return;
     }
@@ -531,8 +562,22 @@ static void recheck_one(rt_actor_t *self, chain_follower_t *f, recheck_t *c,
 static void on_recheck_poll(rt_actor_t *self, chain_follower_t *f, const chain_rpc_reply_t *r)
 {
     f->recheck_polling = false;
-    if (r->error != CHAIN_RPC_OK || r->count != f->polled_rechecks)
+    if (r->error != CHAIN_RPC_OK || r->count != f->polled_calls)
         return;
+    for (size_t i = 0, k = f->polled_rechecks; i != f->polled_rechecks; ++i) {
+        recheck_t *c = &f->rechecks[i];
+        if (c->header_wanted == 0)
+            continue;
+        size_t len;
+        bool found = false;
+        chain_rpc_block_header_t h;
+        const char *json = chain_rpc_reply_result(r, k++, &len);
+        if (json != NULL && chain_rpc_result_block_header(json, len, &h, &found) == CHAIN_OK &&
+            found && h.number == c->header_wanted) {
+            memcpy(c->header_hash, h.hash, 32);
+            c->header_time = h.timestamp;
+        }
+    }
     for (size_t i = 0; i != f->polled_rechecks; ++i) {
         size_t len;
         bool found = false;
@@ -548,20 +593,20 @@ static void on_recheck_poll(rt_actor_t *self, chain_follower_t *f, const chain_r
 
 /* Tells the intents' actors of the rows whose outcome the new chain changed (follower_remine's
  * answer: id, intent, owner, period, status, status before, error). */
-static void recheck_report(chain_follower_t *f, const PGresult *res, uint64_t block_number)
+static void recheck_report(chain_follower_t *f, const PGresult *res, uint64_t block_number,
+                           uint64_t block_time)
 {
     executor_pool_t *pool = f->pool;
-    const block_seen_t *b = seen_at(f, block_number);
     for (int row = 0; row != PQntuples(res) && pool->c.on_outcome != NULL; ++row) {
         const char *now = PQgetvalue(res, row, 4);
         if (strcmp(now, PQgetvalue(res, row, 5)) == 0)
             continue; /* the same outcome in another block */
-        executor_outcome_t o = {
-            .status = strcmp(now, "confirmed") == 0 ? EXECUTOR_CONFIRMED : EXECUTOR_FAILED,
-            .period = (uint32_t)atol(PQgetvalue(res, row, 3)),
-            .block_number = block_number,
-            .block_time_s = b != NULL ? (int64_t)b->timestamp : (int64_t)(rt_now_ms() / 1000),
-            .by_us = true};
+        executor_outcome_t o = {.status = strcmp(now, "confirmed") == 0 ? EXECUTOR_CONFIRMED
+                                                                        : EXECUTOR_FAILED,
+                                .period = (uint32_t)atol(PQgetvalue(res, row, 3)),
+                                .block_number = block_number,
+                                .block_time_s = (int64_t)block_time,
+                                .by_us = true};
         snprintf(o.intent_id, sizeof(o.intent_id), "%s", PQgetvalue(res, row, 1));
         snprintf(o.user_id, sizeof(o.user_id), "%s", PQgetvalue(res, row, 2));
         snprintf(o.error, sizeof(o.error), "%s", PQgetvalue(res, row, 6));
@@ -618,7 +663,7 @@ static void on_recheck_write(rt_actor_t *self, chain_follower_t *f, uint64_t cor
         if (c->id == id && r->status == STORE_PG_OK && R_TAG(corr) == R_UNMINE)
             c->unmined = true;
         if (c->id == id && r->status == STORE_PG_OK && R_TAG(corr) == R_UPDATE) {
-            recheck_report(f, r->results[0], c->block_number);
+            recheck_report(f, r->results[0], c->block_number, c->block_time);
             free(c->raw);
             continue; /* settled: the re-check of this transaction is over */
         }
