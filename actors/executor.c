@@ -239,6 +239,13 @@ static void register_finalize(void)
         " next_execution = CASE WHEN i.status NOT IN ('cancelled', 'failed', 'completed') AND"
         " " COMPLETES " THEN NULL ELSE i.next_execution END, delay_reason = NULL,"
         " updated_at = now() FROM ex WHERE i.id = ex.intent_id AND ex.status = 'confirmed'),"
+        /* the intents this completes (the CTEs all read the rows as they were before the
+         * statement), audited as the engine's own completion is (engine_complete) */
+        " c AS (INSERT INTO audit_log (user_id, actor, action, subject_id, details)"
+        " SELECT ex.owner_id, 'engine', 'intent.complete', ex.intent_id,"
+        " '{\"reason\":\"schedule_over\"}' FROM ex JOIN intents i ON i.id = ex.intent_id"
+        " WHERE ex.status = 'confirmed' AND i.status NOT IN ('cancelled', 'failed', 'completed')"
+        " AND " COMPLETES "),"
         " n AS (INSERT INTO notifications (user_id, type, title, message, intent_id)"
         " SELECT ex.owner_id, CASE WHEN ex.status = 'confirmed' THEN 'execution_succeeded' ELSE"
         " 'execution_failed' END, CASE WHEN ex.status = 'confirmed' THEN 'Payment sent' ELSE"

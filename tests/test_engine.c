@@ -138,6 +138,12 @@ Test(engine, monthly_across_month_ends_and_a_leap_year, .init = setup, .fini = e
     engine_wait_count(token, id, 3, OUTCOME_MS);
     cr_assert(engine_wait_field(token, id, "status", "completed", OUTCOME_MS));
     cr_assert(engine_wait_field(token, id, "nextExecution", "null", OUTCOME_MS));
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM audit_log WHERE subject_id = '%s' AND action ="
+             " 'intent.complete'",
+             id);
+    cr_assert_str_eq(db_value(sql), "1", "the completion is audited once");
     stop_server();
 }
 
