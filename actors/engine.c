@@ -73,7 +73,7 @@ void engine_register_statements(void)
      * next_execution. Audited only when it was live. A row answered when the intent is completed
      * now (its intent.updated event): written here, or already completed with nothing left to
      * clear (the executor's outcome completes it by maxExecutions and clears next_execution in
-     * its own write, executor.c COMPLETES: read only, no write and no lock, since one write per
+     * its own write, executor.c `completes`: read only, no write and no lock, since one write per
      * intent after a burst held the next outcomes up). Only while the count is still the one the
      * actor decided on ($2): one a reorg took back (the follower reopened the intent meanwhile)
      * leaves a period to pay. */

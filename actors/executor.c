@@ -208,13 +208,12 @@ static int st_insert, st_insert_again, st_keep_raw, st_mark_replaced, st_mark_br
  * the run-to-run noise). */
 static void register_finalize(void)
 {
-/* The payment makes the intent's count reach its maxExecutions: the intent is completed, and its
- * nextExecution cleared in the same write (the engine's actor then finds it done and only
- * announces it: engine_complete; a write of its own per intent, after a burst of `once` intents,
- * queued the next outcomes behind 10,000 single-row updates: executor_bench, engine mode). */
-#define COMPLETES                                                                                  \
-    "i.max_executions IS NOT NULL AND GREATEST(i.execution_count, ex.period + 1) >="               \
-    " i.max_executions"
+    /* `completes` (ex): the payment makes a live intent's count reach its maxExecutions, judged on
+     * the intent's row as it was before the statement (which every CTE reads). The intent is then
+     * completed, its nextExecution cleared and the completion audited in the same write (the
+     * engine's actor then finds it done and only announces it: engine_complete; a write of its own
+     * per intent, after a burst of `once` intents, queued the next outcomes behind 10,000
+     * single-row updates: executor_bench, engine mode). */
     st_finalize = store_pg_statement(
         "executor_finalize",
         "WITH o AS (SELECT * FROM unnest($2::uuid[], $3::int[], $4::text[]) AS o(i, p, err)),"
@@ -223,7 +222,9 @@ static void register_finalize(void)
         " block_hash = $8, block_time = to_timestamp($9), confirmed_at = now() FROM o, intents i"
         " WHERE e.tx_hash = $1 AND e.intent_id = o.i AND e.period = o.p AND e.status IN ('signed',"
         " 'broadcast') AND i.id = e.intent_id RETURNING e.id, e.intent_id, e.period, e.status,"
-        " e.error, i.owner_id, i.name),"
+        " e.error, i.owner_id, i.name, i.status NOT IN ('cancelled', 'failed', 'completed') AND"
+        " i.max_executions IS NOT NULL AND GREATEST(i.execution_count, e.period + 1) >="
+        " i.max_executions AS completes),"
         /* every transaction of the nonce (their rows locked by the unit's first statement,
          * executor_supersede_nonce: see store/migrations/009): in flight while a row not decided
          * here is; the winner's block */
@@ -234,18 +235,15 @@ static void register_finalize(void)
         " w.executor AND t.nonce = w.nonce),"
         " it AS (UPDATE intents i SET execution_count = GREATEST(i.execution_count, ex.period + 1),"
         " last_execution = GREATEST(i.last_execution, to_timestamp($9)), status = CASE WHEN"
-        " i.status IN ('cancelled', 'failed', 'completed') THEN i.status WHEN " COMPLETES
-        " THEN 'completed' WHEN i.status = 'delayed' THEN 'active' ELSE i.status END,"
-        " next_execution = CASE WHEN i.status NOT IN ('cancelled', 'failed', 'completed') AND"
-        " " COMPLETES " THEN NULL ELSE i.next_execution END, delay_reason = NULL,"
-        " updated_at = now() FROM ex WHERE i.id = ex.intent_id AND ex.status = 'confirmed'),"
-        /* the intents this completes (the CTEs all read the rows as they were before the
-         * statement), audited as the engine's own completion is (engine_complete) */
+        " ex.completes THEN 'completed' WHEN i.status = 'delayed' THEN 'active' ELSE i.status"
+        " END, next_execution = CASE WHEN ex.completes THEN NULL ELSE i.next_execution END,"
+        " delay_reason = NULL, updated_at = now() FROM ex WHERE i.id = ex.intent_id AND"
+        " ex.status = 'confirmed'),"
+        /* audited as the engine's own completion is (engine_complete) */
         " c AS (INSERT INTO audit_log (user_id, actor, action, subject_id, details)"
         " SELECT ex.owner_id, 'engine', 'intent.complete', ex.intent_id,"
-        " '{\"reason\":\"schedule_over\"}' FROM ex JOIN intents i ON i.id = ex.intent_id"
-        " WHERE ex.status = 'confirmed' AND i.status NOT IN ('cancelled', 'failed', 'completed')"
-        " AND " COMPLETES "),"
+        " '{\"reason\":\"schedule_over\"}' FROM ex WHERE ex.status = 'confirmed' AND"
+        " ex.completes),"
         " n AS (INSERT INTO notifications (user_id, type, title, message, intent_id)"
         " SELECT ex.owner_id, CASE WHEN ex.status = 'confirmed' THEN 'execution_succeeded' ELSE"
         " 'execution_failed' END, CASE WHEN ex.status = 'confirmed' THEN 'Payment sent' ELSE"
@@ -259,7 +257,6 @@ static void register_finalize(void)
         " jsonb_build_object('period', ex.period, 'txHash', '0x' || encode($1, 'hex'),"
         " 'blockNumber', $7::bigint, 'error', ex.error) FROM ex)"
         " SELECT * FROM n");
-#undef COMPLETES
 }
 
 /* The statements that store a transaction's rows before it is broadcast. */

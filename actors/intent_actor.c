@@ -509,6 +509,14 @@ static void hand_over(rt_actor_t *self, const engine_facts_t *f)
 /* The registry counts more executions than the database: the follower adopts their logs (the
  * outcomes raise the count); until then nothing is signed, and the row is read again, backing
  * off, in case the adoption came another way. */
+/* Asks the chain follower for the intent's Executed logs the database lacks. */
+static void ask_adoption(intent_state_t *st)
+{
+    uint8_t id[32];
+    chain_intent_hash(&st->in.terms, id);
+    chain_follower_backfill(engine_executor(st->engine), id);
+}
+
 static void wait_for_adoption(rt_actor_t *self, uint64_t chain_count)
 {
     intent_state_t *st = rt_actor_state(self);
@@ -517,9 +525,7 @@ static void wait_for_adoption(rt_actor_t *self, uint64_t chain_count)
                     "intent %s: the registry counts %llu executions, the database %u:"
                     " adopting them, nothing signed",
                     st->in.id, (unsigned long long)chain_count, st->in.execution_count);
-    uint8_t id[32];
-    chain_intent_hash(&st->in.terms, id);
-    chain_follower_backfill(engine_executor(st->engine), id);
+    ask_adoption(st);
     st->phase = PHASE_WAITING;
     uint32_t shift = st->count_waits - 1 < 5 ? st->count_waits - 1 : 5;
     rt_actor_timer_start(self, &st->timer, (uint64_t)WRONG_COUNT_RELOAD_MS << shift, T_RELOAD);
@@ -562,6 +568,23 @@ static void decide(rt_actor_t *self, const engine_facts_t *f)
         hand_over(self, f);
 }
 
+/* Asks the worker's constraint reader for the intent's chain facts (ENGINE_MSG_FACTS answers with
+ * `corr`): its balance and allowance and, unless the registry's count agrees already, that count;
+ * or (`count_only`) that count alone. */
+static void request_facts(rt_actor_t *self, bool count_only, uint64_t corr)
+{
+    intent_state_t *st = rt_actor_state(self);
+    rt_msg_t *msg = rt_msg_new(ENGINE_MSG_READ, sizeof(engine_read_t));
+    engine_read_t *r = rt_msg_payload(msg);
+    r->owner = st->in.terms.owner;
+    r->token = st->in.terms.token;
+    r->count_only = count_only;
+    r->want_count = count_only || !st->count_agreed;
+    if (r->want_count)
+        chain_intent_hash(&st->in.terms, r->on_chain_id);
+    rt_actor_request(self, st->engine->readers[self->home], msg, corr);
+}
+
 static void check(rt_actor_t *self, int64_t at)
 {
     intent_state_t *st = rt_actor_state(self);
@@ -579,14 +602,7 @@ static void check(rt_actor_t *self, int64_t at)
         decide(self, &f);
         return;
     }
-    rt_msg_t *msg = rt_msg_new(ENGINE_MSG_READ, sizeof(engine_read_t));
-    engine_read_t *r = rt_msg_payload(msg);
-    r->owner = st->in.terms.owner;
-    r->token = st->in.terms.token;
-    r->want_count = !st->count_agreed;
-    if (r->want_count)
-        chain_intent_hash(&st->in.terms, r->on_chain_id);
-    rt_actor_request(self, e->readers[self->home], msg, st->gen);
+    request_facts(self, false, st->gen);
 }
 
 /* The intent's place in the COUNT_SPREAD_S before its count is read (from its id: a uuid's hex
@@ -607,11 +623,7 @@ static void read_count_ahead(rt_actor_t *self)
     if (e->config.facts_always_hold || e->config.rpc == NULL) /* check() reads no count either */
         return;
     st->count_reading = true;
-    rt_msg_t *msg = rt_msg_new(ENGINE_MSG_READ, sizeof(engine_read_t));
-    engine_read_t *r = rt_msg_payload(msg);
-    r->want_count = r->count_only = true;
-    chain_intent_hash(&st->in.terms, r->on_chain_id);
-    rt_actor_request(self, e->readers[self->home], msg, COUNT_AHEAD_CORR | st->gen);
+    request_facts(self, true, COUNT_AHEAD_CORR | st->gen);
 }
 
 /* The answer of read_count_ahead. Not there (busy, the chain not answering) or asked before the
@@ -624,9 +636,7 @@ static void on_count_ahead(rt_actor_t *self, const engine_facts_t *f, uint32_t g
     if (gen != st->gen || !f->has_count)
         return;
     if (f->executed_count > st->in.execution_count) {
-        uint8_t id[32];
-        chain_intent_hash(&st->in.terms, id);
-        chain_follower_backfill(engine_executor(st->engine), id);
+        ask_adoption(st);
         return;
     }
     st->count_agreed = true;
