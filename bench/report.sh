@@ -13,6 +13,19 @@ RATIOS_JQ='
   def ratio(a; b): (if rps(a) and rps(b) and rps(b) > 0 then rps(a) / rps(b) else null end);
   def fig(n): ([.micro[] | select(.name == n) | .value] | first);
   def at_most(v; t): (if v == null then false else v <= t end);
+  # an open-loop scenario run in rounds: NAME, NAME_r2, NAME_r3...; a round with no answer
+  # counts as unbounded, so that a failed round cannot make the median look better
+  def round_names(n): ([.runs | keys[] | select(. == n or startswith(n + "_r"))] | sort);
+  def round_p99(n): (if (.runs[n].ok // 0) > 0 then .runs[n].latency.p99_us / 1000 else 1e9 end);
+  def median_p99(n): ([round_names(n)[] as $k | round_p99($k)] | sort
+    | if length == 0 then null else .[(length - 1) / 2 | floor] end);
+  def round_p99s(n): ([round_names(n)[] as $k | round_p99($k) | if . >= 1e9 then "none answered" else (. * 100 | round / 100 | tostring) end] | join(" / ") + " ms");
+  def floor_ratios(n): (
+    [round_names(n)[] as $k | ($k | sub("^[a-z]+_"; "hello_")) as $bk
+       | if (.runs[$bk].ok // 0) > 0 and round_p99($k) < 1e9 then (round_p99($k) / round_p99($bk) * 10 | round / 10 | tostring) else "-" end]
+    | join(" / "));
+  def open_pass(n): ((median_p99(n) // 1e9) <= 2 and
+    ([round_names(n)[] as $k | .runs[$k] | (.errors // 1) + (.unanswered // 1)] | add // 1) == 0);
   [
     {name: "intentd /healthz vs bare h2o (req/s)", value: ratio("healthz"; "hello_bare"),
      target: ">= 0.90", pass: ((ratio("healthz"; "hello_bare") // 0) >= 0.9)},
@@ -20,17 +33,15 @@ RATIOS_JQ='
      target: ">= 0.50", pass: ((ratio("get_closed"; "hello_bare") // 0) >= 0.5)},
     {name: "GET /api/intents vs bare h2o (req/s)", value: ratio("list_closed"; "hello_bare"),
      target: ">= 0.50", pass: ((ratio("list_closed"; "hello_bare") // 0) >= 0.5)},
-    {name: "bare h2o p99 at half its own rate (ms): the floor for the two below",
-     value: p99ms("hello_open_half_bare"), target: "-", pass: null,
-     detail: answered("hello_open_half_bare")},
-    {name: "GET /api/intents/:id p99 at half the bare h2o rate (ms)",
-     value: p99ms("get_open_half_bare"), target: "<= 2", detail: answered("get_open_half_bare"),
-     pass: ((p99ms("get_open_half_bare") // 1e9) <= 2 and
-            (.runs.get_open_half_bare | (.errors // 1) + (.unanswered // 1)) == 0)},
-    {name: "GET /api/intents p99 at half the bare h2o rate (ms)",
-     value: p99ms("list_open_half_bare"), target: "<= 2", detail: answered("list_open_half_bare"),
-     pass: ((p99ms("list_open_half_bare") // 1e9) <= 2 and
-            (.runs.list_open_half_bare | (.errors // 1) + (.unanswered // 1)) == 0)},
+    {name: "bare h2o p99 at half its own rate (ms, median of the rounds): the floor for the two below",
+     value: median_p99("hello_open_half_bare"), target: "-", pass: null,
+     detail: "rounds \(round_p99s("hello_open_half_bare")); \(answered("hello_open_half_bare")) (round 1); before the rounds the host took \(fig("machine_stall_ms_per_cpu_s") // "?") ms per CPU-second in \(fig("machine_stalls_per_cpu_s") // "?") stalls over 200 us per CPU-second, the longest \(fig("machine_stall_longest_ms") // "?") ms (bench/stall_probe)"},
+    {name: "GET /api/intents/:id p99 at half the bare h2o rate (ms, median of the rounds)",
+     value: median_p99("get_open_half_bare"), target: "<= 2", pass: open_pass("get_open_half_bare"),
+     detail: "rounds \(round_p99s("get_open_half_bare")), \(floor_ratios("get_open_half_bare")) x the bare server'"'"'s p99 of the same round; \(answered("get_open_half_bare")) (round 1)"},
+    {name: "GET /api/intents p99 at half the bare h2o rate (ms, median of the rounds)",
+     value: median_p99("list_open_half_bare"), target: "<= 2", pass: open_pass("list_open_half_bare"),
+     detail: "rounds \(round_p99s("list_open_half_bare")), \(floor_ratios("list_open_half_bare")) x the bare server'"'"'s p99 of the same round; \(answered("list_open_half_bare")) (round 1)"},
     {name: "POST /api/intents vs pgbench, same INSERT (req/s)",
      value: ratio("create_closed"; "pgbench_insert"), target: ">= 0.80",
      pass: ((ratio("create_closed"; "pgbench_insert") // 0) >= 0.8)},
@@ -71,8 +82,11 @@ assemble_results() {
 # shellcheck disable=SC2016
 ROWS_JQ='
   .runs as $r
-  | ["hello_bare", "hello_open_half_bare", "healthz", "get_closed", "list_closed", "get_open_half_bare",
-     "list_open_half_bare", "get_open_half_own", "list_open_half_own", "create_closed",
+  | ["hello_bare", "healthz", "get_closed", "list_closed",
+     "hello_open_half_bare", "get_open_half_bare", "list_open_half_bare",
+     "hello_open_half_bare_r2", "get_open_half_bare_r2", "list_open_half_bare_r2",
+     "hello_open_half_bare_r3", "get_open_half_bare_r3", "list_open_half_bare_r3",
+     "get_open_half_own", "list_open_half_own", "create_closed",
      "pgbench_insert", "signin_closed", "anvil_rawtx", "mixed_closed", "mixed_open_half"][]
   | select($r[.]) | $r[.] as $x
   | [$x.name, $x.mode, ($x.connections | tostring),
@@ -245,8 +259,10 @@ Scenarios: runtime and chain micro-benchmarks; the bare libh2o hello-world (`ben
 the same worker count) and intentd's `/healthz` (intentd runs with its engine, as
 `scripts/run.sh` starts it: every intent created gets its actor); authenticated `GET /api/intents/:id` and `GET
 /api/intents?limit=20` in closed loop at the same connection count as the bare server, then in
-open loop at half the bare server's rate (the bare server's own latency at that rate is measured
-too) and at half their own rate; `POST /api/intents` against pgbench running the same INSERT
+open loop at half the bare server's rate, in three rounds of bare server, GET, list at that same
+rate (the figure is the median round, beside the bare server's p99 of the same round: the host's
+share of a 2-vCPU machine changes from minute to minute, which `bench/stall_probe` records just
+before the rounds), and at half their own rate; `POST /api/intents` against pgbench running the same INSERT
 statement (the intent row, its audit row, the columns back; prepared) at the same concurrency;
 sign-in (nonce, then signed message); WebSocket fan-out and executions through the programs
 their authors wrote (`bench/ws_bench`, `bench/executor_bench`, `bench/engine*bench*`) when they
