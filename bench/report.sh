@@ -24,6 +24,10 @@ RATIOS_JQ='
     [round_names(n)[] as $k | ($k | sub("^[a-z]+_"; "hello_")) as $bk
        | if (.runs[$bk].ok // 0) > 0 and round_p99($k) < 1e9 then (round_p99($k) / round_p99($bk) * 10 | round / 10 | tostring) else "-" end]
     | join(" / "));
+  def host_stalls: (. as $root | [round_names("hello_open_half_bare")[]
+    | sub("^hello_open_half_bare"; "") as $s
+    | "\($root | fig("machine_stall_ms_per_cpu_s" + $s) // "?") ms per CPU-second (longest \($root | fig("machine_stall_longest_ms" + $s) // "?") ms)"]
+    | join(" / "));
   def open_pass(n): ((median_p99(n) // 1e9) <= 2 and
     ([round_names(n)[] as $k | .runs[$k] | (.errors // 1) + (.unanswered // 1)] | add // 1) == 0);
   [
@@ -35,7 +39,7 @@ RATIOS_JQ='
      target: ">= 0.50", pass: ((ratio("list_closed"; "hello_bare") // 0) >= 0.5)},
     {name: "bare h2o p99 at half its own rate (ms, median of the rounds): the floor for the two below",
      value: median_p99("hello_open_half_bare"), target: "-", pass: null,
-     detail: "rounds \(round_p99s("hello_open_half_bare")); \(answered("hello_open_half_bare")) (round 1); before the rounds the host took \(fig("machine_stall_ms_per_cpu_s") // "?") ms per CPU-second in \(fig("machine_stalls_per_cpu_s") // "?") stalls over 200 us per CPU-second, the longest \(fig("machine_stall_longest_ms") // "?") ms (bench/stall_probe)"},
+     detail: "rounds \(round_p99s("hello_open_half_bare")); \(answered("hello_open_half_bare")) (round 1); just before each round the host took \(host_stalls) (bench/stall_probe)"},
     {name: "GET /api/intents/:id p99 at half the bare h2o rate (ms, median of the rounds)",
      value: median_p99("get_open_half_bare"), target: "<= 2", pass: open_pass("get_open_half_bare"),
      detail: "rounds \(round_p99s("get_open_half_bare")), \(floor_ratios("get_open_half_bare")) x the bare server'"'"'s p99 of the same round; \(answered("get_open_half_bare")) (round 1)"},
@@ -262,7 +266,7 @@ the same worker count) and intentd's `/healthz` (intentd runs with its engine, a
 open loop at half the bare server's rate, in three rounds of bare server, GET, list at that same
 rate (the figure is the median round, beside the bare server's p99 of the same round: the host's
 share of a 2-vCPU machine changes from minute to minute, which `bench/stall_probe` records just
-before the rounds), and at half their own rate; `POST /api/intents` against pgbench running the same INSERT
+before each round), and at half their own rate; `POST /api/intents` against pgbench running the same INSERT
 statement (the intent row, its audit row, the columns back; prepared) at the same concurrency;
 sign-in (nonce, then signed message); WebSocket fan-out and executions through the programs
 their authors wrote (`bench/ws_bench`, `bench/executor_bench`, `bench/engine*bench*`) when they
