@@ -210,7 +210,7 @@ static json_t *result_json(const opts_t *o, const lg_run_t *run, const lg_result
 {
     json_t *kinds = json_object();
     lg_hist_t all = {0};
-    uint64_t ok = 0, errors = 0;
+    uint64_t ok = 0, errors = 0, ok_bytes = 0;
     for (int k = 0; k != LG_NUM_KINDS; ++k) {
         const lg_stats_t *st = &res->kinds[k];
         if (st->ok + st->errors == 0)
@@ -218,12 +218,15 @@ static json_t *result_json(const opts_t *o, const lg_run_t *run, const lg_result
         lg_hist_merge(&all, &st->hist);
         ok += st->ok;
         errors += st->errors;
+        ok_bytes += st->ok_bytes;
         json_object_set_new(
             kinds, lg_kind_name((lg_kind_t)k),
-            json_pack("{s:I, s:I, s:f, s:{s:I, s:I, s:I, s:I, s:I}, s:o}", "ok", (json_int_t)st->ok,
-                      "errors", (json_int_t)st->errors, "per_s", (double)st->ok / res->measured_s,
-                      "status", "none", (json_int_t)st->status[0], "2xx", (json_int_t)st->status[2],
-                      "3xx", (json_int_t)st->status[3], "4xx", (json_int_t)st->status[4], "5xx",
+            json_pack("{s:I, s:I, s:f, s:f, s:{s:I, s:I, s:I, s:I, s:I}, s:o}", "ok",
+                      (json_int_t)st->ok, "errors", (json_int_t)st->errors, "per_s",
+                      (double)st->ok / res->measured_s, "answer_bytes_mean",
+                      st->ok > 0 ? (double)st->ok_bytes / (double)st->ok : 0.0, "status", "none",
+                      (json_int_t)st->status[0], "2xx", (json_int_t)st->status[2], "3xx",
+                      (json_int_t)st->status[3], "4xx", (json_int_t)st->status[4], "5xx",
                       (json_int_t)st->status[5], "latency", lg_hist_json(&st->hist, true)));
     }
     json_t *timeline = json_array();
@@ -234,14 +237,15 @@ static json_t *result_json(const opts_t *o, const lg_run_t *run, const lg_result
                                                   (double)res->timeline_max_us[i] / 1000.0));
     return json_pack(
         "{s:s, s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:I, "
-        "s:I, s:o, s:o, s:o, s:o, s:f}",
+        "s:I, s:f, s:o, s:o, s:o, s:o, s:f}",
         "name", o->name, "command", o->cmd, "mode", run->rate_per_s > 0 ? "open" : "closed",
         "connections", (json_int_t)run->connections, "rate_per_s", run->rate_per_s, "warmup_s",
         run->warmup_s, "duration_s", res->measured_s, "throughput_per_s",
         (double)ok / res->measured_s, "ok", (json_int_t)ok, "errors", (json_int_t)errors, "dropped",
         (json_int_t)res->dropped, "unanswered", (json_int_t)res->unanswered, "connect_failures",
         (json_int_t)res->connect_failures, "late_max_us", (json_int_t)res->late_max_us,
-        "signed_inline", (json_int_t)res->signed_inline, "kinds", kinds, "latency",
+        "signed_inline", (json_int_t)res->signed_inline, "answer_bytes_mean",
+        ok > 0 ? (double)ok_bytes / (double)ok : 0.0, "kinds", kinds, "latency",
         lg_hist_json(&all, true), "timeline_per_s", timeline, "send_late",
         lg_hist_json(&res->send_late, false), "generator_cpu_s", res->cpu_s);
 }

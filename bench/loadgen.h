@@ -106,6 +106,7 @@ typedef struct st_lg_stats_t {
     uint64_t ok;
     uint64_t errors;    /* non-2xx answers, connection failures and timeouts */
     uint64_t status[6]; /* answers by status class: [0] none, [2] 2xx ... [5] 5xx */
+    uint64_t ok_bytes;  /* head and body of the 2xx answers: what each one cost to move */
 } lg_stats_t;
 
 /** A pre-signed POST /api/intents body and the user it belongs to. */

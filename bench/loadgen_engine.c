@@ -188,6 +188,7 @@ static void account(engine_t *e, conn_t *c, int status)
     ++st->status[status >= 100 && status < 600 ? status / 100 : 0];
     if (ok) {
         ++st->ok;
+        st->ok_bytes += c->head_len + c->body_len;
         lg_hist_record(&st->hist, (now - c->intended_ns) / 1000);
     } else {
         ++st->errors;

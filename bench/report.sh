@@ -9,7 +9,7 @@
 RATIOS_JQ='
   def rps(n): (.runs[n].throughput_per_s // null);
   def p99ms(n): (if (.runs[n].ok // 0) > 0 then .runs[n].latency.p99_us / 1000 else null end);
-  def answered(n): (.runs[n] | if . then "\(.ok) answered, \(.errors) errors, \(.unanswered // 0) unanswered at the end" + (if .send_late then "; the generator sent p99 \(.send_late.p99_us / 1000) ms late and used \(.generator_cpu_s * 100 | round / 100) CPU-s" else "" end) else "not run" end);
+  def answered(n): (.runs[n] | if . then "\(.ok) answered\(if (.answer_bytes_mean // 0) > 0 then " (\(.answer_bytes_mean | round) bytes each, head and body)" else "" end), \(.errors) errors, \(.unanswered // 0) unanswered at the end" + (if .send_late then "; the generator sent p99 \(.send_late.p99_us / 1000) ms late and used \(.generator_cpu_s * 100 | round / 100) CPU-s" else "" end) else "not run" end);
   def ratio(a; b): (if rps(a) and rps(b) and rps(b) > 0 then rps(a) / rps(b) else null end);
   def fig(n): ([.micro[] | select(.name == n) | .value] | first);
   def at_most(v; t): (if v == null then false else v <= t end);
