@@ -225,7 +225,7 @@ One command load-tests intentd the way its users load it, with every baseline me
 same run, on the same machine, one after the other:
 
 ```
-bench/run.sh            # the standard run: 10 s per scenario, within 10 minutes on 2 cores
+bench/run.sh            # the standard run: 10 s per scenario, about 11 minutes on 2 cores
 bench/run.sh --quick    # a smoke test: 3 s per scenario (does not rewrite this page)
 ```
 

@@ -26,7 +26,7 @@
 # and stops everything again. Shows a progress line, prints a table, writes
 # .local/bench/results.json (every figure and the machine), SVG charts (gnuplot) and, on the
 # standard run, docs/benchmarks.md and docs/benchmarks/*.svg. --quick: 3 s per run (a smoke
-# test, about 3 minutes); --standard (default): 10 s per run, within 10 minutes on 2 cores.
+# test, about 3 minutes); --standard (default): 10 s per run, about 11 minutes on 2 cores.
 # Settings from the environment: BUILD_DIR, BENCH_OUT (default .local/bench),
 # BENCH_SERVICES_DIR, BENCH_CONNECTIONS (reads, default 64), BENCH_WRITE_CONNECTIONS (writes,
 # sign-in and pgbench, default 16), WORKERS (intentd's and h2o_hello's, default nproc),
