@@ -80,13 +80,18 @@ wait_http() {
     return 1
 }
 
+# stop_pid PID: stops one of the started processes and forgets it.
+stop_pid() {
+    local p rest=()
+    kill -TERM "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+    for p in "${pids[@]}"; do [[ $p == "$1" ]] || rest+=("$p"); done
+    pids=("${rest[@]}")
+}
+
 stop_last_pid() {
-    local last=$((${#pids[@]} - 1))
-    ((last >= 0)) || return 0
-    kill -TERM "${pids[$last]}" 2>/dev/null || true
-    wait "${pids[$last]}" 2>/dev/null || true
-    unset "pids[$last]"
-    pids=("${pids[@]}")
+    ((${#pids[@]} > 0)) || return 0
+    stop_pid "${pids[${#pids[@]} - 1]}"
 }
 
 # start_intentd: intentd on a free port (api_port) with the bench's services and contracts and
@@ -131,10 +136,12 @@ fig() {
     jq -r ".$2 // 0" "$OUT/runs/$1.json" 2>/dev/null || echo 0
 }
 
-# collect_json_lines GROUP LOG: the "json: {...}" lines a micro-benchmark printed.
+# collect_json_lines GROUP LOG [SUFFIX]: the "json: {...}" lines a micro-benchmark printed, each
+# name with SUFFIX appended (a program run more than once in the same bench).
 collect_json_lines() {
-    sed -n 's/^json: //p' "$2" | jq -c --arg g "$1" '. + {group: $g}' >>"$OUT/figures.jsonl" ||
-        true
+    sed -n 's/^json: //p' "$2" |
+        jq -c --arg g "$1" --arg s "${3:-}" '. + {group: $g, name: (.name + $s)}' \
+            >>"$OUT/figures.jsonl" || true
 }
 
 # pgbench_insert CLIENTS: the baseline of POST /api/intents: the statement intent_insert of

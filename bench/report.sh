@@ -8,7 +8,6 @@
 # shellcheck disable=SC2016
 RATIOS_JQ='
   def rps(n): (.runs[n].throughput_per_s // null);
-  def p99ms(n): (if (.runs[n].ok // 0) > 0 then .runs[n].latency.p99_us / 1000 else null end);
   def answered(n): (.runs[n] | if . then "\(.ok) answered\(if (.answer_bytes_mean // 0) > 0 then " (\(.answer_bytes_mean | round) bytes each, head and body)" else "" end), \(.errors) errors, \(.unanswered // 0) unanswered at the end" + (if .send_late then "; the generator sent p99 \(.send_late.p99_us / 1000) ms late and used \(.generator_cpu_s * 100 | round / 100) CPU-s" else "" end) else "not run" end);
   def ratio(a; b): (if rps(a) and rps(b) and rps(b) > 0 then rps(a) / rps(b) else null end);
   def fig(n): ([.micro[] | select(.name == n) | .value] | first);
@@ -86,12 +85,13 @@ assemble_results() {
 # shellcheck disable=SC2016
 ROWS_JQ='
   .runs as $r
-  | ["hello_bare", "healthz", "get_closed", "list_closed",
-     "hello_open_half_bare", "get_open_half_bare", "list_open_half_bare",
-     "hello_open_half_bare_r2", "get_open_half_bare_r2", "list_open_half_bare_r2",
-     "hello_open_half_bare_r3", "get_open_half_bare_r3", "list_open_half_bare_r3",
-     "get_open_half_own", "list_open_half_own", "create_closed",
-     "pgbench_insert", "signin_closed", "anvil_rawtx", "mixed_closed", "mixed_open_half"][]
+  | (["hello_bare", "healthz", "get_closed", "list_closed"]
+     # the open-loop rounds, however many ran: round by round, bare h2o, GET, list
+     + ([$r | keys[] | select(test("^(hello|get|list)_open_half_bare(_r[0-9]+)?$"))]
+        | sort_by([(capture("_r(?<n>[0-9]+)$").n // "1" | tonumber),
+                   (split("_")[0] as $k | ["hello", "get", "list"] | index($k))]))
+     + ["get_open_half_own", "list_open_half_own", "create_closed", "pgbench_insert",
+        "signin_closed", "anvil_rawtx", "mixed_closed", "mixed_open_half"])[]
   | select($r[.]) | $r[.] as $x
   | [$x.name, $x.mode, ($x.connections | tostring),
      (if ($x.rate_per_s // 0) > 0 then ($x.rate_per_s | floor | tostring) else "-" end),

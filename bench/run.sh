@@ -175,8 +175,7 @@ for ((round = 1; round <= rounds; round++)); do
     sfx=$( ((round == 1)) || echo "_r$round")
     "$BUILD/bench/stall_probe" 2 >"$OUT/logs/stall_probe$sfx.log" 2>&1 ||
         note "stall_probe failed (log: $OUT/logs/stall_probe$sfx.log)"
-    sed -i -E "s/^(json: \{\"name\":\"machine_[a-z_]+)\"/\1$sfx\"/" "$OUT/logs/stall_probe$sfx.log"
-    collect_json_lines machine "$OUT/logs/stall_probe$sfx.log"
+    collect_json_lines machine "$OUT/logs/stall_probe$sfx.log" "$sfx"
     loadgen "hello_open_half_bare$sfx" run --url "http://127.0.0.1:$bare_port" --mix hello=1 \
         --rate "$half_bare" --connections "$read_conns"
     loadgen "get_open_half_bare$sfx" run --url "$api" --state "$state" --mix get=1 \
@@ -184,11 +183,7 @@ for ((round = 1; round <= rounds; round++)); do
     loadgen "list_open_half_bare$sfx" run --url "$api" --state "$state" --mix list=1 \
         --rate "$half_bare" --connections "$read_conns"
 done
-kill -TERM "$bare_pid" 2>/dev/null || true
-wait "$bare_pid" 2>/dev/null || true
-others=()
-for p in "${pids[@]}"; do [[ $p == "$bare_pid" ]] || others+=("$p"); done
-pids=("${others[@]}")
+stop_pid "$bare_pid"
 
 half_get=$(awk -v r="$(fig get_closed throughput_per_s)" 'BEGIN {printf "%d", r / 2 + 1}')
 half_list=$(awk -v r="$(fig list_closed throughput_per_s)" 'BEGIN {printf "%d", r / 2 + 1}')
