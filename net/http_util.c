@@ -316,6 +316,103 @@ void net_http_add_security_headers(h2o_req_t *req)
                           H2O_STRLIT("default-src 'none'; frame-ancestors 'none'"));
 }
 
+/* Optional whitespace (RFC 9110 5.6.3). */
+static size_t skip_ows(const char *s, size_t len, size_t i)
+{
+    while (i < len && (s[i] == ' ' || s[i] == '\t'))
+        ++i;
+    return i;
+}
+
+/* A qvalue, "0" ["." 0*3DIGIT] or "1" ["." 0*3("0")], as thousandths; -1 when malformed. */
+static int parse_qvalue(const char *s, size_t len)
+{
+    if (len == 0 || (s[0] != '0' && s[0] != '1') || (len > 1 && s[1] != '.') || len > 5)
+        return -1;
+    int q = (s[0] - '0') * 1000, scale = 100;
+    for (size_t i = 2; i < len; ++i, scale /= 10) {
+        if (!isdigit((unsigned char)s[i]))
+            return -1;
+        q += (s[i] - '0') * scale;
+    }
+    return q <= 1000 ? q : -1;
+}
+
+/* Weighs one element of an Accept-Encoding list, `coding [OWS ";" OWS "q=" qvalue]` without
+ * its surrounding whitespace: *gzip or *any takes the element's weight when it names gzip or
+ * "*" (the larger, when listed twice). Anything else, or a malformed element, changes neither. */
+static void weigh_coding(const char *s, size_t len, int *gzip, int *any)
+{
+    size_t end = 0;
+    while (end < len && s[end] != ';' && s[end] != ' ' && s[end] != '\t')
+        ++end;
+    int q = 1000;
+    size_t i = skip_ows(s, len, end);
+    if (i < len) {
+        if (s[i] != ';')
+            return;
+        i = skip_ows(s, len, i + 1);
+        if (len - i < 2 || (s[i] != 'q' && s[i] != 'Q') || s[i + 1] != '=' ||
+            (q = parse_qvalue(s + i + 2, len - i - 2)) < 0)
+            return;
+    }
+    int *target = NULL;
+    if (h2o_lcstris(s, end, H2O_STRLIT("gzip")) || h2o_lcstris(s, end, H2O_STRLIT("x-gzip")))
+        target = gzip;
+    else if (end == 1 && s[0] == '*')
+        target = any;
+    if (target != NULL && q > *target)
+        *target = q;
+}
+
+bool net_http_gzip_acceptable(const h2o_iovec_t *values, size_t count)
+{
+    int gzip = -1, any = -1; /* -1: not listed */
+    for (size_t v = 0; v != count; ++v) {
+        const char *s = values[v].base;
+        size_t len = values[v].len;
+        if (len == 0)
+            continue;
+        for (size_t start = 0; start <= len;) {
+            const char *comma = memchr(s + start, ',', len - start);
+            size_t stop = comma != NULL ? (size_t)(comma - s) : len;
+            size_t from = skip_ows(s, stop, start), to = stop;
+            while (to > from && (s[to - 1] == ' ' || s[to - 1] == '\t'))
+                --to;
+            if (to > from)
+                weigh_coding(s + from, to - from, &gzip, &any);
+            start = stop + 1;
+        }
+    }
+    return gzip >= 0 ? gzip > 0 : any > 0;
+}
+
+bool net_http_accepts_gzip(h2o_req_t *req)
+{
+    h2o_iovec_t values[8];
+    size_t count = 0;
+    for (ssize_t at = -1;
+         count != sizeof(values) / sizeof(values[0]) &&
+         (at = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT_ENCODING, at)) >= 0;)
+        values[count++] = req->headers.entries[at].value;
+    return net_http_gzip_acceptable(values, count);
+}
+
+void net_http_add_vary(h2o_req_t *req, const char *name, size_t len)
+{
+    /* h2o's own de-duplication (h2o_set_header_token) compares with the needle as given, so a
+     * mixed-case name would be added again; the check is made here with its lowercase form */
+    char lower[64];
+    assert(len <= sizeof(lower));
+    for (size_t i = 0; i != len; ++i)
+        lower[i] = (char)tolower((unsigned char)name[i]);
+    for (ssize_t at = -1; (at = h2o_find_header(&req->res.headers, H2O_TOKEN_VARY, at)) >= 0;)
+        if (h2o_contains_token(req->res.headers.entries[at].value.base,
+                               req->res.headers.entries[at].value.len, lower, len, ','))
+            return;
+    h2o_set_header_token(&req->pool, &req->res.headers, H2O_TOKEN_VARY, name, len);
+}
+
 void net_http_send_owned(h2o_req_t *req, int status, const char *content_type, h2o_iovec_t body)
 {
     static h2o_generator_t generator = {NULL, NULL}; /* the whole body goes in one h2o_send */
@@ -428,13 +525,8 @@ static const h2o_iovec_t *allowed_origin(const net_http_cors_t *cors, h2o_req_t 
 
 void net_http_cors_add_headers(const net_http_cors_t *cors, h2o_req_t *req)
 {
-    /* caches must not serve one origin's answer to another, allowed or not; h2o's own
-     * de-duplication compares case-sensitively with a lowercase needle, hence the check here */
-    ssize_t vary = h2o_find_header(&req->res.headers, H2O_TOKEN_VARY, -1);
-    if (vary < 0 ||
-        !h2o_contains_token(req->res.headers.entries[vary].value.base,
-                            req->res.headers.entries[vary].value.len, H2O_STRLIT("origin"), ','))
-        h2o_set_header_token(&req->pool, &req->res.headers, H2O_TOKEN_VARY, H2O_STRLIT("Origin"));
+    /* caches must not serve one origin's answer to another, allowed or not */
+    net_http_add_vary(req, H2O_STRLIT("Origin"));
     const h2o_iovec_t *origin = allowed_origin(cors, req);
     if (origin == NULL)
         return;

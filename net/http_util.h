@@ -70,6 +70,18 @@ bool net_http_bearer_token(h2o_req_t *req, h2o_iovec_t *token);
  * own X-Request-Id headers are ignored, so that ids in our logs are always ours. */
 const char *net_http_request_id(h2o_req_t *req);
 
+/** Whether an answer may go out gzip-coded, from the request's Accept-Encoding field values
+ * (`count` field lines, read as one list; RFC 9110 12.5.3): true when "gzip" (or "x-gzip") is
+ * listed with a weight above 0, or, when it is not listed at all, "*" is. A listed "gzip;q=0"
+ * refuses it, whatever "*" says. No field at all means no coding: clients that decode gzip ask
+ * for it. Elements that do not parse are skipped. O(total length). */
+bool net_http_gzip_acceptable(const h2o_iovec_t *values, size_t count);
+/** net_http_gzip_acceptable over `req`'s Accept-Encoding headers. */
+bool net_http_accepts_gzip(h2o_req_t *req);
+/** Adds `name` (ASCII; compared case-insensitively) to the answer's Vary header unless it is
+ * there already, so that caches keep the variants apart. */
+void net_http_add_vary(h2o_req_t *req, const char *name, size_t len);
+
 /** Adds the headers every API response carries: X-Content-Type-Options: nosniff,
  * Referrer-Policy: no-referrer, X-Frame-Options: DENY, Cache-Control: no-store and
  * Content-Security-Policy: default-src 'none'; frame-ancestors 'none'. */

@@ -342,6 +342,52 @@ Test(net_http_util, bearer_token_characters)
     }
 }
 
+/* Accept-Encoding as RFC 9110 12.5.3 reads it: weights, "*", a listed "gzip;q=0" refusing,
+ * several field lines as one list, and malformed elements skipped rather than trusted. */
+Test(net_http_util, gzip_acceptable)
+{
+    static const struct {
+        const char *value;
+        bool gzip;
+    } cases[] = {
+        {"gzip", true},
+        {"gzip, deflate, br, zstd", true}, /* what browsers send */
+        {"GZIP", true},
+        {"x-gzip", true},
+        {" deflate ,\tgzip ", true},
+        {"gzip;q=0.5", true},
+        {"gzip ; Q=1.000", true},
+        {"gzip;q=0.001", true},
+        {"gzip;q=0", false},
+        {"gzip;q=0.000", false},
+        {"gzip;q=0, *", false}, /* listed: "*" does not overrule it */
+        {"*", true},
+        {"*;q=0.1", true},
+        {"*;q=0", false},
+        {"br, *;q=0", false},
+        {"", false},
+        {"identity", false},
+        {"deflate, br", false},
+        {"gzipx", false},
+        {"gzip;q=1.5", false}, /* out of range: skipped, so nothing is listed */
+        {"gzip;q=.5", false},  /* malformed */
+        {"gzip;q=0.0001", false},
+        {"gzip;level=1", false}, /* not a weight */
+        {"gzip;q=0.5;x=1", false},
+        {",,gzip,,", true},
+        {"gzip;q=0, gzip;q=0.3", true}, /* listed twice: the larger */
+    };
+    for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i) {
+        h2o_iovec_t v = h2o_iovec_init(cases[i].value, strlen(cases[i].value));
+        cr_assert_eq(net_http_gzip_acceptable(&v, 1), cases[i].gzip, "'%s'", cases[i].value);
+    }
+    cr_assert_not(net_http_gzip_acceptable(NULL, 0), "no field: no coding");
+    h2o_iovec_t two[] = {{H2O_STRLIT("br")}, {H2O_STRLIT("gzip")}};
+    cr_assert(net_http_gzip_acceptable(two, 2), "two field lines are one list");
+    h2o_iovec_t refused[] = {{H2O_STRLIT("*")}, {H2O_STRLIT("gzip;q=0")}};
+    cr_assert_not(net_http_gzip_acceptable(refused, 2));
+}
+
 Test(net_http_util, cors_origins)
 {
     net_http_cors_t cors;
