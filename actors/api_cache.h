@@ -22,11 +22,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define API_CACHE_MIN_BYTES (64u * 1024)     /* the smallest per-worker budget accepted */
-#define API_CACHE_MAX_BYTES (1024ull << 20)  /* the largest per-worker budget accepted */
-#define API_CACHE_DEFAULT_BYTES (8ull << 20) /* API_CACHE_MAX_BYTES' default */
-#define API_CACHE_KEY_MAX 512                /* longer keys (user id + path) are not cached */
-#define API_CACHE_GENERATIONS (1u << 16)     /* per-user generation counters (shared) */
+#define API_CACHE_MIN_BYTES (64u * 1024)      /* the smallest per-worker budget accepted */
+#define API_CACHE_MAX_BYTES (1024ull << 20)   /* the largest per-worker budget accepted */
+#define API_CACHE_DEFAULT_BYTES (16ull << 20) /* API_CACHE_MAX_BYTES' default */
+#define API_CACHE_KEY_MAX 512                 /* longer keys (user id + path) are not cached */
+#define API_CACHE_GENERATIONS (1u << 16)      /* per-user generation counters (shared) */
 
 typedef struct st_api_cache_t api_cache_t;
 

@@ -116,7 +116,7 @@ static rt_option_t options[] = {
     {"API_CACHE_TTL_SUBSCRIBED_MS", "15000",
      "longest while the other processes' events surely arrive through Redis (>= API_CACHE_TTL_MS)",
      false, NULL},
-    {"API_CACHE_MAX_BYTES", "8388608", "read cache size per worker, bytes", false, NULL},
+    {"API_CACHE_MAX_BYTES", "16777216", "read cache size per worker, bytes", false, NULL},
     {"WS_PING_INTERVAL_MS", "30000", "WebSocket keepalive: a ping this often", false, NULL},
     {"WS_IDLE_TIMEOUT_MS", "75000", "a WebSocket silent this long (no pong) is closed", false,
      NULL},

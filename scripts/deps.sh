@@ -14,8 +14,8 @@ NPM_DIR=.local/npm
 
 PACKAGES=(build-essential cmake pkg-config clang-format clang-14 libclang-rt-14-dev liburing-dev
     libh2o-evloop-dev libwslay-dev libssl-dev libpq-dev libsecp256k1-dev libwolfssl-dev
-    libhiredis-dev libcriterion-dev libjansson-dev postgresql postgresql-contrib redis-server wrk
-    gnuplot-nox curl jq ca-certificates openssl python3)
+    libhiredis-dev libcriterion-dev libjansson-dev zlib1g-dev postgresql postgresql-contrib
+    redis-server wrk gnuplot-nox curl jq ca-certificates openssl python3)
 # node 20 may come from outside Debian; never install apt's nodejs/npm over one on PATH.
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
 command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)

@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 #include "chain/abi.h"
 #include "chain/eip712.h"
 #include "chain/hex.h"
@@ -586,6 +587,131 @@ Test(api_cache, a_hit_is_the_same_answer_with_the_same_headers, .timeout = 60,
     *strstr(a, "{") = '\0';
     *strstr(b, "{") = '\0';
     cr_assert_str_eq(b, a, "headers of a hit and a miss differ");
+    stop_server();
+}
+
+/* A response raw() read, split: its header block (NUL-terminated in place, lowercased names
+ * kept as sent) and its body's bytes. */
+typedef struct {
+    char *head;
+    const char *body;
+    size_t body_len;
+} split_t;
+
+static split_t split(char *response, size_t len)
+{
+    char *end = memmem(response, len, "\r\n\r\n", 4);
+    cr_assert_not_null(end, "no header end: %.*s", (int)len, response);
+    *end = '\0';
+    return (split_t){response, end + 4, len - (size_t)(end + 4 - response)};
+}
+
+/* The value of header `name` in `head` (a static copy), or NULL. */
+static const char *header_value(const char *head, const char *name)
+{
+    static char value[512];
+    size_t n = strlen(name);
+    for (const char *line = strstr(head, "\r\n"); line != NULL; line = strstr(line + 2, "\r\n")) {
+        if (strncasecmp(line + 2, name, n) == 0 && line[2 + n] == ':') {
+            const char *v = line + 3 + n, *eol = strstr(v, "\r\n");
+            size_t len = eol != NULL ? (size_t)(eol - v) : strlen(v);
+            snprintf(value, sizeof(value), "%.*s", (int)len, v);
+            return value + strspn(value, " ");
+        }
+    }
+    return NULL;
+}
+
+/* Inflates a gzip member into `out` (NUL-terminated); its length. */
+static size_t gunzip(const char *in, size_t len, char *out, size_t cap)
+{
+    z_stream z = {0};
+    cr_assert_eq(inflateInit2(&z, 15 + 16), Z_OK);
+    z.next_in = (Bytef *)in;
+    z.avail_in = (uInt)len;
+    z.next_out = (Bytef *)out;
+    z.avail_out = (uInt)(cap - 1);
+    int rc = inflate(&z, Z_FINISH);
+    cr_assert_eq(rc, Z_STREAM_END, "not one whole gzip member: %d", rc);
+    cr_assert_eq(z.avail_in, 0, "bytes after the gzip member");
+    size_t n = cap - 1 - z.avail_out;
+    out[n] = '\0';
+    inflateEnd(&z);
+    return n;
+}
+
+/* A hit goes out gzip-coded exactly when the request's Accept-Encoding accepts gzip and the body
+ * is large enough to be worth it; the coded bytes inflate to the very body the identity answer
+ * carries; every answer of a cached route says Vary: Accept-Encoding, a miss's included; a
+ * HEAD's Content-Length is that of the coding its GET would get. */
+Test(api_cache, a_hit_is_gzip_coded_when_the_client_accepts_it, .timeout = 60,
+     .fini = kill_leftover_server)
+{
+    const char *env[] = {"INTENT_CONTRACT_ADDRESS=" REGISTRY,
+                         "USDC_ADDRESS=" USDC,
+                         "API_RATE_LIMIT=0",
+                         "USER_RATE_LIMIT=0",
+                         "CORS_ORIGINS=https://app.example",
+                         "WORKERS=1",
+                         LONG_TTL,
+                         NULL};
+    start_server_env(env);
+    char token[4096], id[37], path[64];
+    static char plain[65536], coded[65536], other[65536], inflated[65536];
+    first_intent(token, sizeof(token), id, path, sizeof(path));
+    const char *browser = "Origin: https://app.example\r\nAccept-Encoding: gzip, deflate, br\r\n";
+    const char *paths[] = {path, "/api/intents", "/api/intents?status=pending_signature"};
+    for (size_t i = 0; i != sizeof(paths) / sizeof(paths[0]); ++i) {
+        /* the miss, then the identity hit it filled */
+        size_t n = raw("GET", paths[i], token, browser, plain, sizeof(plain));
+        split_t miss = split(plain, n);
+        cr_assert(strncmp(miss.head, "HTTP/1.1 200", 12) == 0, "%s", miss.head);
+        cr_assert_not_null(header_value(miss.head, "vary"), "%s", miss.head);
+        cr_assert(strcasestr(header_value(miss.head, "vary"), "accept-encoding") != NULL,
+                  "a miss's Vary: %s", miss.head);
+        cr_assert(miss.body_len >= 1024, "%s: %zu bytes, too small to be coded", paths[i],
+                  miss.body_len);
+        cr_assert_null(header_value(miss.head, "content-encoding"), "%s", miss.head);
+        n = raw("GET", paths[i], token, browser, coded, sizeof(coded));
+        split_t hit = split(coded, n);
+        cr_assert_str_eq(header_value(hit.head, "content-encoding"), "gzip", "%s", hit.head);
+        const char *vary = header_value(hit.head, "vary");
+        cr_assert(vary != NULL && strcasestr(vary, "accept-encoding") != NULL &&
+                      strcasestr(vary, "origin") != NULL,
+                  "%s", hit.head);
+        cr_assert_eq(strtoull(header_value(hit.head, "content-length"), NULL, 10), hit.body_len);
+        cr_assert(hit.body_len < miss.body_len / 2, "%zu coded against %zu", hit.body_len,
+                  miss.body_len);
+        size_t len = gunzip(hit.body, hit.body_len, inflated, sizeof(inflated));
+        cr_assert_eq(len, miss.body_len);
+        cr_assert(memcmp(inflated, miss.body, len) == 0, "the coding inflates to another body");
+        /* no Accept-Encoding, gzip refused by weight, or only other codings: the identity */
+        const char *identity[] = {"", "Accept-Encoding: gzip;q=0, *\r\n",
+                                  "Accept-Encoding: br, identity\r\n"};
+        for (size_t k = 0; k != sizeof(identity) / sizeof(identity[0]); ++k) {
+            n = raw("GET", paths[i], token, identity[k], other, sizeof(other));
+            split_t o = split(other, n);
+            cr_assert_null(header_value(o.head, "content-encoding"), "'%s': %s", identity[k],
+                           o.head);
+            cr_assert(strcasestr(header_value(o.head, "vary"), "accept-encoding") != NULL);
+            cr_assert(o.body_len == miss.body_len && memcmp(o.body, miss.body, o.body_len) == 0,
+                      "'%s': another body", identity[k]);
+        }
+        /* HEAD: the coded answer's headers, no body */
+        n = raw("HEAD", paths[i], token, "Accept-Encoding: gzip\r\n", other, sizeof(other));
+        split_t head = split(other, n);
+        cr_assert_str_eq(header_value(head.head, "content-encoding"), "gzip", "%s", head.head);
+        cr_assert_eq(strtoull(header_value(head.head, "content-length"), NULL, 10), hit.body_len);
+        cr_assert_eq(head.body_len, 0);
+    }
+    /* a small body (an empty list) is kept in the identity coding only */
+    raw("GET", "/api/intents?status=paused", token, browser, plain, sizeof(plain));
+    size_t n = raw("GET", "/api/intents?status=paused", token, browser, coded, sizeof(coded));
+    split_t small = split(coded, n);
+    cr_assert_null(header_value(small.head, "content-encoding"), "%s", small.head);
+    cr_assert(strcasestr(header_value(small.head, "vary"), "accept-encoding") != NULL);
+    cr_assert(small.body_len < 1024 && strstr(small.body, "\"items\":[]") != NULL, "%s",
+              small.body);
     stop_server();
 }
 
