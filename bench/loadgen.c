@@ -37,7 +37,7 @@
 #define LG_USERS_MAX 100000
 
 typedef struct st_opts_t {
-    const char *cmd, *url, *state, *json, *name, *mix, *hello_path;
+    const char *cmd, *url, *state, *json, *name, *mix, *hello_path, *accept_encoding;
     char host[64];
     uint16_t port;
     uint64_t seed;
@@ -54,6 +54,8 @@ static void usage(void)
                     "  --rate R (open loop, tasks per second; default: closed loop)\n"
                     "  --connections C --duration S --warmup S --timeout-ms T\n"
                     "  --presign N (intent bodies signed before the run) --hello-path P\n"
+                    "  --accept-encoding V (default: a browser's \"" LG_ACCEPT_ENCODING "\";\n"
+                    "                       '' sends none)\n"
                     "  --txs N --senders M (rawtx)  --seed S --json OUT --name NAME --progress\n");
     exit(2);
 }
@@ -101,6 +103,7 @@ static const opt_def_t opt_defs[] = {
     {"seed", 'u', offsetof(opts_t, seed)},
     {"hello-path", 's', offsetof(opts_t, hello_path)},
     {"timeout-ms", 'l', offsetof(opts_t, timeout_ms)},
+    {"accept-encoding", 's', offsetof(opts_t, accept_encoding)},
     {"progress", 'b', offsetof(opts_t, progress)},
 };
 
@@ -148,6 +151,7 @@ static void parse_opts(opts_t *o, int argc, char **argv)
                   .warmup = 2,
                   .timeout_ms = 10000,
                   .hello_path = "/",
+                  .accept_encoding = LG_ACCEPT_ENCODING,
                   .name = "run"};
     if (argc < 2)
         usage();
@@ -236,15 +240,16 @@ static json_t *result_json(const opts_t *o, const lg_run_t *run, const lg_result
                                                   (json_int_t)res->timeline_err[i] * 10,
                                                   (double)res->timeline_max_us[i] / 1000.0));
     return json_pack(
-        "{s:s, s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:I, "
+        "{s:s, s:s, s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:I, "
         "s:I, s:f, s:o, s:o, s:o, s:o, s:f}",
         "name", o->name, "command", o->cmd, "mode", run->rate_per_s > 0 ? "open" : "closed",
-        "connections", (json_int_t)run->connections, "rate_per_s", run->rate_per_s, "warmup_s",
-        run->warmup_s, "duration_s", res->measured_s, "throughput_per_s",
-        (double)ok / res->measured_s, "ok", (json_int_t)ok, "errors", (json_int_t)errors, "dropped",
-        (json_int_t)res->dropped, "unanswered", (json_int_t)res->unanswered, "connect_failures",
-        (json_int_t)res->connect_failures, "late_max_us", (json_int_t)res->late_max_us,
-        "signed_inline", (json_int_t)res->signed_inline, "answer_bytes_mean",
+        "accept_encoding", run->accept_encoding, "connections", (json_int_t)run->connections,
+        "rate_per_s", run->rate_per_s, "warmup_s", run->warmup_s, "duration_s", res->measured_s,
+        "throughput_per_s", (double)ok / res->measured_s, "ok", (json_int_t)ok, "errors",
+        (json_int_t)errors, "dropped", (json_int_t)res->dropped, "unanswered",
+        (json_int_t)res->unanswered, "connect_failures", (json_int_t)res->connect_failures,
+        "late_max_us", (json_int_t)res->late_max_us, "signed_inline",
+        (json_int_t)res->signed_inline, "answer_bytes_mean",
         ok > 0 ? (double)ok_bytes / (double)ok : 0.0, "kinds", kinds, "latency",
         lg_hist_json(&all, true), "timeline_per_s", timeline, "send_late",
         lg_hist_json(&res->send_late, false), "generator_cpu_s", res->cpu_s);
@@ -283,6 +288,7 @@ static lg_run_t base_run(const opts_t *o)
     return (lg_run_t){.host = o->host,
                       .port = o->port,
                       .hello_path = o->hello_path,
+                      .accept_encoding = o->accept_encoding,
                       .connections = (uint32_t)o->connections,
                       .rate_per_s = o->rate,
                       .warmup_s = o->warmup,

@@ -115,11 +115,16 @@ typedef struct st_lg_body_t {
     char *body;
 } lg_body_t;
 
+/* What a browser's fetch sends as Accept-Encoding (Chromium's), as the frontend's users do: the
+ * API answers large reads gzip-coded to it. */
+#define LG_ACCEPT_ENCODING "gzip, deflate, br, zstd"
+
 /** A run's settings. */
 typedef struct st_lg_run_t {
     const char *host; /* numeric IPv4 */
     uint16_t port;
     const char *hello_path;
+    const char *accept_encoding; /* sent with every request but rawtx's; NULL or "": none */
     uint32_t connections;
     double rate_per_s; /* > 0: open loop at this rate; 0: closed loop */
     double warmup_s, duration_s;

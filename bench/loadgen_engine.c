@@ -273,6 +273,11 @@ static bool send_request(engine_t *e, conn_t *c, const char *method, const char 
     bool ok = out_put(c->out, &n, method, strlen(method)) && OUT_LIT(c->out, &n, " ") &&
               out_put(c->out, &n, path, strlen(path)) &&
               OUT_LIT(c->out, &n, " HTTP/1.1\r\nHost: localhost\r\n");
+    /* as a browser asks the API; a node's JSON-RPC client is no browser */
+    const char *coding = c->kind != LG_RAWTX ? e->run->accept_encoding : NULL;
+    if (ok && coding != NULL && coding[0] != '\0')
+        ok = OUT_LIT(c->out, &n, "Accept-Encoding: ") &&
+             out_put(c->out, &n, coding, strlen(coding)) && OUT_LIT(c->out, &n, "\r\n");
     if (ok && token != NULL)
         ok = OUT_LIT(c->out, &n, "Authorization: Bearer ") &&
              out_put(c->out, &n, token, strlen(token)) && OUT_LIT(c->out, &n, "\r\n");

@@ -244,7 +244,10 @@ in flight each) behaves like users: wallets derived from a seed (keccak256(seed 
 with the server's EIP-4361 message and an EIP-191 signature, create intents with an inline
 EIP-712 signature (pre-signed before the run, so the generator's secp256k1 does not compete with
 the server; the server verifies every one), read them and list them with their session.
-Closed loop: every connection sends its next request as soon as the last one is answered.
+Every request says `Accept-Encoding: gzip, deflate, br, zstd`, as a browser's fetch does, so the
+API's large reads come back gzip-coded as they do to the frontend (`--accept-encoding ''` sends
+none); the bare server ignores the header. The bytes per answer are given with each open-loop
+figure. Closed loop: every connection sends its next request as soon as the last one is answered.
 Open loop: requests arrive at a constant rate whatever the server does, and latency counts from
 each request's intended send time, so a stall shows in full (no coordinated omission; a bounded
 backlog counts what it cannot hold as dropped). Latencies go into log-linear histograms (64
