@@ -14,18 +14,17 @@
  *   worker that stores an answer it read hands a copy to the other workers (share/take_shared:
  *   a lock-free list per worker, taken in at its next lookup, on the same terms as its own
  *   reads), so one database read serves every worker's copy.
- * - An entry is (key = user id + raw path with its query, body, generation, epoch, fill
- *   time). Bodies and keys live in a per-worker ring arena written like a log: each entry is
- *   appended at the head, and an entry is intact while the head has not lapped its first byte
- *   (head - pos <= size), so old entries fall off the end in insertion order with no free lists
- *   and no per-entry allocation. The index is an 8-way set-associative table of fixed size (an
- *   eighth of the budget; 2 ways lost ~0.5 % of the bench's 1,600 entries per worker to
- *   collisions, each then missing over and over); a collision evicts the way filled first. Both
- *   are sized from API_CACHE_MAX_BYTES at the worker's first use, so memory is bounded per
- *   worker. A hit is
- *   sent from the arena itself, not a copy: each of the arena's ARENA_SEGMENTS segments counts
- *   the answers still being sent from it, and an append skips a segment whose count is not 0
- *   (make_room).
+ * - An entry is (key = user id + raw path with its query, body, the body's gzip coding when it
+ *   is worth keeping (gzip_coding), generation, epoch, fill time). Bodies and keys live in a
+ *   per-worker ring arena written like a log: each entry is appended at the head, and an entry
+ *   is intact while the head has not lapped its first byte (head - pos <= size), so old entries
+ *   fall off the end in insertion order with no free lists and no per-entry allocation. The
+ *   index is an 8-way set-associative table of fixed size (an eighth of the budget; 2 ways lost
+ *   ~0.5 % of the bench's 1,600 entries per worker to collisions, each then missing over and
+ *   over); a collision evicts the way filled first. Both are sized from API_CACHE_MAX_BYTES at
+ *   the worker's first use, so memory is bounded per worker. A hit is sent from the arena
+ *   itself, not a copy: each of the arena's ARENA_SEGMENTS segments counts the answers still
+ *   being sent from it, and an append skips a segment whose count is not 0 (make_room).
  * - Invalidation: a fixed array of per-user generation counters shared by all workers, indexed
  *   by a hash of the user id (two users on one counter only cost each other extra misses). An
  *   entry is served only while its stored generation equals its user's counter now and it has
@@ -99,8 +98,10 @@
  * - Only 200 application/json answers of GET are stored, captured with the per-request answer
  *   hook of net/http_util.h, byte for byte; a hit answers them with net_http_send_owned like
  *   net_json_send does, and the router adds the security, request id and CORS headers to both
- *   alike. Authentication, rate limits and ownership run before every lookup, and the key holds
- *   the token's subject, so an entry is only ever served to its own user.
+ *   alike. A client whose Accept-Encoding takes gzip gets the gzip coding of a hit, with
+ *   Content-Encoding: gzip; a miss's answer goes out as it was made. Authentication, rate limits
+ *   and ownership run before every lookup, and the key holds the token's subject, so an entry is
+ *   only ever served to its own user.
  *
  * Considered: one shared cache under a lock or RCU (one copy instead of one per worker, but
  * cross-core traffic on every hit); invalidating by sending messages to every worker (a change
