@@ -544,19 +544,22 @@ static void comparable(const char *response, bool with_length, char *out, size_t
     snprintf(out + n, cap - n, "%s", end + 4);
 }
 
+/* One worker, no rate limits, the test events endpoint, an allowed origin and entries that only
+ * an invalidation ends: the tests of what an answer looks like. */
+static const char *answer_env[] = {"INTENT_CONTRACT_ADDRESS=" REGISTRY,
+                                   "USDC_ADDRESS=" USDC,
+                                   "API_RATE_LIMIT=0",
+                                   "USER_RATE_LIMIT=0",
+                                   "EVENTS_TEST_ENDPOINT=1",
+                                   "CORS_ORIGINS=https://app.example",
+                                   "WORKERS=1",
+                                   LONG_TTL,
+                                   NULL};
+
 Test(api_cache, a_hit_is_the_same_answer_with_the_same_headers, .timeout = 60,
      .fini = kill_leftover_server)
 {
-    const char *env[] = {"INTENT_CONTRACT_ADDRESS=" REGISTRY,
-                         "USDC_ADDRESS=" USDC,
-                         "API_RATE_LIMIT=0",
-                         "USER_RATE_LIMIT=0",
-                         "EVENTS_TEST_ENDPOINT=1",
-                         "CORS_ORIGINS=https://app.example",
-                         "WORKERS=1",
-                         LONG_TTL,
-                         NULL};
-    start_server_env(env);
+    start_server_env(answer_env);
     char token[4096], id[37], path[64];
     static char miss[65536], hit[65536], fresh[65536], a[65536], b[65536];
     first_intent(token, sizeof(token), id, path, sizeof(path));
@@ -647,15 +650,7 @@ static size_t gunzip(const char *in, size_t len, char *out, size_t cap)
 Test(api_cache, a_hit_is_gzip_coded_when_the_client_accepts_it, .timeout = 60,
      .fini = kill_leftover_server)
 {
-    const char *env[] = {"INTENT_CONTRACT_ADDRESS=" REGISTRY,
-                         "USDC_ADDRESS=" USDC,
-                         "API_RATE_LIMIT=0",
-                         "USER_RATE_LIMIT=0",
-                         "CORS_ORIGINS=https://app.example",
-                         "WORKERS=1",
-                         LONG_TTL,
-                         NULL};
-    start_server_env(env);
+    start_server_env(answer_env);
     char token[4096], id[37], path[64];
     static char plain[65536], coded[65536], other[65536], inflated[65536];
     first_intent(token, sizeof(token), id, path, sizeof(path));
