@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "actors/chain_follower.h"
 #include "actors/executor.h"
 #include "actors/executor_internal.h"
 #include "chain/abi.h"
@@ -1054,6 +1055,18 @@ static void reorg_until_mined_again(const char *revert, const char *before, char
     cr_assert(after[0] != '\0', "the row was not mined again");
 }
 
+/* Waits (bounded) until no lane follows the transaction `hex` (its hash, hex without 0x) any
+ * more: decided, it is the follower's to re-check after a reorg. */
+static void wait_left_to_the_follower(const char *hex)
+{
+    uint8_t hash[32];
+    size_t hash_len;
+    cr_assert_eq(chain_hex_decode(hash, 32, &hash_len, hex, strlen(hex), 0), CHAIN_OK);
+    for (int i = 0; i != 100 && executor__pool_follows(fx.pool, hash); ++i)
+        sleep_ms(50);
+    cr_assert(!executor__pool_follows(fx.pool, hash));
+}
+
 Test(executor, a_reorg_deeper_than_the_confirmations_sends_a_decided_transaction_again,
      .timeout = 120, .fini = end_all)
 {
@@ -1068,6 +1081,60 @@ Test(executor, a_reorg_deeper_than_the_confirmations_sends_a_decided_transaction
     cr_assert(echain_rpc(&fx.chain, "eth_getBlockByNumber", sql, block, sizeof(block)));
     cr_assert(strstr(block, after) != NULL, "the row's block must be canonical");
     cr_assert_eq(executed_count(&job), 1, "the payment is on the new chain too");
+}
+
+/* A decided payment that a reorg deeper than the confirmations takes off the chain, sent again
+ * by the follower and mined in a block whose header the follower never reads: one call mines it
+ * with CHAIN_FOLLOWER_BLOCKS + 36 blocks on top, so the follower's next head is past the window of
+ * headers it reads below a head. The row still gets that block's time (from a header read with
+ * the receipt poll, its hash checked against the receipt's), not NULL. */
+Test(executor, a_payment_mined_again_in_a_block_the_follower_never_read_gets_its_time,
+     .timeout = 120, .fini = end_all)
+{
+    executor_job_t job;
+    char revert[128], before[80], hex[80], resp[4096];
+    confirm_after_snapshot(4242, &job, revert, before);
+    echain_db_value(&fx.chain, "SELECT encode(tx_hash, 'hex') FROM executions", hex, sizeof(hex));
+    wait_left_to_the_follower(hex);
+    wait_head(chain_head());
+    /* the new chain: one empty block where the payment's was; automine off, so the transaction
+     * the follower sends again waits in the node's pool */
+    cr_assert(echain_automine(&fx.chain, false));
+    cr_assert(echain_rpc(&fx.chain, "evm_revert", revert, resp, sizeof(resp)));
+    cr_assert(strstr(resp, "true") != NULL, "%s", resp);
+    mine_new_block(9);
+    wait_reorg_noticed();
+    char params[100];
+    snprintf(params, sizeof(params), "[\"0x%s\"]", hex);
+    for (int i = 0; i != 200; ++i) {
+        cr_assert(echain_rpc(&fx.chain, "eth_getTransactionByHash", params, resp, sizeof(resp)));
+        if (strstr(resp, "\"result\":null") == NULL)
+            break;
+        sleep_ms(50);
+    }
+    cr_assert_null(strstr(resp, "\"result\":null"), "never sent again: %s", resp);
+    uint64_t head = chain_head();
+    snprintf(params, sizeof(params), "[\"0x%x\"]", CHAIN_FOLLOWER_BLOCKS + 36);
+    cr_assert(echain_rpc(&fx.chain, "anvil_mine", params, resp, sizeof(resp)));
+    cr_assert_eq(chain_head(), head + CHAIN_FOLLOWER_BLOCKS + 36, "%s", resp);
+    char after[80] = "";
+    for (int i = 0; i != 200; ++i) {
+        echain_db_value(&fx.chain,
+                        "SELECT encode(block_hash, 'hex') FROM executions WHERE status ="
+                        " 'confirmed'",
+                        after, sizeof(after));
+        if (after[0] != '\0' && strcmp(after, before) != 0)
+            break;
+        sleep_ms(50);
+    }
+    cr_assert(after[0] != '\0' && strcmp(after, before) != 0, "not confirmed on the new chain");
+    char sql[200], v[64];
+    snprintf(sql, sizeof(sql), "SELECT block_number FROM executions WHERE intent_id = '%s'",
+             job.intent_id);
+    echain_db_value(&fx.chain, sql, v, sizeof(v));
+    cr_assert_eq(strtoull(v, NULL, 10), head + 1, "mined in the first block of the burst");
+    row_block_time(&job, 0);
+    cr_assert_eq(executed_count(&job), 1, "the payment is on the new chain once");
 }
 
 /* A decided transaction of ours that a deep reorg took off the chain, while the new chain's
@@ -1678,12 +1745,7 @@ Test(executor, a_reorg_that_takes_the_newest_payment_back_gives_back_the_previou
              "SELECT encode(tx_hash, 'hex') FROM executions WHERE intent_id = '%s' AND period = 1",
              job1.intent_id);
     echain_db_value(&fx.chain, sql, first, sizeof(first));
-    uint8_t first_hash[32];
-    size_t hash_len;
-    cr_assert_eq(chain_hex_decode(first_hash, 32, &hash_len, first, strlen(first), 0), CHAIN_OK);
-    for (int i = 0; i != 100 && executor__pool_follows(fx.pool, first_hash); ++i)
-        sleep_ms(50); /* decided: the follower's to re-check after a reorg */
-    cr_assert(!executor__pool_follows(fx.pool, first_hash));
+    wait_left_to_the_follower(first);
     wait_head(chain_head());
     /* the new chain: period 0's block and a later empty one where period 1's was */
     cr_assert(echain_automine(&fx.chain, false));
