@@ -1067,6 +1067,22 @@ static void wait_left_to_the_follower(const char *hex)
     cr_assert(!executor__pool_follows(fx.pool, hash));
 }
 
+/* Once no lane follows the decided transaction `hex`, a reorg deeper than the confirmations: back
+ * to the snapshot `revert` with automine off, then one empty block on the new chain where the
+ * transaction's was; returns once the pool has noticed. Sent again, the transaction then waits
+ * in the node's pool until the test mines. */
+static void reorg_with_automine_off(const char *hex, const char *revert)
+{
+    char resp[4096];
+    wait_left_to_the_follower(hex);
+    wait_head(chain_head());
+    cr_assert(echain_automine(&fx.chain, false));
+    cr_assert(echain_rpc(&fx.chain, "evm_revert", revert, resp, sizeof(resp)));
+    cr_assert(strstr(resp, "true") != NULL, "%s", resp);
+    mine_new_block(9);
+    wait_reorg_noticed();
+}
+
 Test(executor, a_reorg_deeper_than_the_confirmations_sends_a_decided_transaction_again,
      .timeout = 120, .fini = end_all)
 {
@@ -1095,15 +1111,7 @@ Test(executor, a_payment_mined_again_in_a_block_the_follower_never_read_gets_its
     char revert[128], before[80], hex[80], resp[4096];
     confirm_after_snapshot(4242, &job, revert, before);
     echain_db_value(&fx.chain, "SELECT encode(tx_hash, 'hex') FROM executions", hex, sizeof(hex));
-    wait_left_to_the_follower(hex);
-    wait_head(chain_head());
-    /* the new chain: one empty block where the payment's was; automine off, so the transaction
-     * the follower sends again waits in the node's pool */
-    cr_assert(echain_automine(&fx.chain, false));
-    cr_assert(echain_rpc(&fx.chain, "evm_revert", revert, resp, sizeof(resp)));
-    cr_assert(strstr(resp, "true") != NULL, "%s", resp);
-    mine_new_block(9);
-    wait_reorg_noticed();
+    reorg_with_automine_off(hex, revert);
     char params[100];
     snprintf(params, sizeof(params), "[\"0x%s\"]", hex);
     for (int i = 0; i != 200; ++i) {
@@ -1745,14 +1753,8 @@ Test(executor, a_reorg_that_takes_the_newest_payment_back_gives_back_the_previou
              "SELECT encode(tx_hash, 'hex') FROM executions WHERE intent_id = '%s' AND period = 1",
              job1.intent_id);
     echain_db_value(&fx.chain, sql, first, sizeof(first));
-    wait_left_to_the_follower(first);
-    wait_head(chain_head());
     /* the new chain: period 0's block and a later empty one where period 1's was */
-    cr_assert(echain_automine(&fx.chain, false));
-    cr_assert(echain_rpc(&fx.chain, "evm_revert", revert, resp, sizeof(resp)));
-    cr_assert(strstr(resp, "true") != NULL, "%s", resp);
-    mine_new_block(9);
-    wait_reorg_noticed();
+    reorg_with_automine_off(first, revert);
     cr_assert_eq(executed_count(&job0), 1, "period 1 is off the chain");
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM intents i JOIN executions e ON e.intent_id = i.id WHERE i.id ="
