@@ -689,14 +689,13 @@ static void answer_hit(cache_worker_t *w, const cache_slot_t *s, h2o_req_t *req,
     for (uint32_t i = pin->first; i <= pin->last; ++i)
         ++w->pins[i];
     count_own(&w->hits);
-    const char *body = w->arena + off + s->key_len;
+    h2o_iovec_t out = h2o_iovec_init(w->arena + off + s->key_len, s->body_len);
     if (gzip && s->gz_len != 0) {
         h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_ENCODING,
                        H2O_STRLIT("gzip"), 1);
-        net_http_send_owned(req, 200, CONTENT_TYPE, h2o_iovec_init(body + s->body_len, s->gz_len));
-    } else {
-        net_http_send_owned(req, 200, CONTENT_TYPE, h2o_iovec_init(body, s->body_len));
+        out = h2o_iovec_init(out.base + s->body_len, s->gz_len);
     }
+    net_http_send_owned(req, 200, CONTENT_TYPE, out);
 }
 
 /* Hooks a GET's answer to be stored with the generation read now. */

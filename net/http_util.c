@@ -400,17 +400,24 @@ bool net_http_accepts_gzip(h2o_req_t *req)
 
 void net_http_add_vary(h2o_req_t *req, const char *name, size_t len)
 {
-    /* h2o's own de-duplication (h2o_set_header_token) compares with the needle as given, so a
-     * mixed-case name would be added again; the check is made here with its lowercase form */
+    /* not h2o_set_header_token: its de-duplication compares with the needle as given, so a
+     * mixed-case name would be added again; the check is made here with its lowercase form, and
+     * the name goes on the last Vary line found on the way */
     char lower[64];
     assert(len <= sizeof(lower));
     for (size_t i = 0; i != len; ++i)
         lower[i] = (char)tolower((unsigned char)name[i]);
-    for (ssize_t at = -1; (at = h2o_find_header(&req->res.headers, H2O_TOKEN_VARY, at)) >= 0;)
-        if (h2o_contains_token(req->res.headers.entries[at].value.base,
-                               req->res.headers.entries[at].value.len, lower, len, ','))
+    h2o_header_t *last = NULL;
+    for (ssize_t at = -1; (at = h2o_find_header(&req->res.headers, H2O_TOKEN_VARY, at)) >= 0;) {
+        last = &req->res.headers.entries[at];
+        if (h2o_contains_token(last->value.base, last->value.len, lower, len, ','))
             return;
-    h2o_set_header_token(&req->pool, &req->res.headers, H2O_TOKEN_VARY, name, len);
+    }
+    if (last != NULL)
+        last->value = h2o_concat(&req->pool, last->value, h2o_iovec_init(H2O_STRLIT(", ")),
+                                 h2o_iovec_init(name, len));
+    else
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL, name, len);
 }
 
 void net_http_send_owned(h2o_req_t *req, int status, const char *content_type, h2o_iovec_t body)
