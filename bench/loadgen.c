@@ -17,7 +17,9 @@
  * "timeline_per_s": [seconds, answers/s, errors/s, the slowest answer in ms] (the last shows
  * whether a tail is made of stalls, and whether they recur), "send_late" (open loop: how long
  * after its intended time each request went out; the generator's own lag or a backlog) and
- * "generator_cpu_s" (the generator's CPU time, taken from the cores it shares with the server).
+ * "generator_cpu_s" (the generator's CPU time, taken from the cores it shares with the server)
+ * and "machine_cpu" (the share of all CPUs' time that was busy, and that the host took, over
+ * the measured window; null for setup, or when /proc/stat cannot be read).
  */
 #include <arpa/inet.h>
 #include <stddef.h>
@@ -239,20 +241,26 @@ static json_t *result_json(const opts_t *o, const lg_run_t *run, const lg_result
                                                   (json_int_t)res->timeline[i] * 10,
                                                   (json_int_t)res->timeline_err[i] * 10,
                                                   (double)res->timeline_max_us[i] / 1000.0));
-    return json_pack(
-        "{s:s, s:s, s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:I, "
-        "s:I, s:f, s:o, s:o, s:o, s:o, s:f}",
-        "name", o->name, "command", o->cmd, "mode", run->rate_per_s > 0 ? "open" : "closed",
-        "accept_encoding", run->accept_encoding, "connections", (json_int_t)run->connections,
-        "rate_per_s", run->rate_per_s, "warmup_s", run->warmup_s, "duration_s", res->measured_s,
-        "throughput_per_s", (double)ok / res->measured_s, "ok", (json_int_t)ok, "errors",
-        (json_int_t)errors, "dropped", (json_int_t)res->dropped, "unanswered",
-        (json_int_t)res->unanswered, "connect_failures", (json_int_t)res->connect_failures,
-        "late_max_us", (json_int_t)res->late_max_us, "signed_inline",
-        (json_int_t)res->signed_inline, "answer_bytes_mean",
-        ok > 0 ? (double)ok_bytes / (double)ok : 0.0, "kinds", kinds, "latency",
-        lg_hist_json(&all, true), "timeline_per_s", timeline, "send_late",
-        lg_hist_json(&res->send_late, false), "generator_cpu_s", res->cpu_s);
+    double busy, steal;
+    json_t *machine = lg_machine_share(&res->machine_from, &res->machine_to, &busy, &steal)
+                          ? json_pack("{s:I, s:f, s:f}", "cpus", (json_int_t)res->machine_to.cpus,
+                                      "busy", busy, "steal", steal)
+                          : json_null();
+    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:I, "
+                     "s:I, s:f, s:o, s:o, s:o, s:o, s:f, s:o}",
+                     "name", o->name, "command", o->cmd, "mode",
+                     run->rate_per_s > 0 ? "open" : "closed", "accept_encoding",
+                     run->accept_encoding, "connections", (json_int_t)run->connections,
+                     "rate_per_s", run->rate_per_s, "warmup_s", run->warmup_s, "duration_s",
+                     res->measured_s, "throughput_per_s", (double)ok / res->measured_s, "ok",
+                     (json_int_t)ok, "errors", (json_int_t)errors, "dropped",
+                     (json_int_t)res->dropped, "unanswered", (json_int_t)res->unanswered,
+                     "connect_failures", (json_int_t)res->connect_failures, "late_max_us",
+                     (json_int_t)res->late_max_us, "signed_inline", (json_int_t)res->signed_inline,
+                     "answer_bytes_mean", ok > 0 ? (double)ok_bytes / (double)ok : 0.0, "kinds",
+                     kinds, "latency", lg_hist_json(&all, true), "timeline_per_s", timeline,
+                     "send_late", lg_hist_json(&res->send_late, false), "generator_cpu_s",
+                     res->cpu_s, "machine_cpu", machine);
 }
 
 static bool report(const opts_t *o, const lg_run_t *run, lg_result_t *res)

@@ -11,7 +11,7 @@
  *
  * Files: loadgen.c (command line, phases, report), loadgen_engine.c (the ring, connections,
  * HTTP framing, scheduling), loadgen_hist.c (latency histograms), loadgen_users.c (wallets,
- * signing, request bodies, the state file).
+ * signing, request bodies, the state file), loadgen_machine.c (the machine's CPU time).
  */
 #ifndef BENCH_LOADGEN_H
 #define BENCH_LOADGEN_H
@@ -143,14 +143,34 @@ typedef struct st_lg_run_t {
     uint32_t timeout_ms; /* a request unanswered this long fails and its connection is reset */
 } lg_run_t;
 
+/* ---- the machine's CPU time (loadgen_machine.c) ---- */
+
+/** All CPUs' time from /proc/stat, in ticks: busy (user, nice, system, irq, softirq), idle
+ * (idle, iowait), and stolen by the host. */
+typedef struct st_lg_machine_t {
+    unsigned long long busy, idle, steal;
+    unsigned cpus;
+} lg_machine_t;
+
+/** Reads /proc/stat's text `stat`; false when its first line is not the total. */
+bool lg_machine_parse(const char *stat, lg_machine_t *out);
+/** Reads the counters now; false when /proc/stat cannot be read. */
+bool lg_machine_read(lg_machine_t *out);
+/** The shares of the CPUs' time between two readings that were busy and stolen; false when the
+ * readings cannot be compared (none, a CPU came or went, or no time passed). */
+bool lg_machine_share(const lg_machine_t *from, const lg_machine_t *to, double *busy,
+                      double *steal);
+
 /** A run's results. */
 typedef struct st_lg_result_t {
     lg_stats_t kinds[LG_NUM_KINDS];
     double measured_s;
-    uint64_t dropped;          /* open loop: arrivals that found the bounded backlog full */
-    uint64_t late_max_us;      /* open loop: largest lag between intended and actual send */
-    lg_hist_t send_late;       /* open loop: that lag per measured task, in microseconds */
-    double cpu_s;              /* the generator's own CPU time (user + system) over the run */
+    uint64_t dropped;     /* open loop: arrivals that found the bounded backlog full */
+    uint64_t late_max_us; /* open loop: largest lag between intended and actual send */
+    lg_hist_t send_late;  /* open loop: that lag per measured task, in microseconds */
+    double cpu_s;         /* the generator's own CPU time (user + system) over the run */
+    /* the machine's CPUs over the measured window (not for setup runs) */
+    lg_machine_t machine_from, machine_to;
     uint64_t signed_inline;    /* intent bodies signed during the run (the pool ran out) */
     uint64_t unanswered;       /* measured tasks still queued or in flight when the run ended */
     uint64_t connect_failures; /* connections refused or failed (they are retried every 100 ms) */

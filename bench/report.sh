@@ -27,6 +27,11 @@ RATIOS_JQ='
     | sub("^hello_open_half_bare"; "") as $s
     | "\($root | fig("machine_stall_ms_per_cpu_s" + $s) // "?") ms per CPU-second (longest \($root | fig("machine_stall_longest_ms" + $s) // "?") ms)"]
     | join(" / "));
+  # how busy the machine'"'"'s CPUs were over each round'"'"'s measured window (loadgen reads
+  # /proc/stat), and the host'"'"'s share of their time
+  def machine_busy(n): ([round_names(n)[] as $k | .runs[$k].machine_cpu
+    | if . then "\(.busy * 100 | round) % (steal \(.steal * 1000 | round / 10) %)" else "?" end]
+    | join(" / "));
   def open_pass(n): ((median_p99(n) // 1e9) <= 2 and
     ([round_names(n)[] as $k | .runs[$k] | (.errors // 1) + (.unanswered // 1)] | add // 1) == 0);
   [
@@ -36,15 +41,18 @@ RATIOS_JQ='
      target: ">= 0.50", pass: ((ratio("get_closed"; "hello_bare") // 0) >= 0.5)},
     {name: "GET /api/intents vs bare h2o (req/s)", value: ratio("list_closed"; "hello_bare"),
      target: ">= 0.50", pass: ((ratio("list_closed"; "hello_bare") // 0) >= 0.5)},
+    {name: "bare h2o p99 at a tenth of its own rate (ms, median of the rounds): what this machine holds under light load",
+     value: median_p99("hello_open_tenth_bare"), target: "-", pass: null,
+     detail: "rounds \(round_p99s("hello_open_tenth_bare")); the machine'"'"'s CPUs were busy \(machine_busy("hello_open_tenth_bare")); \(answered("hello_open_tenth_bare")) (round 1)"},
     {name: "bare h2o p99 at half its own rate (ms, median of the rounds): the floor for the two below",
      value: median_p99("hello_open_half_bare"), target: "-", pass: null,
-     detail: "rounds \(round_p99s("hello_open_half_bare")); \(answered("hello_open_half_bare")) (round 1); just before each round the host took \(host_stalls) (bench/stall_probe)"},
+     detail: "rounds \(round_p99s("hello_open_half_bare")); the machine'"'"'s CPUs were busy \(machine_busy("hello_open_half_bare")), the generator'"'"'s share included; \(answered("hello_open_half_bare")) (round 1); just before each round the host took \(host_stalls) (bench/stall_probe)"},
     {name: "GET /api/intents/:id p99 at half the bare h2o rate (ms, median of the rounds)",
      value: median_p99("get_open_half_bare"), target: "<= 2", pass: open_pass("get_open_half_bare"),
-     detail: "rounds \(round_p99s("get_open_half_bare")), \(floor_ratios("get_open_half_bare")) x the bare server'"'"'s p99 of the same round; \(answered("get_open_half_bare")) (round 1)"},
+     detail: "rounds \(round_p99s("get_open_half_bare")), \(floor_ratios("get_open_half_bare")) x the bare server'"'"'s p99 of the same round; the machine'"'"'s CPUs were busy \(machine_busy("get_open_half_bare")); \(answered("get_open_half_bare")) (round 1)"},
     {name: "GET /api/intents p99 at half the bare h2o rate (ms, median of the rounds)",
      value: median_p99("list_open_half_bare"), target: "<= 2", pass: open_pass("list_open_half_bare"),
-     detail: "rounds \(round_p99s("list_open_half_bare")), \(floor_ratios("list_open_half_bare")) x the bare server'"'"'s p99 of the same round; \(answered("list_open_half_bare")) (round 1)"},
+     detail: "rounds \(round_p99s("list_open_half_bare")), \(floor_ratios("list_open_half_bare")) x the bare server'"'"'s p99 of the same round; the machine'"'"'s CPUs were busy \(machine_busy("list_open_half_bare")); \(answered("list_open_half_bare")) (round 1)"},
     {name: "POST /api/intents vs pgbench, same INSERT (req/s)",
      value: ratio("create_closed"; "pgbench_insert"), target: ">= 0.80",
      pass: ((ratio("create_closed"; "pgbench_insert") // 0) >= 0.8)},
@@ -86,10 +94,13 @@ assemble_results() {
 ROWS_JQ='
   .runs as $r
   | (["hello_bare", "healthz", "get_closed", "list_closed"]
-     # the open-loop rounds, however many ran: round by round, bare h2o, GET, list
-     + ([$r | keys[] | select(test("^(hello|get|list)_open_half_bare(_r[0-9]+)?$"))]
+     # the open-loop rounds, however many ran: round by round, bare h2o at a tenth and at half
+     # its rate, GET, list
+     + (["hello_open_tenth_bare", "hello_open_half_bare", "get_open_half_bare",
+         "list_open_half_bare"] as $order
+        | [$r | keys[] | select(test("^(hello_open_tenth|(hello|get|list)_open_half)_bare(_r[0-9]+)?$"))]
         | sort_by([(capture("_r(?<n>[0-9]+)$").n // "1" | tonumber),
-                   (split("_")[0] as $k | ["hello", "get", "list"] | index($k))]))
+                   (sub("_r[0-9]+$"; "") as $k | $order | index($k))]))
      + ["get_open_half_own", "list_open_half_own", "create_closed", "pgbench_insert",
         "signin_closed", "anvil_rawtx", "mixed_closed", "mixed_open_half"])[]
   | select($r[.]) | $r[.] as $x
@@ -103,10 +114,10 @@ ROWS_JQ='
 print_table() {
     echo
     echo "$command_line: $(jq -r '.machine | "\(.nproc) CPUs (\(.cpu_model)), \(.kernel), load at start \(.load_average_at_start)"' "$1")"
-    printf '%-22s %-6s %5s %7s %9s %9s %9s %9s %7s\n' scenario mode conns rate/s "ok/s" \
+    printf '%-24s %-6s %5s %7s %9s %9s %9s %9s %7s\n' scenario mode conns rate/s "ok/s" \
         "p50 ms" "p99 ms" "p99.9 ms" errors
     jq -r "$ROWS_JQ" "$1" | while IFS=$'\t' read -r n m c r t p50 p99 p999 e; do
-        printf '%-22s %-6s %5s %7s %9s %9.3f %9.3f %9.3f %7s\n' "$n" "$m" "$c" "$r" "$t" \
+        printf '%-24s %-6s %5s %7s %9s %9.3f %9.3f %9.3f %7s\n' "$n" "$m" "$c" "$r" "$t" \
             "$p50" "$p99" "$p999" "$e"
     done
     echo
@@ -198,7 +209,7 @@ charts() {
     plot_latency "$res" "$dir/latency_reads.svg" "Reads, closed loop: latency by percentile" \
         hello_bare healthz get_closed list_closed
     plot_latency "$res" "$dir/latency_open.svg" "Open loop (latency from the intended send time)" \
-        hello_open_half_bare get_open_half_bare list_open_half_bare get_open_half_own \
+        hello_open_tenth_bare hello_open_half_bare get_open_half_bare list_open_half_bare get_open_half_own \
         list_open_half_own mixed_open_half
     plot_latency "$res" "$dir/latency_writes.svg" "Writes, sign-in, anvil: latency by percentile" \
         create_closed signin_closed anvil_rawtx mixed_closed
@@ -269,7 +280,9 @@ the same worker count) and intentd's `/healthz` (intentd runs with its engine, a
 open loop at half the bare server's rate, in three rounds of bare server, GET, list at that same
 rate (the figure is the median round, beside the bare server's p99 of the same round: the host's
 share of a 2-vCPU machine changes from minute to minute, which `bench/stall_probe` records just
-before each round), and at half their own rate; `POST /api/intents` against pgbench running the same INSERT
+before each round; each round starts with the bare server at a tenth of its rate, what p99 the
+machine holds under light load; and `loadgen` records how busy the machine's CPUs were in each
+run, its own share included, since it runs on the server's CPUs), and at half their own rate; `POST /api/intents` against pgbench running the same INSERT
 statement (the intent row, its audit row, the columns back; prepared) at the same concurrency;
 sign-in (nonce, then signed message); WebSocket fan-out and executions through the programs
 their authors wrote (`bench/ws_bench`, `bench/executor_bench`, `bench/engine*bench*`) when they

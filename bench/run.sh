@@ -13,9 +13,9 @@
 #   baseline   the bare libh2o hello-world (bench/h2o_hello) at the same connection count,
 #              closed loop
 #   reads      GET /api/intents/:id and GET /api/intents, closed loop, then open loop at half of
-#              the bare h2o rate in rounds with the bare server at that rate (the median of the
-#              rounds; bench/stall_probe first records what the host takes from the CPUs), and
-#              at half of their own rate
+#              the bare h2o rate in rounds with the bare server at that rate and at a tenth of it
+#              (the median of the rounds; bench/stall_probe first records what the host takes
+#              from the CPUs), and at half of their own rate
 #   writes     POST /api/intents (inline EIP-712 signature) against pgbench running the same
 #              INSERT at the same concurrency
 #   sign-in    nonce + EIP-4361 message + EIP-191 signature, closed loop
@@ -149,6 +149,7 @@ loadgen hello_bare run --url "http://127.0.0.1:$bare_port" --mix hello=1 \
     --connections "$read_conns"
 bare_rps=$(fig hello_bare throughput_per_s)
 half_bare=$(awk -v r="$bare_rps" 'BEGIN {printf "%d", r / 2}')
+tenth_bare=$(awk -v r="$bare_rps" 'BEGIN {printf "%d", r / 10}')
 # it stays up, idle, for its open-loop runs between intentd's (below)
 
 # ---- intentd --------------------------------------------------------------------------------------
@@ -169,13 +170,18 @@ loadgen list_closed run --url "$api" --state "$state" --mix list=1 --connections
 # minute to the next (a vCPU lost 12 ms a second in stalls of up to 2 ms, then 1 ms a second 20 s
 # later). So the bare server's open loop runs at the same rate in the same minutes as intentd's,
 # in rounds of bare h2o, GET, list, each after bench/stall_probe has recorded what the host takes
-# from the CPUs just then, and each figure is the median of its rounds.
-step "reads: open loop at half the bare h2o rate ($half_bare/s), $rounds rounds of bare h2o, GET, list"
+# from the CPUs just then, and each figure is the median of its rounds. Each round starts with
+# the bare server at a tenth of its rate: what p99 this machine holds for the simplest server
+# under light load, the floor beneath the floor (the generator shares the server's CPUs, so
+# half the bare rate is more than half of the machine: loadgen records how busy its CPUs were).
+step "reads: open loop at half the bare h2o rate ($half_bare/s), $rounds rounds of bare h2o (and at $tenth_bare/s), GET, list"
 for ((round = 1; round <= rounds; round++)); do
     sfx=$( ((round == 1)) || echo "_r$round")
     "$BUILD/bench/stall_probe" 2 >"$OUT/logs/stall_probe$sfx.log" 2>&1 ||
         note "stall_probe failed (log: $OUT/logs/stall_probe$sfx.log)"
     collect_json_lines machine "$OUT/logs/stall_probe$sfx.log" "$sfx"
+    loadgen "hello_open_tenth_bare$sfx" run --url "http://127.0.0.1:$bare_port" --mix hello=1 \
+        --rate "$tenth_bare" --connections "$read_conns"
     loadgen "hello_open_half_bare$sfx" run --url "http://127.0.0.1:$bare_port" --mix hello=1 \
         --rate "$half_bare" --connections "$read_conns"
     loadgen "get_open_half_bare$sfx" run --url "$api" --state "$state" --mix get=1 \

@@ -87,6 +87,48 @@ static json_int_t num(json_t *j, const char *path_a, const char *path_b, const c
     return json_integer_value(json_object_get(o, field));
 }
 
+/* Two readings of /proc/stat as Linux writes it: the total line's columns are summed into busy
+ * (user, nice, system, irq, softirq), idle (idle, iowait) and steal; guest time is not counted
+ * again; the CPUs are the cpuN lines. */
+Test(loadgen_machine, reads_the_total_line_and_shares_the_time_between_two_readings)
+{
+    static const char a_text[] = "cpu  100 10 50 800 20 5 15 40 7 0\n"
+                                 "cpu0 50 5 25 400 10 2 8 20 7 0\n"
+                                 "cpu1 50 5 25 400 10 3 7 20 0 0\n"
+                                 "intr 12345 0 0\nctxt 999\nbtime 1795000000\nprocesses 42\n";
+    static const char b_text[] = "cpu  400 10 150 1400 20 5 35 100 9 0\n"
+                                 "cpu0 200 5 75 700 10 2 18 50 9 0\n"
+                                 "cpu1 200 5 75 700 10 3 17 50 0 0\n";
+    lg_machine_t a, b;
+    cr_assert(lg_machine_parse(a_text, &a));
+    cr_assert_eq(a.busy, 100 + 10 + 50 + 5 + 15);
+    cr_assert_eq(a.idle, 800 + 20);
+    cr_assert_eq(a.steal, 40);
+    cr_assert_eq(a.cpus, 2);
+    cr_assert(lg_machine_parse(b_text, &b));
+    double busy = -1, steal = -1;
+    cr_assert(lg_machine_share(&a, &b, &busy, &steal));
+    /* busy +420, idle +600, steal +60 */
+    cr_assert_float_eq(busy, 420.0 / 1080.0, 1e-12);
+    cr_assert_float_eq(steal, 60.0 / 1080.0, 1e-12);
+    /* no time passed, counters going back, a CPU more, or a reading that failed: unknown */
+    cr_assert_not(lg_machine_share(&a, &a, &busy, &steal));
+    cr_assert_not(lg_machine_share(&b, &a, &busy, &steal));
+    lg_machine_t three = b;
+    three.cpus = 3;
+    cr_assert_not(lg_machine_share(&a, &three, &busy, &steal));
+    lg_machine_t none = {0};
+    cr_assert_not(lg_machine_share(&none, &b, &busy, &steal));
+    /* not /proc/stat's shape */
+    cr_assert_not(lg_machine_parse("", &a));
+    cr_assert_not(lg_machine_parse("cpu0 1 2 3 4 5 6 7 8\n", &a));
+    cr_assert_not(lg_machine_parse("cpu  1 2 3\n", &a));
+    cr_assert_not(lg_machine_parse("cpu  1 2 3 4 5 6 7 8\n", &a)); /* no cpuN line */
+    /* this machine's own counters read */
+    cr_assert(lg_machine_read(&a));
+    cr_assert_eq(a.cpus, (unsigned)sysconf(_SC_NPROCESSORS_ONLN));
+}
+
 Test(loadgen, counts_what_it_did_against_intentd, .timeout = 120, .fini = kill_leftover_server)
 {
     start_server_env(env);
@@ -145,6 +187,15 @@ Test(loadgen, counts_what_it_did_against_intentd, .timeout = 120, .fini = kill_l
     double max_ms = (double)num(r, "latency", NULL, "max_us") / 1000.0;
     cr_assert(slowest_ms > 0 && slowest_ms <= max_ms + 0.001,
               "slowest per slot %.3f ms, run max %.3f ms", slowest_ms, max_ms);
+    /* the machine's CPUs over the window: this machine's count, shares of one whole */
+    json_t *machine = json_object_get(r, "machine_cpu");
+    cr_assert(json_is_object(machine));
+    cr_assert_eq(json_integer_value(json_object_get(machine, "cpus")),
+                 sysconf(_SC_NPROCESSORS_ONLN));
+    double busy = json_number_value(json_object_get(machine, "busy")),
+           steal = json_number_value(json_object_get(machine, "steal"));
+    cr_assert(busy > 0 && busy <= 1 && steal >= 0 && busy + steal <= 1, "busy %f, steal %f", busy,
+              steal);
     json_decref(r);
     unlink(state);
     stop_server();
