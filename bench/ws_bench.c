@@ -128,8 +128,9 @@ static void consume(sock_t *s, uint64_t now)
         if (s->len - off < h + len)
             break;
         if ((p[0] & 0x0f) == 8) {
-            fprintf(stderr, "closed by the server: %u %.*s\n", len >= 2 ? p[h] << 8 | p[h + 1] : 0,
-                    len >= 2 ? (int)len - 2 : 0, (char *)p + h + 2);
+            fprintf(stderr, "closed by the server: %u %.*s\n",
+                    len >= 2 ? (unsigned)(p[h] << 8 | p[h + 1]) : 0u, len >= 2 ? (int)len - 2 : 0,
+                    (char *)p + h + 2);
             exit(1);
         }
         if ((p[0] & 0x0f) == 1) {
