@@ -755,7 +755,8 @@ static bool followed(void *pool, const uint8_t hash[32])
 static void on_headers(rt_actor_t *self, chain_follower_t *f, const chain_rpc_reply_t *r)
 {
     chain_rpc_block_header_t h[CHAIN_FOLLOWER_BLOCKS];
-    if (r->error != CHAIN_RPC_OK || r->count > CHAIN_FOLLOWER_BLOCKS) {
+    /* at least one: the newest header read is the head seen (sent only with calls, see above) */
+    if (r->error != CHAIN_RPC_OK || r->count == 0 || r->count > CHAIN_FOLLOWER_BLOCKS) {
         fail_cycle(f, "no recent headers from the node");
         return;
     }

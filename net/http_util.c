@@ -606,6 +606,8 @@ static void hook_collect(response_hook_t *h, h2o_req_t *req, const h2o_iovec_t *
     if (h->copy_len != 0)
         memcpy(grown, h->copy, h->copy_len);
     for (size_t i = 0; i != n; ++i) {
+        if (bufs[i].len == 0) /* an empty buffer's base may be NULL, which memcpy must not get */
+            continue;
         memcpy(grown + h->copy_len, bufs[i].base, bufs[i].len);
         h->copy_len += bufs[i].len;
     }
