@@ -6,7 +6,6 @@
  * Nothing else on this machine reads these counters for a run's window, hence by hand.
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include "bench/loadgen.h"
 
@@ -37,16 +36,11 @@ bool lg_machine_read(lg_machine_t *out)
     FILE *f = fopen("/proc/stat", "re");
     if (f == NULL)
         return false;
-    char *buf = malloc(LG_STAT_BYTES);
-    size_t n = buf != NULL ? fread(buf, 1, LG_STAT_BYTES - 1, f) : 0;
+    char buf[LG_STAT_BYTES]; /* read twice per run, on the generator's main thread */
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
     fclose(f);
-    bool ok = false;
-    if (buf != NULL) {
-        buf[n] = '\0';
-        ok = lg_machine_parse(buf, out);
-    }
-    free(buf);
-    return ok;
+    buf[n] = '\0';
+    return lg_machine_parse(buf, out);
 }
 
 bool lg_machine_share(const lg_machine_t *from, const lg_machine_t *to, double *busy, double *steal)
